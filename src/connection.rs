@@ -1,0 +1,211 @@
+//! Connecting to Temporal, and rotating credentials under a running worker.
+//!
+//! The connection is built from `[temporal]`: address, TLS with a custom CA, mTLS, and an API key
+//! from the settings, an environment variable or a file. Rotation needs no restart: a watcher
+//! re-reads the API key file and the client certificate files every
+//! `temporal.credentials_check_secs`; a new key is swapped into the live connection (the SDK sends
+//! it on every later call), a new certificate is served to every later TLS handshake.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use temporalio_client::{
+    CertifiedKey, Connection, ConnectionOptions, ResolvesClientCert, SignatureScheme, TlsOptions,
+};
+use temporalio_common::telemetry::metrics::TemporalMeter;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::TemporalSettings;
+
+/// The API key named by the settings, read now.
+pub fn read_api_key(t: &TemporalSettings) -> anyhow::Result<Option<String>> {
+    if let Some(key) = &t.api_key {
+        return Ok(Some(key.expose().to_string()));
+    }
+    if let Some(var) = &t.api_key_env {
+        let key = std::env::var(var).with_context(|| format!("reading env var {var}"))?;
+        return Ok(Some(key.trim().to_string()));
+    }
+    if let Some(file) = &t.api_key_file {
+        return read_key_file(file).map(Some);
+    }
+    Ok(None)
+}
+
+fn read_key_file(file: &Path) -> anyhow::Result<String> {
+    let key = std::fs::read_to_string(file)
+        .with_context(|| format!("reading API key file {}", file.display()))?;
+    let key = key.trim().to_string();
+    if key.is_empty() {
+        bail!("API key file {} is empty", file.display());
+    }
+    Ok(key)
+}
+
+/// Serves the client certificate most recently read from disk to each new TLS handshake.
+#[derive(Debug)]
+pub struct RotatingClientCert {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl RotatingClientCert {
+    pub fn load(cert_file: &Path, key_file: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            cert_file: cert_file.to_path_buf(),
+            key_file: key_file.to_path_buf(),
+            current: RwLock::new(Arc::new(load_certified_key(cert_file, key_file)?)),
+        })
+    }
+
+    fn reload(&self) -> anyhow::Result<()> {
+        let fresh = load_certified_key(&self.cert_file, &self.key_file)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+        Ok(())
+    }
+}
+
+impl ResolvesClientCert for RotatingClientCert {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+fn load_certified_key(cert_file: &Path, key_file: &Path) -> anyhow::Result<CertifiedKey> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert_file)
+        .with_context(|| format!("reading client certificate {}", cert_file.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing client certificate {}", cert_file.display()))?;
+    if certs.is_empty() {
+        bail!("no certificate in {}", cert_file.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .with_context(|| format!("reading client key {}", key_file.display()))?;
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key)
+        .with_context(|| format!("unsupported client key type in {}", key_file.display()))?;
+    Ok(CertifiedKey::new(certs, signing_key))
+}
+
+/// Connects to Temporal as the settings say. Returns the connection and, when mTLS is on, the
+/// rotating certificate for [`watch_credentials`].
+pub async fn connect(
+    t: &TemporalSettings,
+    identity: &str,
+    meter: Option<TemporalMeter>,
+) -> anyhow::Result<(Connection, Option<Arc<RotatingClientCert>>)> {
+    let target = url::Url::parse(&t.address).context("temporal.address")?;
+    let api_key = read_api_key(t)?;
+    let client_cert = match (&t.tls.client_cert_file, &t.tls.client_key_file) {
+        (Some(cert), Some(key)) => Some(Arc::new(RotatingClientCert::load(cert, key)?)),
+        _ => None,
+    };
+    let tls_wanted = t.tls.enabled
+        || t.tls.ca_file.is_some()
+        || client_cert.is_some()
+        || target.scheme() == "https";
+    if api_key.is_some() && !tls_wanted {
+        tracing::warn!(address = %t.address, "sending the Temporal API key without TLS");
+    }
+    let tls = if tls_wanted {
+        let ca = match &t.tls.ca_file {
+            Some(f) => Some(std::fs::read(f).with_context(|| format!("reading CA {}", f.display()))?),
+            None => None,
+        };
+        Some(
+            TlsOptions::builder()
+                .maybe_server_root_ca_cert(ca)
+                .maybe_domain(t.tls.domain.clone())
+                .maybe_client_cert_resolver(
+                    client_cert.clone().map(|c| c as Arc<dyn ResolvesClientCert>),
+                )
+                .build(),
+        )
+    } else {
+        None
+    };
+    let options = ConnectionOptions::new(target)
+        .identity(identity.to_string())
+        .maybe_api_key(api_key)
+        .maybe_tls_options(tls)
+        .maybe_metrics_meter(meter)
+        .connect_timeout(Duration::from_secs(t.connect_timeout_secs))
+        // The SDK refuses a certificate resolver together with DNS load balancing.
+        .dns_load_balancing(None)
+        .build();
+    let connection = Connection::connect(options)
+        .await
+        .with_context(|| format!("connecting to Temporal at {}", t.address))?;
+    Ok((connection, client_cert))
+}
+
+/// Re-reads the API key file and client certificate files until `stop`, swapping changes into
+/// the live connection. A file that can't be read keeps the last good credential and logs why.
+pub async fn watch_credentials(
+    t: TemporalSettings,
+    connection: Connection,
+    client_cert: Option<Arc<RotatingClientCert>>,
+    stop: CancellationToken,
+) {
+    let mut key_seen = t.api_key_file.as_deref().and_then(fingerprint);
+    let mut cert_seen = client_cert
+        .as_ref()
+        .and_then(|c| fingerprint_pair(&c.cert_file, &c.key_file));
+    let mut tick = tokio::time::interval(Duration::from_secs(t.credentials_check_secs));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Some(file) = &t.api_key_file {
+            let now = fingerprint(file);
+            if now.is_some() && now != key_seen {
+                match read_key_file(file) {
+                    Ok(key) => {
+                        connection.set_api_key(Some(key));
+                        key_seen = now;
+                        tracing::info!(file = %file.display(), "Temporal API key reloaded");
+                    }
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "keeping the previous API key"),
+                }
+            }
+        }
+        if let Some(cert) = &client_cert {
+            let now = fingerprint_pair(&cert.cert_file, &cert.key_file);
+            if now.is_some() && now != cert_seen {
+                match cert.reload() {
+                    Ok(()) => {
+                        cert_seen = now;
+                        tracing::info!(file = %cert.cert_file.display(), "client certificate reloaded");
+                    }
+                    Err(e) => tracing::warn!(
+                        error = %format!("{e:#}"),
+                        "keeping the previous client certificate"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// Content hash of a file: modification times are too coarse to catch two writes in a second.
+fn fingerprint(file: &Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(file).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+fn fingerprint_pair(a: &Path, b: &Path) -> Option<(u64, u64)> {
+    Some((fingerprint(a)?, fingerprint(b)?))
+}

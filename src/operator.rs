@@ -1,0 +1,218 @@
+//! An operator's client over gRPC: `start`, `signal`, `status`, and the `health` probe.
+//!
+//! Inputs are JSON given inline or as `@FILE`; output is JSON on stdout so it pipes into `jq`.
+//! Workflows are addressed by type name, so these commands work for any workflow on the task
+//! queue, including ones written in other SDKs.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use temporalio_client::errors::WorkflowGetResultError;
+use temporalio_client::{
+    Client, ClientOptions, UntypedSignal, UntypedWorkflow, WorkflowDescribeOptions,
+    WorkflowExecutionStatus, WorkflowGetResultOptions, WorkflowSignalOptions, WorkflowStartOptions,
+};
+use temporalio_common::data_converters::RawValue;
+use temporalio_common::protos::temporal::api::common::v1::Payload;
+
+use crate::settings::Settings;
+
+/// Parses `--input`: inline JSON, or `@path` to read JSON from a file.
+pub fn parse_input(arg: &str) -> anyhow::Result<serde_json::Value> {
+    let (text, origin) = match arg.strip_prefix('@') {
+        Some(path) => (
+            std::fs::read_to_string(path).with_context(|| format!("reading --input file {path}"))?,
+            format!("file {path}"),
+        ),
+        None => (arg.to_string(), "--input".to_string()),
+    };
+    serde_json::from_str(&text).with_context(|| format!("{origin} is not valid JSON"))
+}
+
+/// A JSON value as one Temporal payload (`json/plain`), the encoding every SDK reads.
+pub fn json_payload(value: &serde_json::Value) -> Payload {
+    Payload {
+        metadata: [("encoding".to_string(), b"json/plain".to_vec())].into_iter().collect(),
+        data: serde_json::to_vec(value).unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+fn payload_json(payloads: &[Payload]) -> serde_json::Value {
+    match payloads.first() {
+        Some(p) if !p.data.is_empty() => serde_json::from_slice(&p.data)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&p.data).into_owned())),
+        _ => serde_json::Value::Null,
+    }
+}
+
+async fn client(settings: &Settings) -> anyhow::Result<Client> {
+    let identity = format!("edgeflow-cli-{}", std::process::id());
+    let (connection, _) = crate::connection::connect(&settings.temporal, &identity, None).await?;
+    Client::new(connection, ClientOptions::new(settings.temporal.namespace.clone()).build())
+        .context("creating the Temporal client")
+}
+
+fn default_task_queue(settings: &Settings) -> anyhow::Result<String> {
+    settings
+        .task_queues
+        .values()
+        .find(|q| q.runs.workflows())
+        .map(|q| q.name.clone())
+        .context("no configured task queue runs workflows; pass --task-queue")
+}
+
+pub async fn start(
+    settings: Settings,
+    workflow: String,
+    input: String,
+    id: Option<String>,
+    task_queue: Option<String>,
+    wait: bool,
+) -> anyhow::Result<ExitCode> {
+    let input = parse_input(&input)?;
+    let task_queue = match task_queue {
+        Some(q) => q,
+        None => default_task_queue(&settings)?,
+    };
+    let id = id.unwrap_or_else(|| format!("{workflow}-{}", uuid::Uuid::new_v4().simple()));
+    let client = client(&settings).await?;
+    let handle = client
+        .start_workflow(
+            UntypedWorkflow::new(workflow.clone()),
+            RawValue::new(vec![json_payload(&input)]),
+            WorkflowStartOptions::new(task_queue.clone(), id.clone()).build(),
+        )
+        .await
+        .with_context(|| format!("starting workflow {workflow} with id {id}"))?;
+    let run_id = handle.run_id().unwrap_or_default().to_string();
+    if !wait {
+        print_json(&serde_json::json!({
+            "workflow_id": id, "run_id": run_id, "workflow_type": workflow, "task_queue": task_queue,
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("started {workflow} as {id} (run {run_id}); waiting for the result");
+    match handle.get_result(WorkflowGetResultOptions::default()).await {
+        Ok(result) => {
+            print_json(&payload_json(&result.payloads));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            print_json(&serde_json::json!({
+                "workflow_id": id, "run_id": run_id, "status": "failed", "error": describe_result_error(&e),
+            }));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn describe_result_error(e: &WorkflowGetResultError) -> String {
+    match e {
+        WorkflowGetResultError::Failed(f) => {
+            // The innermost cause is the one a human can act on.
+            let failure = f.failure();
+            let mut message = failure.message.clone();
+            let mut cause = failure.cause.as_deref();
+            while let Some(c) = cause {
+                if !c.message.is_empty() {
+                    message = format!("{message}: {}", c.message);
+                }
+                cause = c.cause.as_deref();
+            }
+            message
+        }
+        other => other.to_string(),
+    }
+}
+
+pub async fn signal(settings: Settings, id: String, name: String, input: String) -> anyhow::Result<ExitCode> {
+    let input = parse_input(&input)?;
+    let client = client(&settings).await?;
+    client
+        .get_workflow_handle::<UntypedWorkflow>(id.clone())
+        .signal(
+            UntypedSignal::new(name.clone()),
+            RawValue::new(vec![json_payload(&input)]),
+            WorkflowSignalOptions::default(),
+        )
+        .await
+        .with_context(|| format!("signalling {name} to workflow {id}"))?;
+    print_json(&serde_json::json!({ "workflow_id": id, "signal": name, "sent": true }));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status(settings: Settings, id: String) -> anyhow::Result<ExitCode> {
+    let client = client(&settings).await?;
+    let handle = client.get_workflow_handle::<UntypedWorkflow>(id.clone());
+    let description = handle
+        .describe(WorkflowDescribeOptions::default())
+        .await
+        .with_context(|| format!("describing workflow {id}"))?;
+    let status = description.status();
+    let mut out = serde_json::json!({
+        "workflow_id": id,
+        "run_id": description.run_id(),
+        "workflow_type": description.workflow_type(),
+        "task_queue": description.task_queue(),
+        "status": status_name(status),
+        "history_length": description.history_length(),
+    });
+    if status == WorkflowExecutionStatus::Completed {
+        let result = handle
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .context("reading the result")?;
+        out["result"] = payload_json(&result.payloads);
+    } else if status == WorkflowExecutionStatus::Failed {
+        if let Err(e) = handle.get_result(WorkflowGetResultOptions::default()).await {
+            out["error"] = serde_json::Value::String(describe_result_error(&e));
+        }
+    }
+    print_json(&out);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn status_name(status: WorkflowExecutionStatus) -> &'static str {
+    match status {
+        WorkflowExecutionStatus::Running => "running",
+        WorkflowExecutionStatus::Completed => "completed",
+        WorkflowExecutionStatus::Failed => "failed",
+        WorkflowExecutionStatus::Canceled => "canceled",
+        WorkflowExecutionStatus::Terminated => "terminated",
+        WorkflowExecutionStatus::ContinuedAsNew => "continued_as_new",
+        WorkflowExecutionStatus::TimedOut => "timed_out",
+        _ => "unknown",
+    }
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+/// `edgeflow health`: a probe that needs no shell or curl in the image.
+pub async fn health(url: &str, timeout_secs: u64) -> ExitCode {
+    let answer = async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(timeout_secs))
+            .build()?;
+        let resp = client.get(url).send().await?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{url} answered {status}: {}", body.trim());
+        }
+        Ok::<_, anyhow::Error>(body)
+    };
+    match answer.await {
+        Ok(body) => {
+            println!("{}", body.trim());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The operator's HTTP endpoints on `ops.listen`: `/healthz`, `/readyz`, `/metrics`.
+//!
+//! - `/healthz`: 200 while the process is alive.
+//! - `/readyz`: 200 only while every task queue is polling and the last check of the Temporal
+//!   server succeeded; otherwise 503 with the reason as the body.
+//! - `/metrics`: Prometheus text: the SDK's worker metrics (served by the SDK's exporter on a
+//!   private loopback port and relayed here) followed by edgeflow's own (see [`crate::observe`]).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+use crate::observe::Metrics;
+
+/// Whether the worker should receive traffic, and if not, why.
+#[derive(Debug)]
+pub struct Readiness(RwLock<Result<(), String>>);
+
+impl Readiness {
+    pub fn new(initial_reason: &str) -> Arc<Self> {
+        Arc::new(Self(RwLock::new(Err(initial_reason.to_string()))))
+    }
+
+    pub fn set_ready(&self) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Ok(());
+    }
+
+    pub fn set_not_ready(&self, reason: impl Into<String>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Err(reason.into());
+    }
+
+    pub fn get(&self) -> Result<(), String> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[derive(Clone)]
+struct Ops {
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+    sdk_metrics_url: Option<String>,
+    http: reqwest::Client,
+}
+
+/// Binds `listen` now (so a bad address fails start-up) and serves until `stop`.
+pub async fn serve(
+    listen: SocketAddr,
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+    sdk_metrics_addr: Option<SocketAddr>,
+    stop: CancellationToken,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("ops.listen: cannot bind {listen}: {e}"))?;
+    let bound = listener.local_addr()?;
+    let state = Ops {
+        readiness,
+        metrics,
+        sdk_metrics_url: sdk_metrics_addr.map(|a| format!("http://{a}/metrics")),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?,
+    };
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(state);
+    let handle = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "ops server stopped");
+        }
+    });
+    Ok((bound, handle))
+}
+
+async fn readyz(State(ops): State<Ops>) -> Response {
+    match ops.readiness.get() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
+    }
+}
+
+async fn metrics_text(State(ops): State<Ops>) -> Response {
+    let mut body = String::new();
+    if let Some(url) = &ops.sdk_metrics_url {
+        match ops.http.get(url).send().await.and_then(|r| r.error_for_status()) {
+            Ok(resp) => body.push_str(&resp.text().await.unwrap_or_default()),
+            Err(e) => tracing::warn!(error = %e, "SDK metrics exporter did not answer"),
+        }
+    }
+    body.push_str(&ops.metrics.render());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}

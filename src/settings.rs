@@ -1,0 +1,642 @@
+//! The one `Settings` tree: layered, checked as a whole, then turned into typed values.
+//!
+//! Layers, later ones winning: `config/default.toml` → `config/{EDGEFLOW_ENV}.toml` →
+//! environment variables `EDGEFLOW__SECTION__KEY` → the file given with `--config`.
+//! `config/default.toml` is the single place that holds every default and documents every key.
+//!
+//! Loading never stops at the first problem. The merged tree is checked against the JSON Schema
+//! generated from these types (unknown keys, wrong types, missing keys), then each section's own
+//! `validate` checks what a schema can't (URLs parse, files are readable, listen addresses are
+//! addresses). Every problem is reported at once, each with its key path.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Where the layered files live unless `EDGEFLOW_CONFIG_DIR` says otherwise.
+pub const DEFAULT_CONFIG_DIR: &str = "config";
+
+/// A secret setting: readable only through [`Secret::expose`], printed and serialized as
+/// `"[redacted]"` so that `config check`, logs and debug output never show it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+impl JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "writeOnly": true })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub temporal: TemporalSettings,
+    pub worker: WorkerSettings,
+    /// Task queues this process polls, under a local label (`[task_queues.main]`), so one
+    /// environment variable can rename a queue: `EDGEFLOW__TASK_QUEUES__MAIN__NAME`.
+    pub task_queues: BTreeMap<String, TaskQueueSettings>,
+    pub shutdown: ShutdownSettings,
+    pub ops: OpsSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+/// One problem in the settings, at a dotted key path such as `temporal.address`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemporalSettings {
+    /// gRPC address of the frontend, `http://host:port` or `https://host:port`.
+    pub address: String,
+    pub namespace: String,
+    /// API key given inline. Prefer `api_key_env` or `api_key_file`.
+    pub api_key: Option<Secret>,
+    /// Name of an environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// File holding the API key; re-read when it changes, without a restart.
+    pub api_key_file: Option<PathBuf>,
+    pub connect_timeout_secs: u64,
+    /// How often the API key and client certificate files are checked for changes.
+    pub credentials_check_secs: u64,
+    pub tls: TlsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Use TLS even without a CA or client certificate (an API key turns it on as well).
+    pub enabled: bool,
+    /// PEM file of the CA that signed the server's certificate (default: the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for mTLS; re-read when it changes.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key for `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+    /// Server name to verify the certificate against, when it differs from the address's host.
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Identity shown in Temporal's UI and history (default: `edgeflow-<pid>@<host>`).
+    pub identity: Option<String>,
+    /// Build id of this worker (default: a hash of the running executable).
+    pub build_id: Option<String>,
+    /// Worker Deployment name; with `use_worker_versioning`, tasks are routed by version.
+    pub deployment_name: Option<String>,
+    pub use_worker_versioning: bool,
+    pub max_cached_workflows: usize,
+    /// Defaults for every task queue; each `[task_queues.NAME]` may override them.
+    pub max_concurrent_activities: usize,
+    pub max_concurrent_workflow_tasks: usize,
+    pub max_concurrent_local_activities: usize,
+    pub workflow_pollers: usize,
+    pub activity_pollers: usize,
+    /// How often readiness asks the Temporal server whether it is reachable.
+    pub readiness_check_secs: u64,
+}
+
+/// What a task queue runs in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Runs {
+    Workflows,
+    Activities,
+    Both,
+}
+
+impl Runs {
+    pub fn workflows(self) -> bool {
+        matches!(self, Runs::Workflows | Runs::Both)
+    }
+    pub fn activities(self) -> bool {
+        matches!(self, Runs::Activities | Runs::Both)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskQueueSettings {
+    /// The task queue's name in Temporal.
+    pub name: String,
+    pub runs: Runs,
+    pub max_concurrent_activities: Option<usize>,
+    pub max_concurrent_workflow_tasks: Option<usize>,
+    pub workflow_pollers: Option<usize>,
+    pub activity_pollers: Option<usize>,
+    /// Caps activities started per second by this worker on this queue.
+    pub max_activities_per_sec: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// On SIGTERM/SIGINT, in-flight activities get this long to finish before they are cancelled.
+    pub grace_period_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpsSettings {
+    /// Address of `/healthz`, `/readyz` and `/metrics`, e.g. `127.0.0.1:9464`.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,edgeflow=debug`; `RUST_LOG` overrides it.
+    pub log_level: String,
+    /// OTLP/gRPC collector for traces, e.g. `http://127.0.0.1:4317`; unset exports none.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+}
+
+/// Every problem found while loading settings.
+#[derive(Debug, thiserror::Error)]
+pub struct SettingsErrors(pub Vec<SettingError>);
+
+impl fmt::Display for SettingsErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} problem(s) in settings:", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  {}: {}", e.path, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+fn problem(path: impl Into<String>, message: impl Into<String>) -> SettingError {
+    SettingError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Where settings come from; built from the process environment by [`Sources::from_env`].
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub config_dir: PathBuf,
+    /// `EDGEFLOW_ENV`, selecting `config/{env}.toml`.
+    pub env: Option<String>,
+    /// `EDGEFLOW__…` variables, already read.
+    pub vars: BTreeMap<String, String>,
+    pub file: Option<PathBuf>,
+}
+
+impl Sources {
+    pub fn from_env(file: Option<PathBuf>) -> Self {
+        Self {
+            config_dir: std::env::var_os("EDGEFLOW_CONFIG_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR)),
+            env: std::env::var("EDGEFLOW_ENV").ok().filter(|e| !e.is_empty()),
+            vars: std::env::vars()
+                .filter(|(k, _)| k.starts_with("EDGEFLOW__"))
+                .collect(),
+            file,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads, checks and returns the settings, or every problem found.
+    ///
+    /// Each section that matches the schema is also checked for what the schema can't express,
+    /// so one run reports a wrong type in one section and an unreadable file in another.
+    pub fn load(sources: &Sources) -> Result<Settings, SettingsErrors> {
+        let tree = merged_tree(sources)?;
+        let mut problems = check_against_schema(&tree);
+        let clean = |section: &str, problems: &[SettingError]| {
+            !problems
+                .iter()
+                .any(|p| p.path == section || p.path.starts_with(&format!("{section}.")))
+        };
+        let mut semantic = Vec::new();
+        macro_rules! check_section {
+            ($name:literal, $ty:ty, $check:expr) => {
+                if clean($name, &problems) {
+                    if let Ok(section) = serde_json::from_value::<$ty>(tree[$name].clone()) {
+                        semantic.extend($check(&section));
+                    }
+                }
+            };
+        }
+        check_section!("temporal", TemporalSettings, validate_temporal);
+        check_section!("worker", WorkerSettings, validate_worker);
+        check_section!("task_queues", BTreeMap<String, TaskQueueSettings>, validate_task_queues);
+        check_section!("ops", OpsSettings, validate_ops);
+        check_section!("telemetry", TelemetrySettings, validate_telemetry);
+        problems.extend(semantic);
+        if !problems.is_empty() {
+            return Err(SettingsErrors(problems));
+        }
+        serde_json::from_value(tree).map_err(|e| {
+            // Every section passed, so this is something the schema can't express (e.g. a
+            // number out of range for its Rust type).
+            SettingsErrors(vec![problem("(settings)", e.to_string())])
+        })
+    }
+
+    /// The effective settings as JSON with every secret shown as `[redacted]`.
+    pub fn redacted(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn ops_listen(&self) -> SocketAddr {
+        // Checked in `validate`.
+        self.ops.listen.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9464)))
+    }
+}
+
+// Checks of what the schema can't express, one function per section.
+
+fn validate_temporal(t: &TemporalSettings) -> Vec<SettingError> {
+    let mut out = Vec::new();
+    match url::Url::parse(&t.address) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        Ok(_) => out.push(problem(
+            "temporal.address",
+            format!("`{}` must be an http:// or https:// URL with a host", t.address),
+        )),
+        Err(e) => out.push(problem(
+            "temporal.address",
+            format!("`{}` is not a URL: {e}", t.address),
+        )),
+    }
+    if t.namespace.trim().is_empty() {
+        out.push(problem("temporal.namespace", "must not be empty"));
+    }
+    let key_sources = [t.api_key.is_some(), t.api_key_env.is_some(), t.api_key_file.is_some()];
+    if key_sources.iter().filter(|s| **s).count() > 1 {
+        out.push(problem(
+            "temporal.api_key",
+            "set at most one of api_key, api_key_env and api_key_file",
+        ));
+    }
+    if let Some(var) = &t.api_key_env {
+        if std::env::var(var).map(|v| v.trim().is_empty()).unwrap_or(true) {
+            out.push(problem(
+                "temporal.api_key_env",
+                format!("environment variable `{var}` is not set or empty"),
+            ));
+        }
+    }
+    check_readable(&mut out, "temporal.api_key_file", t.api_key_file.as_deref());
+    check_readable(&mut out, "temporal.tls.ca_file", t.tls.ca_file.as_deref());
+    check_readable(&mut out, "temporal.tls.client_cert_file", t.tls.client_cert_file.as_deref());
+    check_readable(&mut out, "temporal.tls.client_key_file", t.tls.client_key_file.as_deref());
+    if t.tls.client_cert_file.is_some() != t.tls.client_key_file.is_some() {
+        out.push(problem(
+            "temporal.tls.client_key_file",
+            "client_cert_file and client_key_file must be set together",
+        ));
+    }
+    if t.credentials_check_secs == 0 {
+        out.push(problem("temporal.credentials_check_secs", "must be at least 1"));
+    }
+    if t.connect_timeout_secs == 0 {
+        out.push(problem("temporal.connect_timeout_secs", "must be at least 1"));
+    }
+    out
+}
+
+fn validate_worker(w: &WorkerSettings) -> Vec<SettingError> {
+    let mut out = Vec::new();
+    for (key, value) in [
+        ("max_concurrent_activities", w.max_concurrent_activities),
+        ("max_concurrent_workflow_tasks", w.max_concurrent_workflow_tasks),
+        ("max_concurrent_local_activities", w.max_concurrent_local_activities),
+        ("activity_pollers", w.activity_pollers),
+    ] {
+        if value == 0 {
+            out.push(problem(format!("worker.{key}"), "must be at least 1"));
+        }
+    }
+    // The SDK needs two workflow pollers when sticky queues are on (a cache size above 0).
+    if w.workflow_pollers < 2 {
+        out.push(problem("worker.workflow_pollers", "must be at least 2"));
+    }
+    if w.readiness_check_secs == 0 {
+        out.push(problem("worker.readiness_check_secs", "must be at least 1"));
+    }
+    out
+}
+
+fn validate_task_queues(task_queues: &BTreeMap<String, TaskQueueSettings>) -> Vec<SettingError> {
+    let mut out = Vec::new();
+    if task_queues.is_empty() {
+        out.push(problem("task_queues", "name at least one task queue"));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (label, q) in task_queues {
+        let at = |k: &str| format!("task_queues.{label}.{k}");
+        if q.name.trim().is_empty() {
+            out.push(problem(at("name"), "must not be empty"));
+        } else if !names.insert(q.name.as_str()) {
+            out.push(problem(at("name"), format!("`{}` is named by another task queue too", q.name)));
+        }
+        if q.workflow_pollers.is_some_and(|p| p < 2) {
+            out.push(problem(at("workflow_pollers"), "must be at least 2"));
+        }
+        for (key, value) in [
+            ("max_concurrent_activities", q.max_concurrent_activities),
+            ("max_concurrent_workflow_tasks", q.max_concurrent_workflow_tasks),
+            ("activity_pollers", q.activity_pollers),
+        ] {
+            if value == Some(0) {
+                out.push(problem(at(key), "must be at least 1"));
+            }
+        }
+        if q.max_activities_per_sec.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            out.push(problem(at("max_activities_per_sec"), "must be a positive number"));
+        }
+    }
+    out
+}
+
+fn validate_ops(ops: &OpsSettings) -> Vec<SettingError> {
+    let mut out = Vec::new();
+    if ops.listen.parse::<SocketAddr>().is_err() {
+        out.push(problem(
+            "ops.listen",
+            format!("`{}` is not an address like 127.0.0.1:9464", ops.listen),
+        ));
+    }
+    out
+}
+
+fn validate_telemetry(telemetry: &TelemetrySettings) -> Vec<SettingError> {
+    let mut out = Vec::new();
+    if let Some(endpoint) = &telemetry.otlp_endpoint {
+        if url::Url::parse(endpoint).is_err() {
+            out.push(problem(
+                "telemetry.otlp_endpoint",
+                format!("`{endpoint}` is not a URL"),
+            ));
+        }
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&telemetry.log_level) {
+        out.push(problem("telemetry.log_level", e.to_string()));
+    }
+    out
+}
+
+fn join_path(section: &str, rest: &str) -> String {
+    if rest.is_empty() {
+        section.to_string()
+    } else {
+        format!("{section}.{rest}")
+    }
+}
+
+fn check_readable(out: &mut Vec<SettingError>, path: &str, file: Option<&Path>) {
+    if let Some(file) = file {
+        if let Err(e) = std::fs::read(file) {
+            out.push(problem(path, format!("cannot read `{}`: {e}", file.display())));
+        }
+    }
+}
+
+/// Merges the layers into one JSON tree.
+fn merged_tree(sources: &Sources) -> Result<serde_json::Value, SettingsErrors> {
+    let default_file = sources.config_dir.join("default.toml");
+    if !default_file.is_file() {
+        return Err(SettingsErrors(vec![problem(
+            "(config dir)",
+            format!(
+                "`{}` not found; run from the project folder or set EDGEFLOW_CONFIG_DIR",
+                default_file.display()
+            ),
+        )]));
+    }
+    let mut builder = config::Config::builder()
+        .add_source(config::File::from(default_file.clone()).format(config::FileFormat::Toml));
+    let mut problems = Vec::new();
+    if let Some(env) = &sources.env {
+        let env_file = sources.config_dir.join(format!("{env}.toml"));
+        if env_file.is_file() {
+            builder = builder.add_source(config::File::from(env_file).format(config::FileFormat::Toml));
+        } else {
+            problems.push(problem(
+                "EDGEFLOW_ENV",
+                format!("`{env}` names no file `{}`", env_file.display()),
+            ));
+        }
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix("EDGEFLOW")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(sources.vars.clone().into_iter().collect())),
+    );
+    if let Some(file) = &sources.file {
+        if file.is_file() {
+            builder = builder.add_source(config::File::from(file.clone()).format(config::FileFormat::Toml));
+        } else {
+            problems.push(problem("--config", format!("cannot read `{}`", file.display())));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(SettingsErrors(problems));
+    }
+    builder
+        .build()
+        .and_then(|c| c.try_deserialize::<serde_json::Value>())
+        .map_err(|e| SettingsErrors(vec![problem("(file)", e.to_string())]))
+}
+
+/// The JSON Schema of [`Settings`], the contract the merged tree is checked against.
+pub fn settings_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(Settings))
+        .unwrap_or(serde_json::Value::Null);
+    // TOML has no null: an absent optional key is the only way to leave it unset, so the
+    // `null` alternative schemars emits for `Option` never applies. Keeping it is harmless.
+    if let Some(obj) = schema.as_object_mut() {
+        obj.remove("$schema");
+    }
+    schema
+}
+
+fn check_against_schema(tree: &serde_json::Value) -> Vec<SettingError> {
+    let schema = settings_schema();
+    let validator = match jsonschema::validator_for(&schema) {
+        Ok(v) => v,
+        Err(e) => return vec![problem("(schema)", e.to_string())],
+    };
+    let mut out: Vec<SettingError> = validator
+        .iter_errors(tree)
+        .map(|e| {
+            let pointer = e.instance_path().to_string();
+            let path = pointer.trim_start_matches('/').replace('/', ".");
+            let message = describe_schema_error(&e);
+            // An unknown key is reported at the key itself, not at its parent object.
+            match unknown_keys(&e) {
+                Some(keys) => keys
+                    .into_iter()
+                    .map(|k| problem(join_path(&path, &k), "unknown key"))
+                    .collect::<Vec<_>>(),
+                None => vec![problem(if path.is_empty() { "(root)".into() } else { path }, message)],
+            }
+        })
+        .flatten()
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.path == b.path && a.message == b.message);
+    out
+}
+
+fn unknown_keys(e: &jsonschema::ValidationError<'_>) -> Option<Vec<String>> {
+    match e.kind() {
+        jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+            Some(unexpected.clone())
+        }
+        _ => None,
+    }
+}
+
+fn describe_schema_error(e: &jsonschema::ValidationError<'_>) -> String {
+    use jsonschema::error::ValidationErrorKind as K;
+    match e.kind() {
+        K::Type { kind } => format!("wrong type: expected {}, found {}", type_names(kind), e.instance()),
+        K::Required { property } => format!("missing required key {property}"),
+        K::Enum { options } => format!("{} is not one of {options}", e.instance()),
+        _ => e.to_string(),
+    }
+}
+
+fn type_names(kind: &jsonschema::error::TypeKind) -> String {
+    match kind {
+        jsonschema::error::TypeKind::Single(t) => t.to_string(),
+        jsonschema::error::TypeKind::Multiple(ts) => {
+            let names: Vec<String> = ts.iter().map(|t| t.to_string()).filter(|t| t != "null").collect();
+            names.join(" or ")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources_with(file_body: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, Sources) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("override.toml");
+        std::fs::write(&file, file_body).expect("write override");
+        let sources = Sources {
+            config_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"),
+            env: None,
+            vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            file: Some(file),
+        };
+        (dir, sources)
+    }
+
+    #[test]
+    fn the_default_file_alone_is_valid() {
+        let (_d, sources) = sources_with("", &[]);
+        let s = Settings::load(&sources).expect("config/default.toml loads");
+        assert_eq!(s.temporal.namespace, "default");
+        assert_eq!(s.task_queues["main"].name, "edgeflow");
+    }
+
+    #[test]
+    fn env_vars_override_the_default_file_and_the_file_overrides_env_vars() {
+        let (_d, sources) = sources_with(
+            "[ops]\nlisten = \"127.0.0.1:1234\"\n",
+            &[
+                ("EDGEFLOW__TEMPORAL__NAMESPACE", "payments"),
+                ("EDGEFLOW__OPS__LISTEN", "127.0.0.1:9999"),
+                ("EDGEFLOW__SHUTDOWN__GRACE_PERIOD_SECS", "7"),
+            ],
+        );
+        let s = Settings::load(&sources).expect("loads");
+        assert_eq!(s.temporal.namespace, "payments");
+        assert_eq!(s.shutdown.grace_period_secs, 7);
+        assert_eq!(s.ops.listen, "127.0.0.1:1234");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_path() {
+        let (_d, sources) = sources_with(
+            r#"
+            [temporal]
+            address = "not a url"
+            api_key_file = "/nonexistent/key"
+            [worker]
+            colour = "blue"
+            [shutdown]
+            grace_period_secs = "soon"
+            [ops]
+            listen = "everywhere"
+            "#,
+            &[("EDGEFLOW__TELEMETRY__LOG_FORMAT", "xml")],
+        );
+        let errs = Settings::load(&sources).expect_err("bad settings").0;
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for expected in [
+            "temporal.address",
+            "temporal.api_key_file",
+            "worker.colour",
+            "shutdown.grace_period_secs",
+            "ops.listen",
+            "telemetry.log_format",
+        ] {
+            assert!(paths.contains(&expected), "{expected} missing from {errs:#?}");
+        }
+        let unknown = errs.iter().find(|e| e.path == "worker.colour").unwrap();
+        assert_eq!(unknown.message, "unknown key");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_output() {
+        let (_d, sources) = sources_with("[temporal]\napi_key = \"sk-very-secret\"\n", &[]);
+        let s = Settings::load(&sources).expect("loads");
+        let printed = serde_json::to_string(&s.redacted()).unwrap();
+        assert!(!printed.contains("sk-very-secret"));
+        assert!(printed.contains("[redacted]"));
+        assert!(!format!("{s:?}").contains("sk-very-secret"));
+        assert_eq!(s.temporal.api_key.as_ref().map(Secret::expose), Some("sk-very-secret"));
+    }
+}

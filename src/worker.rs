@@ -1,0 +1,330 @@
+//! `edgeflow worker`: connect, register, poll every configured task queue, drain on a signal.
+//!
+//! Start-up order: the ops endpoints first (so `/healthz` answers and `/readyz` says why it is
+//! not ready yet), then the connection to Temporal (retried until it succeeds or a signal
+//! arrives), then one SDK worker per `[task_queues.NAME]`, registering workflows, activities or
+//! both as the queue says. While running, a checker keeps `/readyz` true to the Temporal server's
+//! reachability and a watcher rotates credentials. On SIGTERM or SIGINT every worker stops
+//! polling; in-flight activities get `shutdown.grace_period_secs` to finish, then are cancelled.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use temporalio_client::{Client, ClientOptions, Connection};
+use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
+use temporalio_common::telemetry::metrics::CoreMeter;
+use temporalio_common::telemetry::{PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter};
+use temporalio_common::worker::{WorkerDeploymentOptions, WorkerDeploymentVersion};
+use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+use temporalio_sdk::runtime::{PollerBehavior, RuntimeOptions};
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::connection;
+use crate::observe::{Metrics, ObserveActivities};
+use crate::ops::{self, Readiness};
+use crate::settings::{Settings, TaskQueueSettings};
+use crate::telemetry::Telemetry;
+
+/// The identity this process shows in Temporal: the setting, else `edgeflow-<pid>@<host>`.
+pub fn identity(settings: &Settings) -> String {
+    settings.worker.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("edgeflow-{}@{host}", std::process::id())
+    })
+}
+
+/// Runs the worker until a signal (or `stop`) asks it to end; returns once drained.
+pub async fn run(settings: Settings, telemetry: &Telemetry, stop: CancellationToken) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let readiness = Readiness::new("starting");
+    let ops_stop = CancellationToken::new();
+
+    // The SDK's own metrics go to its exporter on a private loopback port; `/metrics` relays them.
+    let prometheus = start_prometheus_metric_exporter(
+        PrometheusExporterOptions::builder()
+            .socket_addr(([127, 0, 0, 1], 0).into())
+            .counters_total_suffix(true)
+            .build(),
+    )
+    .context("starting the SDK metrics exporter")?;
+    let (ops_addr, ops_task) = ops::serve(
+        settings.ops_listen(),
+        readiness.clone(),
+        metrics.clone(),
+        Some(prometheus.bound_addr),
+        ops_stop.clone(),
+    )
+    .await?;
+    tracing::info!(%ops_addr, "ops endpoints listening (/healthz, /readyz, /metrics)");
+
+    let runtime = Runtime::from_current_tokio(
+        RuntimeOptions::builder()
+            .telemetry_options(
+                TelemetryOptions::builder()
+                    .subscriber_override(telemetry.subscriber.clone())
+                    .metrics(prometheus.meter.clone() as Arc<dyn CoreMeter>)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| anyhow::anyhow!(e))?,
+    )?;
+
+    let identity = identity(&settings);
+    let Some((connection, client_cert)) =
+        connect_until_stopped(&settings, &identity, &readiness, &stop).await
+    else {
+        ops_stop.cancel();
+        let _ = ops_task.await;
+        tracing::info!("stopped before connecting to Temporal");
+        return Ok(());
+    };
+    let client = Client::new(connection.clone(), ClientOptions::new(settings.temporal.namespace.clone()).build())
+        .context("creating the Temporal client")?;
+
+    let activities = crate::registry::Activities::from_settings(&settings)
+        .await
+        .context("setting up activities")?;
+
+    let mut workers = Vec::new();
+    for queue in settings.task_queues.values() {
+        let name = &queue.name;
+        let options = worker_options(&settings, name, queue, &identity, &metrics, &activities)?;
+        let worker = Worker::new(&runtime, client.clone(), options)
+            .with_context(|| format!("creating the worker for task queue {name}"))?;
+        tracing::info!(
+            task_queue = %name,
+            runs = ?queue.runs,
+            "registered task queue"
+        );
+        workers.push(worker);
+    }
+    let shutdowns: Vec<Box<dyn Fn()>> = workers
+        .iter()
+        .map(|w| Box::new(w.shutdown_handle()) as Box<dyn Fn()>)
+        .collect();
+
+    let background = CancellationToken::new();
+    tokio::spawn(connection::watch_credentials(
+        settings.temporal.clone(),
+        connection.clone(),
+        client_cert,
+        background.clone(),
+    ));
+    let running = Arc::new(AtomicUsize::new(workers.len()));
+    tokio::spawn(check_readiness(
+        connection.clone(),
+        settings.clone(),
+        readiness.clone(),
+        running.clone(),
+        workers.len(),
+        background.clone(),
+    ));
+
+    let grace = Duration::from_secs(settings.shutdown.grace_period_secs);
+    let runs = futures_util::future::join_all(workers.iter_mut().map(|w| {
+        let running = running.clone();
+        async move {
+            let queue = w.task_queue().to_string();
+            let result = w.run().await;
+            running.fetch_sub(1, Ordering::SeqCst);
+            result.with_context(|| format!("worker for task queue {queue} stopped"))
+        }
+    }));
+    tokio::pin!(runs);
+    tracing::info!(identity = %identity, queues = settings.task_queues.len(), "worker running");
+
+    let (results, drain) = tokio::select! {
+        results = &mut runs => (results, None),
+        _ = stop.cancelled() => {
+            readiness.set_not_ready("shutting down");
+            let in_flight = metrics.in_flight();
+            let before = metrics.finished();
+            tracing::info!(
+                in_flight,
+                grace_period_secs = grace.as_secs(),
+                "shutdown requested: polling stops, in-flight activities get the grace period"
+            );
+            let started = Instant::now();
+            for shutdown in &shutdowns {
+                shutdown();
+            }
+            let results = runs.await;
+            (results, Some((in_flight, before, started.elapsed())))
+        }
+    };
+    background.cancel();
+    readiness.set_not_ready("stopped");
+
+    if let Some((in_flight, before, took)) = drain {
+        let after = metrics.finished();
+        let ended: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+        tracing::info!(
+            in_flight_at_signal = in_flight,
+            completed = ended[0],
+            failed = ended[1] + ended[2],
+            cancelled = ended[3],
+            took_ms = took.as_millis() as u64,
+            "drained: {} activit{} in flight at shutdown, {} completed, {} failed, {} cancelled after the grace period",
+            in_flight,
+            if in_flight == 1 { "y" } else { "ies" },
+            ended[0],
+            ended[1] + ended[2],
+            ended[3],
+        );
+    }
+    ops_stop.cancel();
+    let _ = ops_task.await;
+    prometheus.abort_handle.abort();
+    for result in results {
+        result?;
+    }
+    Ok(())
+}
+
+fn worker_options(
+    settings: &Settings,
+    name: &str,
+    queue: &TaskQueueSettings,
+    identity: &str,
+    metrics: &Arc<Metrics>,
+    activities: &crate::registry::Activities,
+) -> anyhow::Result<WorkerOptions> {
+    let w = &settings.worker;
+    let build_id = w
+        .build_id
+        .clone()
+        .unwrap_or_else(|| temporalio_common::worker::build_id_from_current_exe().to_string());
+    let deployment = WorkerDeploymentOptions::new(
+        WorkerDeploymentVersion::builder()
+            .deployment_name(w.deployment_name.clone().unwrap_or_default())
+            .build_id(build_id)
+            .build(),
+    )
+    .use_worker_versioning(w.use_worker_versioning)
+    .maybe_default_versioning_behavior(
+        w.use_worker_versioning
+            .then_some(temporalio_common::worker::VersioningBehavior::AutoUpgrade),
+    )
+    .build();
+    let slots = |own: Option<usize>, default: usize| FixedSizeSlotSupplier::new(own.unwrap_or(default));
+    let tuner = TunerHolder::builder()
+        .workflow_task_slot_supplier(slots(queue.max_concurrent_workflow_tasks, w.max_concurrent_workflow_tasks))
+        .activity_task_slot_supplier(slots(queue.max_concurrent_activities, w.max_concurrent_activities))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(w.max_concurrent_local_activities))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .build();
+    let mut options = WorkerOptions::new(name)
+        .deployment_options(deployment)
+        .client_identity_override(identity.to_string())
+        .max_cached_workflows(w.max_cached_workflows)
+        .tuner(tuner)
+        .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(
+            queue.workflow_pollers.unwrap_or(w.workflow_pollers),
+        ))
+        .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(
+            queue.activity_pollers.unwrap_or(w.activity_pollers),
+        ))
+        .maybe_max_worker_activities_per_second(queue.max_activities_per_sec)
+        .graceful_shutdown_period(Duration::from_secs(settings.shutdown.grace_period_secs))
+        .activity_inbound_interceptor(ObserveActivities(metrics.clone()))
+        .build();
+    if queue.runs.workflows() {
+        crate::registry::register_workflows(&mut options)
+            .with_context(|| format!("registering workflows on task queue {name}"))?;
+    }
+    if queue.runs.activities() {
+        activities.register(&mut options);
+    }
+    Ok(options)
+}
+
+/// Connects, retrying with backoff while the server is unreachable; `None` if stopped first.
+async fn connect_until_stopped(
+    settings: &Settings,
+    identity: &str,
+    readiness: &Readiness,
+    stop: &CancellationToken,
+) -> Option<(Connection, Option<Arc<connection::RotatingClientCert>>)> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match connection::connect(&settings.temporal, identity, None).await {
+            Ok(c) => {
+                tracing::info!(
+                    address = %settings.temporal.address,
+                    namespace = %settings.temporal.namespace,
+                    "connected to Temporal"
+                );
+                return Some(c);
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "cannot connect to Temporal yet");
+                readiness.set_not_ready(reason);
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Keeps `/readyz` true: ready while every worker is polling and the namespace answers.
+async fn check_readiness(
+    connection: Connection,
+    settings: Settings,
+    readiness: Arc<Readiness>,
+    running: Arc<AtomicUsize>,
+    expected: usize,
+    stop: CancellationToken,
+) {
+    let every = Duration::from_secs(settings.worker.readiness_check_secs);
+    let mut was_ready = None;
+    loop {
+        let answer = tokio::time::timeout(
+            every.max(Duration::from_secs(2)),
+            connection.workflow_service().describe_namespace(temporalio_client::tonic::Request::new(
+                DescribeNamespaceRequest {
+                    namespace: settings.temporal.namespace.clone(),
+                    ..Default::default()
+                },
+            )),
+        )
+        .await;
+        let state = match answer {
+            _ if running.load(Ordering::SeqCst) < expected => {
+                Err("a task queue's worker stopped polling".to_string())
+            }
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(status)) => Err(format!(
+                "Temporal at {} answered {:?}: {}",
+                settings.temporal.address,
+                status.code(),
+                status.message()
+            )),
+            Err(_) => Err(format!("Temporal at {} did not answer in time", settings.temporal.address)),
+        };
+        let ready = state.is_ok();
+        match state {
+            Ok(()) => readiness.set_ready(),
+            Err(reason) => readiness.set_not_ready(reason),
+        }
+        if was_ready != Some(ready) {
+            match readiness.get() {
+                Ok(()) => tracing::info!("ready"),
+                Err(reason) => tracing::warn!(%reason, "not ready"),
+            }
+            was_ready = Some(ready);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

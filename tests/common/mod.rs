@@ -1,0 +1,154 @@
+//! Shared by the integration tests: the `edgeflow` binary as a child process, and the CLI.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use edgeflow_testkit::temporal::http_get;
+use edgeflow_testkit::tools::{free_port, repo_root};
+
+/// The `edgeflow` binary cargo built for these tests.
+pub fn edgeflow_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_edgeflow"))
+}
+
+/// A unique task queue per test, so tests sharing a server never take each other's tasks.
+pub fn unique_queue(test: &str) -> String {
+    format!("{test}-{}", std::process::id())
+}
+
+/// `edgeflow` run as an operator would: settings from `config/`, overrides from `env`.
+pub fn edgeflow(args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(edgeflow_bin());
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("EDGEFLOW_CONFIG_DIR", repo_root().join("config"))
+        .current_dir(repo_root())
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// A running `edgeflow worker`, its logs in a file; killed on drop if still running.
+pub struct WorkerProcess {
+    pub child: Child,
+    pub ops: String,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl WorkerProcess {
+    /// Starts `edgeflow worker` against `temporal_address`, polling `queue`.
+    pub fn spawn(temporal_address: &str, queue: &str, extra: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("worker.log");
+        let ops = format!("127.0.0.1:{}", free_port());
+        let mut env = vec![
+            ("EDGEFLOW__TEMPORAL__ADDRESS", temporal_address.to_string()),
+            ("EDGEFLOW__TASK_QUEUES__MAIN__NAME", queue.to_string()),
+            ("EDGEFLOW__OPS__LISTEN", ops.clone()),
+            ("RUST_LOG", "info".to_string()),
+        ];
+        env.extend(extra.iter().cloned());
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = edgeflow(&["worker"], &env)
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn edgeflow worker");
+        Self { child, ops, log, _dir: dir }
+    }
+
+    /// GET on the ops endpoint: (status, body).
+    pub fn ops_get(&self, path: &str) -> (u16, String) {
+        http_get(&self.ops, path).unwrap_or((0, String::new()))
+    }
+
+    /// Waits until `/readyz` answers `want`; panics with the log after `limit`.
+    pub fn wait_readyz(&mut self, want: u16, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("worker exited early with {status}:\n{}", self.logs());
+            }
+            if self.ops_get("/readyz").0 == want {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("/readyz never answered {want} within {limit:?}; last: {:?}\n{}", self.ops_get("/readyz"), self.logs());
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("worker did not exit within {limit:?}:\n{}", self.logs());
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The `temporal` CLI that `scripts/setup` installed.
+pub fn temporal_cli() -> PathBuf {
+    std::env::var_os("EDGEFLOW_TEMPORAL_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| edgeflow_testkit::tools::venv_bin("temporal"))
+}
+
+/// A workflow's history as JSON events, through the `temporal` CLI.
+pub fn history(address: &str, workflow_id: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(temporal_cli())
+        .args(["workflow", "show", "--workflow-id", workflow_id, "--output", "json"])
+        .args(["--address", address.trim_start_matches("http://")])
+        .output()
+        .expect("temporal workflow show");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history json");
+    doc["events"].as_array().cloned().unwrap_or_default()
+}
+
+pub fn event_types(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+pub fn wait_for_file(path: &Path, limit: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}

@@ -1,0 +1,300 @@
+// End-to-end harness: real processes on free loopback ports, each started by one
+// function that returns its URLs and a `stop()`.
+//   startTemporal()  the Temporal dev server (in memory) with the edge's search attributes
+//   startIssuer()    a local OIDC-like token issuer (JWKS over HTTP, tokens minted with jose)
+//   startEdge(vars)  the edge Worker in `wrangler dev` (workerd), configured through an env file
+//   startStack(o)    all three wired together; `o.startWorker` adds a worker process
+//                    (e.g. the Rust `edgeflow worker`) once the rest is up.
+// Processes run in their own process group so stop() ends them and their children only.
+import { spawn } from "node:child_process";
+import { createHmac, randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+
+export const EDGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const REPO_DIR = resolve(EDGE_DIR, "..");
+export const WEBHOOK_SECRET = `whsec_${Buffer.from("e2e-webhook-secret-e2e-webhook-secret").toString("base64")}`;
+
+const OFFLINE_ENV = { CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" };
+
+export function temporalCli() {
+  if (process.env.TEMPORAL_CLI) return process.env.TEMPORAL_CLI;
+  const bundled = join(REPO_DIR, ".tools", "venv", "bin", "temporal");
+  return existsSync(bundled) ? bundled : "temporal";
+}
+
+export async function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+const running = new Set();
+process.on("exit", () => {
+  for (const child of running) killGroup(child, "SIGKILL");
+});
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
+}
+
+function killGroup(child, signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Spawns a process in its own group, keeping the tail of its output for failure messages. */
+function launch(name, cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { ...opts, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child);
+  const tail = [];
+  const keep = (chunk) => {
+    tail.push(...chunk.toString().split("\n").filter(Boolean));
+    if (tail.length > 200) tail.splice(0, tail.length - 200);
+    if (process.env.E2E_VERBOSE) process.stderr.write(`[${name}] ${chunk}`);
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  const exited = new Promise((r) => child.on("exit", (code, sig) => r({ code, sig })));
+  child.on("exit", () => running.delete(child));
+  return {
+    child,
+    exited,
+    output: () => tail.join("\n"),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      killGroup(child, "SIGTERM");
+      const t = setTimeout(() => killGroup(child, "SIGKILL"), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Polls `url` until it answers `ok(res)`; fails early if `proc` exits. */
+async function waitFor(url, proc, name, timeoutMs = 60_000, ok = (r) => r.ok) {
+  const deadline = Date.now() + timeoutMs;
+  let exited = null;
+  proc.exited.then((e) => (exited = e));
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`${name} exited (${JSON.stringify(exited)}) before it was ready:\n${proc.output()}`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (ok(res)) return;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await proc.stop();
+  throw new Error(`${name} not ready at ${url} within ${timeoutMs} ms:\n${proc.output()}`);
+}
+
+export async function startTemporal({ namespace = "default" } = {}) {
+  const [port, httpPort, uiPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const proc = launch("temporal", temporalCli(), [
+    "server", "start-dev", "--headless",
+    "--ip", "127.0.0.1",
+    "--port", String(port),
+    "--http-port", String(httpPort),
+    "--ui-port", String(uiPort),
+    "--metrics-port", String(metricsPort),
+    "--namespace", namespace,
+    "--log-level", "warn",
+    "--search-attribute", "EdgeSubject=Keyword",
+    "--search-attribute", "EdgeRequestId=Keyword",
+  ]);
+  const httpUrl = `http://127.0.0.1:${httpPort}`;
+  await waitFor(`${httpUrl}/api/v1/namespaces/${namespace}`, proc, "temporal dev server");
+  return { address: `127.0.0.1:${port}`, httpUrl, namespace, stop: () => proc.stop() };
+}
+
+/** A loopback token issuer like the one `edgeflow dev` runs: `<issuer>/.well-known/jwks.json`. */
+export async function startIssuer({ audience = "edgeflow" } = {}) {
+  const { privateKey, publicKey } = await generateKeyPair("RS256", { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: "e2e-1", alg: "RS256", use: "sig" };
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const server = createServer((req, res) => {
+    if (req.url === "/.well-known/jwks.json") {
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ keys: [jwk] }));
+    } else if (req.url === "/.well-known/openid-configuration") {
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/.well-known/jwks.json`, id_token_signing_alg_values_supported: ["RS256"] }));
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((r) => server.listen(port, "127.0.0.1", r));
+  return {
+    issuer,
+    audience,
+    jwksUrl: `${issuer}/.well-known/jwks.json`,
+    async mint({ sub = "alice", roles = ["customer"], email = `${sub}@example.com`, ttl = 600 } = {}) {
+      return new SignJWT({ roles, email })
+        .setProtectedHeader({ alg: "RS256", kid: jwk.kid, typ: "JWT" })
+        .setIssuer(issuer)
+        .setAudience(audience)
+        .setSubject(sub)
+        .setIssuedAt()
+        .setExpirationTime(`${ttl}s`)
+        .sign(privateKey);
+    },
+    stop: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+/**
+ * Runs the edge in `wrangler dev` with `vars` (all variables and secrets, as
+ * `.dev.vars` would hold them). Its KV and Durable Object state live in a temp dir.
+ */
+export async function startEdge(vars) {
+  const [port, inspectorPort] = [await freePort(), await freePort()];
+  const dir = mkdtempSync(join(tmpdir(), "edgeflow-edge-"));
+  const envFile = join(dir, "vars.env");
+  // Single quotes keep dotenv from touching the value (ROLE_GRANTS is JSON).
+  const line = ([k, v]) => {
+    if (String(v).includes("'") || String(v).includes("\n")) throw new Error(`${k}: value cannot go in an env file`);
+    return `${k}='${v}'`;
+  };
+  writeFileSync(envFile, Object.entries(vars).map(line).join("\n") + "\n");
+  const proc = launch(
+    "wrangler",
+    process.execPath,
+    [
+      join(EDGE_DIR, "node_modules", "wrangler", "bin", "wrangler.js"),
+      "dev",
+      "--ip", "127.0.0.1",
+      "--port", String(port),
+      "--inspector-port", String(inspectorPort),
+      "--env-file", envFile,
+      "--persist-to", join(dir, "state"),
+      "--show-interactive-dev-session=false",
+      "--log-level", process.env.E2E_VERBOSE ? "info" : "warn",
+    ],
+    { cwd: EDGE_DIR, env: { ...process.env, ...OFFLINE_ENV } },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor(`${url}/healthz`, proc, "wrangler dev", 90_000, (r) => r.status === 200 || r.status === 500);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    url,
+    output: proc.output,
+    async stop() {
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The edge's variables for a stack on loopback. */
+export function edgeVars({ temporal, issuer, overrides = {} }) {
+  return {
+    ENVIRONMENT: "development",
+    TEMPORAL_HTTP_URL: temporal.httpUrl,
+    TEMPORAL_NAMESPACE: temporal.namespace,
+    TEMPORAL_TIMEOUT_SECONDS: "10",
+    OIDC_ISSUER: issuer.issuer,
+    OIDC_AUDIENCE: issuer.audience,
+    OIDC_JWKS_URL: issuer.jwksUrl,
+    OIDC_ALGORITHMS: "RS256,ES256",
+    ACCESS_TEAM_DOMAIN: "",
+    ACCESS_AUD: "",
+    ROLES_CLAIM: "roles",
+    DEFAULT_ROLES: "",
+    ROLE_GRANTS: "",
+    MAX_WAIT_SECONDS: "30",
+    MAX_BODY_BYTES: "65536",
+    MAX_JSON_DEPTH: "32",
+    TEMPORAL_API_KEY: "",
+    WEBHOOK_SECRETS: WEBHOOK_SECRET,
+    ...overrides,
+  };
+}
+
+/**
+ * Temporal dev server + token issuer + edge in wrangler dev. `startWorker`, if
+ * given, is called with `{ temporal, edgeUrl, webhookUrl, webhookSecret }` and
+ * must return `{ stop() }` (the full-stack e2e adds the Rust worker here).
+ */
+export async function startStack({ edgeOverrides = {}, startWorker } = {}) {
+  const stops = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+  };
+  try {
+    const temporal = await startTemporal();
+    stops.push(temporal.stop);
+    const issuer = await startIssuer();
+    stops.push(issuer.stop);
+    const edge = await startEdge(edgeVars({ temporal, issuer, overrides: edgeOverrides }));
+    stops.push(edge.stop);
+    let worker = null;
+    if (startWorker) {
+      worker = await startWorker({ temporal, edgeUrl: edge.url, webhookUrl: `${edge.url}/v1/hooks/temporal`, webhookSecret: WEBHOOK_SECRET });
+      stops.push(() => worker.stop());
+    }
+    return { temporal, issuer, edge, worker, stop: stopAll };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+/** Signs a completion webhook as the Rust worker does (Standard Webhooks). */
+export function signedHook(body, { secret = WEBHOOK_SECRET, id = `msg_${randomUUID()}`, timestamp = Math.floor(Date.now() / 1000) } = {}) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+  const signature = createHmac("sha256", key).update(`${id}.${timestamp}.${body}`).digest("base64");
+  return { "content-type": "application/json", "webhook-id": id, "webhook-timestamp": String(timestamp), "webhook-signature": `v1,${signature}` };
+}
+
+/** Minimal direct client of Temporal's HTTP API, for checking what the edge did. */
+export function temporalApi(temporal) {
+  const base = `${temporal.httpUrl}/api/v1/namespaces/${temporal.namespace}`;
+  const req = async (method, path, body) => {
+    const res = await fetch(base + path, {
+      method,
+      headers: { Accept: "application/json+no-payload-shorthand", "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = new TextDecoder().decode(await res.arrayBuffer());
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  const decode = (p) => (p && p.data !== undefined ? JSON.parse(Buffer.from(p.data, "base64").toString("utf8")) : null);
+  const encode = (v) => ({ metadata: { encoding: Buffer.from("json/plain").toString("base64") }, data: Buffer.from(JSON.stringify(v)).toString("base64") });
+  return {
+    decode,
+    encode,
+    describe: (id) => req("GET", `/workflows/${encodeURIComponent(id)}`),
+    history: (id) => req("GET", `/workflows/${encodeURIComponent(id)}/history`),
+    terminate: (id, reason = "e2e") => req("POST", `/workflows/${encodeURIComponent(id)}/terminate`, { reason }),
+    list: (query) => req("GET", `/workflows?query=${encodeURIComponent(query)}`),
+    start: (id, type, input, taskQueue = "edgeflow") =>
+      req("POST", `/workflows/${encodeURIComponent(id)}`, {
+        workflowId: id,
+        workflowType: { name: type },
+        taskQueue: { name: taskQueue },
+        input: { payloads: [encode(input)] },
+        requestId: randomUUID(),
+      }),
+  };
+}

@@ -1,0 +1,109 @@
+// Request lifecycle: request id, settings (or 500 `misconfigured` for every
+// request when they are bad), routing, the single error-to-problem mapping and
+// one access-log line per request. `handle` takes its collaborators as `Deps`
+// so tests can swap the catalog; outbound calls use the global `fetch`.
+import { loadSettings } from "./config";
+import { problem, toResponse } from "./problem";
+import { ROUTES, type Ctx, type Route } from "./routes";
+import { Catalog } from "./schemas";
+import { TemporalClient, type FetchFn } from "./temporal";
+import { manifest, schemaFiles } from "./generated/catalog";
+
+export interface Deps {
+  catalog: Catalog;
+  fetch: FetchFn;
+}
+
+let defaultCatalog: Catalog | undefined;
+
+export function defaultDeps(): Deps {
+  defaultCatalog ??= Catalog.fromManifest(manifest as never, schemaFiles);
+  // Looked up at call time and called unbound: workerd's fetch throws "Illegal invocation" as a method.
+  return { catalog: defaultCatalog, fetch: (input, init) => fetch(input, init) };
+}
+
+// Logged once per isolate and distinct set of errors, not once per request.
+const loggedConfigErrors = new Set<string>();
+
+const compiled = ROUTES.map((r) => ({
+  route: r,
+  names: [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]),
+  re: new RegExp(`^${r.path.replace(/\{\w+\}/g, "([^/]+)")}$`),
+}));
+
+function match(method: string, pathname: string): { route: Route; params: Record<string, string> } | { allow: string[] } | null {
+  const allow: string[] = [];
+  for (const c of compiled) {
+    const m = c.re.exec(pathname);
+    if (!m) continue;
+    if (c.route.method !== method) {
+      allow.push(c.route.method);
+      continue;
+    }
+    const params: Record<string, string> = {};
+    c.names.forEach((n, i) => {
+      try {
+        params[n] = decodeURIComponent(m[i + 1]);
+      } catch {
+        params[n] = "";
+      }
+    });
+    return { route: c.route, params };
+  }
+  return allow.length ? { allow } : null;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function handle(request: Request, env: Env, exec: ExecutionContext, deps: Deps = defaultDeps()): Promise<Response> {
+  const started = Date.now();
+  const url = new URL(request.url);
+  const given = request.headers.get("X-Request-Id");
+  const requestId = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+  let response: Response;
+  let ctx: Ctx | undefined;
+  try {
+    const loaded = loadSettings(env, deps.catalog);
+    if (!loaded.ok) {
+      const signature = loaded.errors.join("\n");
+      if (!loggedConfigErrors.has(signature)) {
+        loggedConfigErrors.add(signature);
+        console.error(JSON.stringify({ level: "error", msg: "refusing to serve: bad configuration", errors: loaded.errors }));
+      }
+      throw problem("misconfigured");
+    }
+    const found = match(request.method, url.pathname);
+    if (!found) throw problem("not-found");
+    if ("allow" in found) throw problem("method-not-allowed", { headers: { Allow: found.allow.join(", ") } });
+    const settings = loaded.settings;
+    ctx = {
+      request,
+      env,
+      exec,
+      settings,
+      catalog: deps.catalog,
+      fetch: deps.fetch,
+      requestId,
+      params: found.params,
+      temporal: new TemporalClient({ ...settings.temporal, fetch: deps.fetch }),
+    };
+    response = await found.route.handler(ctx);
+  } catch (e) {
+    response = toResponse(e, { requestId, instance: url.pathname });
+  }
+  response.headers.set("X-Request-Id", requestId);
+  response.headers.set("Cache-Control", "no-store");
+  console.log(
+    JSON.stringify({
+      level: "info",
+      msg: "request",
+      request_id: requestId,
+      method: request.method,
+      path: url.pathname,
+      status: response.status,
+      ms: Date.now() - started,
+      subject: ctx?.caller?.subject ?? null,
+    }),
+  );
+  return response;
+}

@@ -1,0 +1,215 @@
+// Settings: every variable and secret of the Worker parsed once into typed
+// values, with every bad one reported at once. A Worker cannot refuse to boot,
+// so a bad configuration makes every request answer 500 `misconfigured` (and
+// logs the reasons) rather than serve half-checked. Production refuses a
+// loopback/dev token issuer.
+import { b64decode } from "./temporal";
+import type { Catalog } from "./schemas";
+
+export interface OidcSettings {
+  issuer: string;
+  audience: string[];
+  jwksUrl: string;
+  algorithms: string[];
+}
+
+export interface AccessSettings {
+  /** `https://<team>.cloudflareaccess.com`: the tokens' issuer. */
+  issuer: string;
+  certsUrl: string;
+  audience: string[];
+}
+
+export interface Settings {
+  environment: "development" | "production";
+  temporal: { baseUrl: string; namespace: string; apiKey?: string; timeoutMs: number };
+  oidc?: OidcSettings;
+  access?: AccessSettings;
+  roles: { claim: string; defaults: string[]; grants: Record<string, string[]> };
+  maxWaitSeconds: number;
+  maxBodyBytes: number;
+  maxJsonDepth: number;
+  /** HMAC keys of the completion webhook (several while rotating); empty disables the receiver. */
+  webhookKeys: Uint8Array[];
+}
+
+export type Loaded = { ok: true; settings: Settings } | { ok: false; errors: string[] };
+
+/** Asymmetric algorithms only: `none` and HMAC (where a public key would become the secret) are never accepted. */
+export const ALLOWED_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+
+export const DEFAULT_ROLE_GRANTS: Record<string, string[]> = {
+  customer: ["start:*"],
+  approver: ["start:*", "signal:*", "read:*"],
+  admin: ["*"],
+};
+
+const cache = new WeakMap<object, Loaded>();
+
+export function loadSettings(env: Env, catalog: Catalog): Loaded {
+  const hit = cache.get(env);
+  if (hit) return hit;
+  const loaded = parse(env as unknown as Record<string, unknown>, catalog);
+  cache.set(env, loaded);
+  return loaded;
+}
+
+function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
+  const errors: string[] = [];
+  const str = (k: string): string => (typeof raw[k] === "string" ? (raw[k] as string).trim() : "");
+  const int = (k: string, dflt: number, min: number, max: number): number => {
+    const v = str(k);
+    if (!v) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      errors.push(`${k}: expected an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+      return dflt;
+    }
+    return n;
+  };
+  const list = (k: string): string[] =>
+    str(k)
+      .split(/[\s,]+/)
+      .filter(Boolean);
+  const url = (k: string, v: string): URL | null => {
+    try {
+      const u = new URL(v);
+      if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
+      return u;
+    } catch {
+      errors.push(`${k}: not an http(s) URL: ${JSON.stringify(v)}`);
+      return null;
+    }
+  };
+
+  const environment = str("ENVIRONMENT") || "production";
+  if (environment !== "development" && environment !== "production") {
+    errors.push(`ENVIRONMENT: expected "development" or "production", got ${JSON.stringify(environment)}`);
+  }
+  const production = environment !== "development";
+
+  const temporalUrl = str("TEMPORAL_HTTP_URL");
+  if (!temporalUrl) errors.push("TEMPORAL_HTTP_URL: missing");
+  else url("TEMPORAL_HTTP_URL", temporalUrl);
+
+  let oidc: OidcSettings | undefined;
+  const issuer = str("OIDC_ISSUER");
+  if (issuer) {
+    const iu = url("OIDC_ISSUER", issuer);
+    const audience = list("OIDC_AUDIENCE");
+    if (!audience.length) errors.push("OIDC_AUDIENCE: missing (required with OIDC_ISSUER)");
+    const jwksUrl = str("OIDC_JWKS_URL") || `${issuer.replace(/\/+$/, "")}/.well-known/jwks.json`;
+    const ju = url("OIDC_JWKS_URL", jwksUrl);
+    const algorithms = list("OIDC_ALGORITHMS");
+    if (!algorithms.length) algorithms.push("RS256", "ES256");
+    for (const a of algorithms) {
+      if (!ALLOWED_ALGORITHMS.includes(a)) errors.push(`OIDC_ALGORITHMS: ${a} is not allowed (use ${ALLOWED_ALGORITHMS.join(", ")})`);
+    }
+    if (production) {
+      for (const [k, u] of [["OIDC_ISSUER", iu], ["OIDC_JWKS_URL", ju]] as const) {
+        if (u && isDevHost(u)) errors.push(`${k}: ${u.origin} is a loopback/dev issuer, refused when ENVIRONMENT=production`);
+        else if (u && u.protocol !== "https:") errors.push(`${k}: must be https when ENVIRONMENT=production`);
+      }
+    }
+    oidc = { issuer, audience, jwksUrl, algorithms };
+  }
+
+  let access: AccessSettings | undefined;
+  const team = str("ACCESS_TEAM_DOMAIN");
+  if (team) {
+    const origin = team.includes("://") ? team.replace(/\/+$/, "") : `https://${team.replace(/\/+$/, "")}`;
+    url("ACCESS_TEAM_DOMAIN", origin);
+    const audience = list("ACCESS_AUD");
+    if (!audience.length) errors.push("ACCESS_AUD: missing (required with ACCESS_TEAM_DOMAIN)");
+    access = { issuer: origin, certsUrl: `${origin}/cdn-cgi/access/certs`, audience };
+  }
+  if (!oidc && !access) errors.push("no identity provider: set OIDC_ISSUER or ACCESS_TEAM_DOMAIN");
+
+  let grants = DEFAULT_ROLE_GRANTS;
+  const grantsText = str("ROLE_GRANTS");
+  if (grantsText) {
+    try {
+      const parsed = JSON.parse(grantsText) as unknown;
+      if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not an object");
+      grants = {};
+      for (const [role, perms] of Object.entries(parsed as Record<string, unknown>)) {
+        if (!Array.isArray(perms) || !perms.every((p) => typeof p === "string")) {
+          errors.push(`ROLE_GRANTS.${role}: expected an array of permission strings`);
+          continue;
+        }
+        for (const p of perms) {
+          const why = checkPermission(p, catalog);
+          if (why) errors.push(`ROLE_GRANTS.${role}: ${JSON.stringify(p)} ${why}`);
+        }
+        grants[role] = perms;
+      }
+    } catch (e) {
+      errors.push(`ROLE_GRANTS: not a JSON object (${e instanceof Error ? e.message : e})`);
+    }
+  }
+
+  const webhookKeys: Uint8Array[] = [];
+  list("WEBHOOK_SECRETS").forEach((secret, i) => {
+    try {
+      const key = b64decode(secret.startsWith("whsec_") ? secret.slice(6) : secret);
+      if (key.length < 16) throw new Error();
+      webhookKeys.push(key);
+    } catch {
+      // The secret itself is never logged, only its position.
+      errors.push(`WEBHOOK_SECRETS: entry ${i + 1} is not whsec_<base64 of at least 16 bytes>`);
+    }
+  });
+
+  const settings: Settings = {
+    environment: production ? "production" : "development",
+    temporal: {
+      baseUrl: temporalUrl.replace(/\/+$/, ""),
+      namespace: str("TEMPORAL_NAMESPACE") || "default",
+      apiKey: str("TEMPORAL_API_KEY") || undefined,
+      timeoutMs: int("TEMPORAL_TIMEOUT_SECONDS", 10, 1, 120) * 1000,
+    },
+    oidc,
+    access,
+    roles: { claim: str("ROLES_CLAIM") || "roles", defaults: list("DEFAULT_ROLES"), grants },
+    maxWaitSeconds: int("MAX_WAIT_SECONDS", 30, 0, 300),
+    maxBodyBytes: int("MAX_BODY_BYTES", 65536, 256, 10 * 1024 * 1024),
+    maxJsonDepth: int("MAX_JSON_DEPTH", 32, 2, 512),
+    webhookKeys,
+  };
+  return errors.length ? { ok: false, errors } : { ok: true, settings };
+}
+
+/** Loopback, unspecified or `.localhost` hosts: where `edgeflow dev` runs its token issuer. */
+export function isDevHost(u: URL): boolean {
+  const h = u.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  return (
+    h === "localhost" ||
+    h.endsWith(".localhost") ||
+    /^127\.\d+\.\d+\.\d+$/.test(h) ||
+    h === "0.0.0.0" ||
+    h === "::1" ||
+    h === "::" ||
+    h === "0:0:0:0:0:0:0:1"
+  );
+}
+
+/** Why a permission string is invalid, or null. Forms: `*`, `start:W`, `read:W`, `cancel:W`, `signal:W.S` (W, S may be `*`). */
+function checkPermission(p: string, catalog: Catalog): string | null {
+  if (p === "*") return null;
+  const m = /^(start|read|cancel|signal):(.+)$/.exec(p);
+  if (!m) return "is not start:W, read:W, cancel:W, signal:W.S or *";
+  const [, verb, target] = m;
+  let wf = target;
+  let sig: string | undefined;
+  if (verb === "signal" && target !== "*") {
+    const dot = target.lastIndexOf(".");
+    if (dot < 0) return "needs the form signal:W.S";
+    wf = target.slice(0, dot);
+    sig = target.slice(dot + 1);
+  }
+  if (wf === "*") return null;
+  const def = catalog.get(wf);
+  if (!def) return `names workflow ${wf}, which is not in the schema manifest`;
+  if (sig && sig !== "*" && !def.signals.has(sig)) return `names signal ${sig}, which ${wf} does not declare`;
+  return null;
+}

@@ -1,0 +1,5 @@
+// Types for test-only imports.
+declare module "*.yaml?raw" {
+  const text: string;
+  export default text;
+}

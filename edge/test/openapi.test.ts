@@ -1,0 +1,215 @@
+// Keeps openapi.yaml true: its operations are exactly the route table; its
+// problem types and 401 codes are exactly the code's; and a scenario for every
+// status of every operation shows that each status the code returns is
+// documented (with a body matching the documented schema) and that each
+// documented status is one the code really returns.
+import { Validator } from "@cfworker/json-schema";
+import { beforeEach, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import specText from "../openapi.yaml?raw";
+import { ROUTES } from "../src/routes";
+import { PROBLEMS, PROBLEM_TYPE_PREFIX } from "../src/problem";
+import { installUpstreams, type Upstreams } from "./fakes";
+import { call, callWith, completion, order, postHook, read, sign } from "./helpers";
+import { WEBHOOK_SECRET_NEW } from "./vars";
+
+const spec = parse(specText) as any;
+const METHODS = ["get", "post", "put", "patch", "delete"];
+
+function resolve(node: any): any {
+  while (node && node.$ref) {
+    node = node.$ref
+      .slice(2)
+      .split("/")
+      .reduce((o: any, k: string) => o[k], spec);
+  }
+  return node;
+}
+
+// Documented schemas, validated with the same library the edge uses (OpenAPI 3.1 = JSON Schema 2020-12).
+const defs = JSON.parse(JSON.stringify(spec.components.schemas).replaceAll("#/components/schemas/", "#/$defs/"));
+function validatorFor(schema: any): Validator {
+  const rewritten = JSON.parse(JSON.stringify(schema).replaceAll("#/components/schemas/", "#/$defs/"));
+  return new Validator({ ...rewritten, $defs: defs }, "2020-12", false);
+}
+
+describe("openapi.yaml", () => {
+  it("describes exactly the routes the code serves", () => {
+    const documented = Object.entries(spec.paths).flatMap(([path, item]: [string, any]) =>
+      Object.keys(item)
+        .filter((m) => METHODS.includes(m))
+        .map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    expect(documented.sort()).toEqual(ROUTES.map((r) => `${r.method} ${r.path}`).sort());
+  });
+
+  it("lists exactly the problem types the code can answer with", () => {
+    const documented = spec.components.schemas.Problem.properties.type.enum;
+    expect([...documented].sort()).toEqual(Object.keys(PROBLEMS).map((s) => PROBLEM_TYPE_PREFIX + s).sort());
+  });
+
+  it("documents each problem type with its status somewhere", () => {
+    const statuses = new Set<number>();
+    for (const item of Object.values(spec.paths) as any[]) {
+      for (const m of METHODS) if (item[m]) Object.keys(item[m].responses).forEach((s) => statuses.add(Number(s)));
+    }
+    // 404/405 for unknown paths and methods are described in info.description.
+    for (const [slug, p] of Object.entries(PROBLEMS)) {
+      if (slug === "method-not-allowed") continue;
+      expect(statuses, slug).toContain(p.status);
+    }
+  });
+});
+
+type Op = "GET /healthz" | "POST /v1/workflows/{name}" | "GET /v1/runs/{id}" | "POST /v1/runs/{id}/signals/{name}" | "POST /v1/runs/{id}/cancel" | "POST /v1/hooks/temporal";
+
+interface Scenario {
+  op: Op;
+  status: number;
+  name: string;
+  run: () => Promise<Response>;
+}
+
+let up: Upstreams;
+let customer: string;
+let approver: string;
+let runId: string;
+let runRun: string;
+
+beforeEach(async () => {
+  up = await installUpstreams();
+  customer = await up.issuer.mint({ claims: { sub: `c-${crypto.randomUUID()}`, roles: ["customer"] } });
+  approver = await up.issuer.mint({ claims: { sub: "dave", roles: ["approver"] } });
+  const started = await read(await call("/v1/workflows/order", { token: customer, body: order() }));
+  runId = started.body.workflow_id;
+  runRun = started.body.run_id;
+  up.temporal.calls = [];
+});
+
+const json = { "Content-Type": "application/json" };
+const misconfigured = { ENVIRONMENT: "production", OIDC_ISSUER: "http://127.0.0.1:1", OIDC_JWKS_URL: "" };
+const start = (o: Parameters<typeof call>[1] = {}) => call("/v1/workflows/order", { token: customer, body: order(), ...o });
+const sig = (o: Parameters<typeof call>[1] = {}) => call(`/v1/runs/${runId}/signals/approve`, { method: "POST", token: approver, body: {}, ...o });
+const cancel = (token = customer) => call(`/v1/runs/${runId}/cancel`, { method: "POST", token });
+const getRun = (token = customer, id = runId) => call(`/v1/runs/${id}`, { token });
+const fault = (f: Upstreams["temporal"]["faults"][number]) => up.temporal.faults.push(f);
+
+async function hook(body: string, headers: Record<string, string> = {}) {
+  const ts = Math.floor(Date.now() / 1000);
+  const id = `msg_${crypto.randomUUID()}`;
+  return call("/v1/hooks/temporal", {
+    method: "POST",
+    raw: body,
+    headers: { ...json, "webhook-id": id, "webhook-timestamp": String(ts), "webhook-signature": await sign(WEBHOOK_SECRET_NEW, id, ts, body), ...headers },
+  });
+}
+
+const scenarios: Scenario[] = [
+  { op: "GET /healthz", status: 200, name: "ok", run: () => call("/healthz") },
+  { op: "GET /healthz", status: 500, name: "dev issuer in production", run: () => callWith(misconfigured, "/healthz") },
+
+  { op: "POST /v1/workflows/{name}", status: 202, name: "started", run: () => start() },
+  {
+    op: "POST /v1/workflows/{name}",
+    status: 200,
+    name: "finished within the wait",
+    run: () => {
+      up.temporal.onStart = (r) => setTimeout(() => void postHook(completion(r.workflowId, r.runId)), 100);
+      return start({ headers: { Prefer: "wait=3" } });
+    },
+  },
+  { op: "POST /v1/workflows/{name}", status: 400, name: "malformed json", run: () => start({ body: undefined, raw: "{", headers: json }) },
+  { op: "POST /v1/workflows/{name}", status: 401, name: "no token", run: () => start({ token: undefined }) },
+  { op: "POST /v1/workflows/{name}", status: 403, name: "no role", run: async () => start({ token: await up.issuer.mint({ claims: { roles: [] } }) }) },
+  { op: "POST /v1/workflows/{name}", status: 404, name: "unknown workflow", run: () => call("/v1/workflows/nope", { token: customer, body: {} }) },
+  {
+    op: "POST /v1/workflows/{name}",
+    status: 409,
+    name: "key reused with another input",
+    run: async () => {
+      const first = await read(await start({ headers: { "Idempotency-Key": "k" } }));
+      up.temporal.runs.get(first.body.workflow_id)!.requestId = "other";
+      return start({ body: order({ amount_cents: 7 }), headers: { "Idempotency-Key": "k" } });
+    },
+  },
+  { op: "POST /v1/workflows/{name}", status: 413, name: "too large", run: () => start({ body: order({ order_id: "x".repeat(5000) }) }) },
+  { op: "POST /v1/workflows/{name}", status: 415, name: "not json", run: () => start({ body: undefined, raw: "a=b", headers: { "Content-Type": "application/x-www-form-urlencoded" } }) },
+  { op: "POST /v1/workflows/{name}", status: 422, name: "invalid input", run: () => start({ body: { order_id: 1 } }) },
+  { op: "POST /v1/workflows/{name}", status: 500, name: "misconfigured", run: () => callWith(misconfigured, "/v1/workflows/order", { token: customer, body: order() }) },
+  { op: "POST /v1/workflows/{name}", status: 502, name: "temporal down", run: () => (fault("network"), start()) },
+  { op: "POST /v1/workflows/{name}", status: 503, name: "temporal busy", run: () => (fault({ status: 429 }), start()) },
+  { op: "POST /v1/workflows/{name}", status: 504, name: "temporal slow", run: () => (fault("hang"), start()) },
+
+  { op: "GET /v1/runs/{id}", status: 200, name: "running", run: () => getRun() },
+  { op: "GET /v1/runs/{id}", status: 401, name: "no token", run: () => call(`/v1/runs/${runId}`) },
+  { op: "GET /v1/runs/{id}", status: 403, name: "stranger", run: async () => getRun(await up.issuer.mint({ claims: { sub: "eve" } })) },
+  { op: "GET /v1/runs/{id}", status: 404, name: "unknown", run: () => getRun(customer, "order-none") },
+  { op: "GET /v1/runs/{id}", status: 500, name: "misconfigured", run: () => callWith(misconfigured, `/v1/runs/${runId}`, { token: customer }) },
+  { op: "GET /v1/runs/{id}", status: 502, name: "temporal down", run: () => (fault({ status: 500 }), getRun()) },
+  { op: "GET /v1/runs/{id}", status: 503, name: "temporal busy", run: () => (fault({ status: 429 }), getRun()) },
+  { op: "GET /v1/runs/{id}", status: 504, name: "temporal slow", run: () => (fault("hang"), getRun()) },
+
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 202, name: "approved", run: () => sig() },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 400, name: "malformed json", run: () => sig({ body: undefined, raw: "[", headers: json }) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 401, name: "no token", run: () => sig({ token: undefined }) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 403, name: "customer approving", run: () => sig({ token: customer }) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 404, name: "undeclared signal", run: () => call(`/v1/runs/${runId}/signals/ship`, { method: "POST", token: approver, body: {} }) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 409, name: "run finished", run: () => (up.temporal.complete(runId, {}), sig()) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 413, name: "too large", run: () => sig({ body: { reason: "x".repeat(5000) } }) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 415, name: "not json", run: () => sig({ body: undefined, raw: "yes", headers: { "Content-Type": "text/plain" } }) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 422, name: "invalid payload", run: () => sig({ body: { reason: 5 } }) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 500, name: "misconfigured", run: () => callWith(misconfigured, `/v1/runs/${runId}/signals/approve`, { token: approver, body: {} }) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 502, name: "temporal down", run: () => (fault({ status: 503 }), sig()) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 503, name: "temporal busy", run: () => (fault({ status: 429 }), sig()) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 504, name: "temporal slow", run: () => (fault("hang"), sig()) },
+
+  { op: "POST /v1/runs/{id}/cancel", status: 202, name: "owner cancels", run: () => cancel() },
+  { op: "POST /v1/runs/{id}/cancel", status: 401, name: "no token", run: () => call(`/v1/runs/${runId}/cancel`, { method: "POST" }) },
+  { op: "POST /v1/runs/{id}/cancel", status: 403, name: "stranger", run: async () => cancel(await up.issuer.mint({ claims: { sub: "eve" } })) },
+  { op: "POST /v1/runs/{id}/cancel", status: 404, name: "unknown", run: () => call(`/v1/runs/order-none/cancel`, { method: "POST", token: customer }) },
+  { op: "POST /v1/runs/{id}/cancel", status: 409, name: "run finished", run: () => (up.temporal.complete(runId, {}), cancel()) },
+  { op: "POST /v1/runs/{id}/cancel", status: 500, name: "misconfigured", run: () => callWith(misconfigured, `/v1/runs/${runId}/cancel`, { method: "POST", token: customer }) },
+  { op: "POST /v1/runs/{id}/cancel", status: 502, name: "temporal down", run: () => (fault("network"), cancel()) },
+  { op: "POST /v1/runs/{id}/cancel", status: 503, name: "temporal busy", run: () => (fault({ status: 429 }), cancel()) },
+  { op: "POST /v1/runs/{id}/cancel", status: 504, name: "temporal slow", run: () => (fault("hang"), cancel()) },
+
+  { op: "POST /v1/hooks/temporal", status: 200, name: "accepted", run: () => hook(JSON.stringify(completion(runId, runRun))) },
+  { op: "POST /v1/hooks/temporal", status: 400, name: "malformed event", run: () => hook('{"type":"workflow.completed","data":{}}') },
+  { op: "POST /v1/hooks/temporal", status: 401, name: "bad signature", run: () => hook(JSON.stringify(completion(runId, runRun)), { "webhook-signature": "v1,AAAA" }) },
+  { op: "POST /v1/hooks/temporal", status: 413, name: "over 1 MiB", run: () => hook(JSON.stringify(completion(runId, runRun, "x".repeat(1024 * 1024)))) },
+  { op: "POST /v1/hooks/temporal", status: 500, name: "misconfigured", run: () => callWith(misconfigured, "/v1/hooks/temporal", { method: "POST", body: {} }) },
+];
+
+function documented(op: Op) {
+  const [method, path] = op.split(" ");
+  return spec.paths[path][method.toLowerCase()];
+}
+
+describe("every documented status is returned by the code, as documented", () => {
+  for (const s of scenarios) {
+    it(`${s.op} → ${s.status} (${s.name})`, async () => {
+      const res = await s.run();
+      const text = await res.text();
+      expect(res.status, text).toBe(s.status);
+      const response = resolve(documented(s.op).responses[String(s.status)]);
+      expect(response, `${s.op} does not document ${s.status}`).toBeDefined();
+      const type = res.headers.get("Content-Type")!;
+      const media = response.content?.[type];
+      expect(media, `${s.op} ${s.status} does not document ${type}`).toBeDefined();
+      const result = validatorFor(media.schema).validate(JSON.parse(text));
+      expect(result.errors, text).toEqual([]);
+      for (const h of Object.keys(response.headers ?? {})) {
+        if (["Location", "WWW-Authenticate", "Retry-After"].includes(h) && s.status !== 200) expect(res.headers.get(h), h).not.toBeNull();
+      }
+    });
+  }
+
+  it("has a scenario for every documented status of every operation", () => {
+    for (const r of ROUTES) {
+      const op = `${r.method} ${r.path}` as Op;
+      const statuses = Object.keys(documented(op).responses).map(Number).sort();
+      const covered = [...new Set(scenarios.filter((s) => s.op === op).map((s) => s.status))].sort();
+      expect(covered, op).toEqual(statuses);
+    }
+  });
+});

@@ -1,0 +1,307 @@
+// Starting workflows: what reaches Temporal (full-form payloads, identity in
+// memo and search attributes, trace context in the header, the API key), input
+// validation with field paths, idempotent starts, and Prefer: wait.
+import { beforeEach, describe, expect, it } from "vitest";
+import { defaultDeps } from "../src/app";
+import { Catalog } from "../src/schemas";
+import { decode, installUpstreams, type Upstreams } from "./fakes";
+import { call, callWith, completion, order, postHook, read } from "./helpers";
+
+let up: Upstreams;
+let token: string;
+beforeEach(async () => {
+  up = await installUpstreams();
+  token = await up.issuer.mint({ claims: { sub: `user-${crypto.randomUUID()}`, email: "alice@example.com", roles: ["customer"] } });
+});
+
+function start(body: unknown, headers: Record<string, string> = {}, t = token) {
+  return call("/v1/workflows/order", { token: t, body, headers });
+}
+
+describe("POST /v1/workflows/{name}", () => {
+  it("starts the run and answers 202 with its location at once", async () => {
+    const input = order();
+    const r = await read(await start(input, { "X-Request-Id": "req-123" }));
+    expect(r.status).toBe(202);
+    expect(r.body.workflow_id).toMatch(/^order-[0-9a-f]{32}$/);
+    expect(r.headers.get("Location")).toBe(`/v1/runs/${r.body.workflow_id}`);
+    expect(r.headers.get("X-Request-Id")).toBe("req-123");
+    expect(r.body).toMatchObject({ status: "running", workflow_type: "order", links: { self: `/v1/runs/${r.body.workflow_id}` } });
+
+    const run = up.temporal.runs.get(r.body.workflow_id)!;
+    expect(r.body.run_id).toBe(run.runId);
+    expect(run.type).toBe("order");
+    expect(run.taskQueue).toBe("edgeflow");
+    expect(run.input).toEqual(input);
+  });
+
+  it("sends every payload in full form (the shorthand would turn [] into null)", async () => {
+    const r = await read(await start(order()));
+    const run = up.temporal.runs.get(r.body.workflow_id)!;
+    const full = { metadata: { encoding: "anNvbi9wbGFpbg==" }, data: expect.stringMatching(/^[A-Za-z0-9+/]+=*$/) };
+    expect(run.rawInput).toEqual({ payloads: [full] });
+    for (const field of Object.values(run.memo)) expect(field).toEqual(full);
+    for (const field of Object.values(run.searchAttributes)) expect(field).toEqual(full);
+  });
+
+  it("puts the caller's identity and the request id into memo and search attributes", async () => {
+    const r = await read(await start(order(), { "X-Request-Id": "req-abc" }));
+    const run = up.temporal.runs.get(r.body.workflow_id)!;
+    const sub = decode(run.memo.edge_subject) as string;
+    expect(sub).toMatch(/^user-/);
+    expect(decode(run.memo.edge_email)).toBe("alice@example.com");
+    expect(decode(run.memo.edge_roles)).toEqual(["customer"]);
+    expect(decode(run.memo.edge_request_id)).toBe("req-abc");
+    expect(decode(run.searchAttributes.EdgeSubject)).toBe(sub);
+    expect(decode(run.searchAttributes.EdgeRequestId)).toBe("req-abc");
+    expect(run.identity).toBe(`edge:${sub}`);
+  });
+
+  it("forwards a W3C traceparent into the workflow header as _tracer-data", async () => {
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const r = await read(await start(order(), { traceparent, tracestate: "vendor=1" }));
+    const run = up.temporal.runs.get(r.body.workflow_id)!;
+    expect(decode(run.header["_tracer-data"])).toEqual({ traceparent, tracestate: "vendor=1" });
+  });
+
+  it("drops an invalid traceparent instead of forwarding it", async () => {
+    const r = await read(await start(order(), { traceparent: "00-00000000000000000000000000000000-00f067aa0ba902b7-01" }));
+    expect(up.temporal.runs.get(r.body.workflow_id)!.header).toEqual({});
+  });
+
+  it("sends the Temporal API key as a bearer token and never the caller's token", async () => {
+    await start(order());
+    const sent = up.temporal.startCalls()[0].headers;
+    expect(sent.get("Authorization")).toBe("Bearer test-temporal-api-key");
+    expect(sent.get("Accept")).toBe("application/json+no-payload-shorthand");
+  });
+
+  it("answers 404 for a workflow not in the manifest, without calling Temporal", async () => {
+    const r = await read(await call("/v1/workflows/refund", { token, body: {} }));
+    expect(r.status).toBe(404);
+    expect(r.body.type).toBe("urn:edgeflow:problem:not-found");
+    expect(up.temporal.calls).toHaveLength(0);
+  });
+});
+
+describe("input validation", () => {
+  it("lists every offending field by path, before anything reaches Temporal", async () => {
+    const r = await read(
+      await start({
+        order_id: "bad id!",
+        customer_email: "not-an-email",
+        items: [{ sku: "A", quantity: 0, unit_price_cents: 1.5, colour: "red" }],
+        amount_cents: 0,
+        currency: "eur",
+        coupon: "FREE",
+      }),
+    );
+    expect(r.status).toBe(422);
+    expect(r.headers.get("Content-Type")).toBe("application/problem+json");
+    expect(r.body.type).toBe("urn:edgeflow:problem:validation-failed");
+    const paths = r.body.errors.map((e: { path: string }) => e.path).sort();
+    expect(paths).toEqual(
+      [
+        "$.amount_cents",
+        "$.coupon",
+        "$.currency",
+        "$.customer_email",
+        "$.items[0].colour",
+        "$.items[0].quantity",
+        "$.items[0].unit_price_cents",
+        "$.order_id",
+      ].sort(),
+    );
+    const quantity = r.body.errors.find((e: { path: string }) => e.path === "$.items[0].quantity");
+    expect(quantity).toMatchObject({ pointer: "/items/0/quantity" });
+    expect(quantity.detail).toMatch(/less than 1/);
+    expect(up.temporal.calls).toHaveLength(0);
+  });
+
+  it("names missing required fields", async () => {
+    const r = await read(await start({ order_id: "o1" }));
+    expect(r.status).toBe(422);
+    expect(r.body.errors).toEqual(
+      expect.arrayContaining([
+        { path: "$.customer_email", pointer: "/customer_email", detail: "is required" },
+        { path: "$.items", pointer: "/items", detail: "is required" },
+      ]),
+    );
+  });
+
+  it("enforces array bounds (no items, more than 100 items)", async () => {
+    const none = await read(await start(order({ items: [] })));
+    expect(none.status).toBe(422);
+    expect(none.body.errors).toEqual([expect.objectContaining({ path: "$.items" })]);
+    const many = Array.from({ length: 101 }, (_, i) => ({ sku: `S${i}`, quantity: 1, unit_price_cents: 1 }));
+    // 101 items exceed the tests' 4 KiB body cap, so this deployment allows larger bodies.
+    const r = await read(await callWith({ MAX_BODY_BYTES: "65536" }, "/v1/workflows/order", { token, body: order({ items: many }) }));
+    expect(r.status).toBe(422);
+    expect(r.body.errors).toEqual([expect.objectContaining({ path: "$.items" })]);
+  });
+});
+
+describe("Idempotency-Key", () => {
+  it("maps a repeated key to the same run and never starts a second one", async () => {
+    const input = order();
+    const first = await read(await start(input, { "Idempotency-Key": "key-1" }));
+    const second = await read(await start(input, { "Idempotency-Key": "key-1" }));
+    expect(first.status).toBe(202);
+    expect([200, 202]).toContain(second.status);
+    expect(second.body.workflow_id).toBe(first.body.workflow_id);
+    expect(second.body.run_id).toBe(first.body.run_id);
+    expect(up.temporal.runs.size).toBe(1);
+  });
+
+  it("returns the existing run when Temporal answers 409 (already started)", async () => {
+    const input = order();
+    const first = await read(await start(input, { "Idempotency-Key": "key-2" }));
+    // A different Temporal request id (as after an edge redeploy) makes Temporal answer 409.
+    up.temporal.runs.get(first.body.workflow_id)!.requestId = "some-other-request";
+    const again = await read(await start(input, { "Idempotency-Key": "key-2" }));
+    expect(again.status).toBe(202);
+    expect(again.headers.get("Idempotent-Replayed")).toBe("true");
+    expect(again.body.run_id).toBe(first.body.run_id);
+    expect(up.temporal.runs.size).toBe(1);
+  });
+
+  it("answers a replay of a finished run with 200 and its result", async () => {
+    const input = order();
+    const first = await read(await start(input, { "Idempotency-Key": "key-3" }));
+    up.temporal.complete(first.body.workflow_id, { charged_cents: 2500 });
+    up.temporal.runs.get(first.body.workflow_id)!.requestId = "other";
+    const again = await read(await start(input, { "Idempotency-Key": "key-3" }));
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ workflow_id: first.body.workflow_id, status: "completed", result: { charged_cents: 2500 } });
+  });
+
+  it("answers 200 with the result when Temporal deduplicates the request onto a finished run", async () => {
+    const input = order();
+    const first = await read(await start(input, { "Idempotency-Key": "key-5" }));
+    up.temporal.complete(first.body.workflow_id, { charged_cents: 1 });
+    const again = await read(await start(input, { "Idempotency-Key": "key-5" }));
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ run_id: first.body.run_id, status: "completed", result: { charged_cents: 1 } });
+    expect(up.temporal.runs.size).toBe(1);
+  });
+
+  it("answers 409 pointing at the existing run when the key is reused with another input", async () => {
+    const first = await read(await start(order(), { "Idempotency-Key": "key-4" }));
+    up.temporal.runs.get(first.body.workflow_id)!.requestId = "other";
+    const clash = await read(await start(order({ amount_cents: 99 }), { "Idempotency-Key": "key-4" }));
+    expect(clash.status).toBe(409);
+    expect(clash.body.type).toBe("urn:edgeflow:problem:already-started");
+    expect(clash.headers.get("Location")).toBe(`/v1/runs/${first.body.workflow_id}`);
+    expect(clash.body.workflow_id).toBe(first.body.workflow_id);
+    expect(up.temporal.runs.size).toBe(1);
+  });
+
+  it("derives the id from subject and key, so two callers' keys never collide", async () => {
+    const other = await up.issuer.mint({ claims: { sub: "someone-else", roles: ["customer"] } });
+    const a = await read(await start(order(), { "Idempotency-Key": "shared" }));
+    const b = await read(await start(order(), { "Idempotency-Key": "shared" }, other));
+    expect(a.body.workflow_id).not.toBe(b.body.workflow_id);
+    const expected = await crypto.subtle.digest("SHA-256", new TextEncoder().encode("someone-else\nshared"));
+    const hex = [...new Uint8Array(expected)].map((x) => x.toString(16).padStart(2, "0")).join("");
+    expect(b.body.workflow_id).toBe(`order-${hex.slice(0, 32)}`);
+  });
+
+  it("gives each request without a key its own run", async () => {
+    const a = await read(await start(order()));
+    const b = await read(await start(order()));
+    expect(a.body.workflow_id).not.toBe(b.body.workflow_id);
+    expect(up.temporal.runs.size).toBe(2);
+  });
+
+  it("refuses an unusable key with 400", async () => {
+    const r = await read(await start(order(), { "Idempotency-Key": "x".repeat(300) }));
+    expect(r.status).toBe(400);
+    expect(r.body.type).toBe("urn:edgeflow:problem:invalid-request");
+  });
+});
+
+describe("Prefer: wait", () => {
+  it("holds the response until the completion webhook arrives, then answers 200 with the result", async () => {
+    up.temporal.onStart = (run) => {
+      setTimeout(() => void postHook(completion(run.workflowId, run.runId, { charged_cents: 2500, receipt: "r-1" })), 300);
+    };
+    const t0 = Date.now();
+    const r = await read(await start(order(), { Prefer: "wait=5" }));
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ status: "completed", result: { charged_cents: 2500, receipt: "r-1" }, error: null });
+    expect(Date.now() - t0).toBeLessThan(4500);
+  });
+
+  it("answers 200 with the failure when the workflow failed", async () => {
+    up.temporal.onStart = (run) => {
+      setTimeout(() => void postHook(completion(run.workflowId, run.runId, null, "workflow.failed")), 200);
+    };
+    const r = await read(await start(order(), { Prefer: "wait=5" }));
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ status: "failed", result: null, error: { message: "payment declined" } });
+  });
+
+  it("answers 202 with Location when the run is still going after N seconds", async () => {
+    const t0 = Date.now();
+    const r = await read(await start(order(), { Prefer: "wait=1" }));
+    expect(r.status).toBe(202);
+    expect(r.headers.get("Location")).toBe(`/v1/runs/${r.body.workflow_id}`);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
+  });
+
+  it("caps N at MAX_WAIT_SECONDS", async () => {
+    const t0 = Date.now();
+    const r = await read(await callWith({ MAX_WAIT_SECONDS: "1" }, "/v1/workflows/order", { token, body: order(), headers: { Prefer: "respond-async, wait=86400" } }));
+    expect(r.status).toBe(202);
+    expect(r.headers.get("Preference-Applied")).toBe("wait=1");
+    expect(Date.now() - t0).toBeLessThan(4500);
+  });
+
+  it("falls back to Temporal's close event when the webhook never comes", async () => {
+    up.temporal.onStart = (run) => setTimeout(() => up.temporal.complete(run.workflowId, { via: "history" }), 100);
+    const r = await read(await start(order(), { Prefer: "wait=1" }));
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ status: "completed", result: { via: "history" } });
+  });
+
+  it("long-polls Temporal when no webhook secret is configured", async () => {
+    up.temporal.onStart = (run) => setTimeout(() => up.temporal.complete(run.workflowId, { via: "long-poll" }), 200);
+    const t0 = Date.now();
+    const r = await read(await callWith({ WEBHOOK_SECRETS: "" }, "/v1/workflows/order", { token, body: order(), headers: { Prefer: "wait=5" } }));
+    expect(r.status).toBe(200);
+    expect(r.body.result).toEqual({ via: "long-poll" });
+    expect(Date.now() - t0).toBeLessThan(4500);
+    expect(up.temporal.calls.some((c) => c.path.includes("waitNewEvent=true"))).toBe(true);
+  });
+});
+
+describe("any workflow in the manifest", () => {
+  it("starts a workflow the edge has never heard of by name, validated by its own schema", async () => {
+    const catalog = Catalog.fromManifest(
+      {
+        version: 1,
+        workflows: [{ name: "refund", task_queue: "payments", input: "refund.json", signals: [], queries: [] }],
+        activities: [],
+      },
+      {
+        "refund.json": {
+          $schema: "https://json-schema.org/draft/2020-12/schema",
+          type: "object",
+          properties: { refund_id: { type: "string" }, cents: { type: "integer", minimum: 1 } },
+          required: ["refund_id", "cents"],
+          additionalProperties: false,
+        },
+      },
+    );
+    const deps = { ...defaultDeps(), catalog };
+    const send = async (body: unknown) => read(await callWith({}, "/v1/workflows/refund", { token, body }, deps));
+    const bad = await send({ refund_id: "r1", cents: 0 });
+    expect(bad.status).toBe(422);
+    expect(bad.body.errors[0].path).toBe("$.cents");
+    const ok = await send({ refund_id: "r1", cents: 10 });
+    expect(ok.status).toBe(202);
+    const run = up.temporal.runs.get(ok.body.workflow_id)!;
+    expect(run.type).toBe("refund");
+    expect(run.taskQueue).toBe("payments");
+  });
+});

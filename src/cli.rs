@@ -19,6 +19,33 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run the whole system locally: a Temporal dev server (or the one already running) and the
+    /// worker on the `dev` settings. Ctrl-C stops everything it started.
+    Dev {
+        #[command(subcommand)]
+        command: Option<DevCommand>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Replay recorded histories (files or folders of JSON) against the current workflow code;
+    /// exit 1 if any is nondeterministic.
+    Replay {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Save a workflow's history as JSON, for `edgeflow replay` (e.g. under tests/histories/).
+    History {
+        id: String,
+        /// Where to write it.
+        out: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Temporal Schedules declared in `[schedules.*]`.
+    Schedules {
+        #[command(subcommand)]
+        command: SchedulesCommand,
+    },
     /// Settings: check and print them.
     Config {
         #[command(subcommand)]
@@ -59,12 +86,52 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// JSON Schemas of every workflow and activity, and the manifest the edge Worker consumes.
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
     /// Probe an HTTP endpoint: exit 0 on a 2xx answer, 1 otherwise. For container health checks.
     Health {
         #[arg(long, default_value = "http://127.0.0.1:9464/readyz")]
         url: String,
         #[arg(long, default_value_t = 3)]
         timeout_secs: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Print a bearer token from the development issuer (which `edgeflow dev` serves).
+    Token {
+        /// Role claims, e.g. `customer`, `approver`, `admin` (repeatable).
+        #[arg(long = "role", default_value = "customer")]
+        roles: Vec<String>,
+        #[arg(long, default_value = "dev-user")]
+        subject: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// Create, update and delete the cluster's `edgeflow-*` Schedules to match settings.
+    Sync {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Write the schemas and `manifest.json` into DIR (the repository keeps them in `schemas/`).
+    Export {
+        dir: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 

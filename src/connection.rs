@@ -22,7 +22,7 @@ use crate::settings::TemporalSettings;
 /// The API key named by the settings, read now.
 pub fn read_api_key(t: &TemporalSettings) -> anyhow::Result<Option<String>> {
     if let Some(key) = &t.api_key {
-        return Ok(Some(key.expose().to_string()));
+        return Ok(Some(secrecy::ExposeSecret::expose_secret(key).to_string()));
     }
     if let Some(var) = &t.api_key_env {
         let key = std::env::var(var).with_context(|| format!("reading env var {var}"))?;

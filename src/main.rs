@@ -9,13 +9,24 @@
 //! - [`observe`]: per-activity log span and metrics.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`operator`]: `start`, `signal`, `status` over gRPC.
+//! - [`dev`]: `edgeflow dev`, the local stack.
+//! - [`schema`]: `edgeflow schema export`, the contract the edge Worker consumes.
+//! - [`replay`]: `edgeflow replay`, the nondeterminism guard.
+//! - [`schedules`]: `edgeflow schedules sync`.
+//! - [`demo`], [`dev_issuer`]: the demo services and token issuer of `edgeflow dev`.
 
 mod cli;
 mod connection;
+mod demo;
+mod dev;
+mod dev_issuer;
 mod observe;
 mod operator;
 mod ops;
 mod registry;
+mod replay;
+mod schedules;
+mod schema;
 mod settings;
 mod telemetry;
 mod worker;
@@ -25,7 +36,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use cli::{Cli, Command, ConfigCommand};
+use cli::{Cli, Command, ConfigCommand, DevCommand, SchedulesCommand, SchemaCommand};
 use settings::{Settings, Sources};
 
 /// Exit code for bad settings, distinct from a runtime failure (1).
@@ -57,27 +68,43 @@ async fn run(cli: Cli) -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Worker { config } => {
-            let settings = match load(config) {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
-            let telemetry = match telemetry::init(&settings.telemetry) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("edgeflow: {e:#}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let stop = CancellationToken::new();
-            tokio::spawn(stop_on_signal(stop.clone()));
-            match worker::run(settings, &telemetry, stop).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %telemetry::chain(&e), "worker failed");
-                    ExitCode::FAILURE
-                }
+        Command::Worker { config } => serve(config, false).await,
+        Command::Dev { command: None, config } => serve(config, true).await,
+        Command::Dev { command: Some(DevCommand::Token { roles, subject, email, ttl_secs }), config } => {
+            let mut sources = Sources::from_env(config);
+            sources.env.get_or_insert_with(|| "dev".to_string());
+            match load_from(&sources) {
+                Ok(s) => match dev::token(&s, &subject, email.as_deref(), &roles, ttl_secs) {
+                    Ok(token) => {
+                        println!("{token}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("edgeflow: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Err(code) => code,
             }
+        }
+        Command::History { id, out, config } => {
+            with_settings(config, |s| operator::save_history(s, id, out)).await
+        }
+        Command::Replay { paths } => match replay::run(&paths).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("edgeflow: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Schedules { command: SchedulesCommand::Sync { config } } => {
+            with_settings(config, |s| async move {
+                let client = operator::client(&s).await?;
+                let report = schedules::sync(&s, &client).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
         }
         Command::Start { workflow, input, id, task_queue, wait, config } => {
             with_settings(config, |s| operator::start(s, workflow, input, id, task_queue, wait)).await
@@ -85,13 +112,59 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Signal { id, name, input, config } => {
             with_settings(config, |s| operator::signal(s, id, name, input)).await
         }
+        Command::Schema { command: SchemaCommand::Export { dir, config } } => {
+            with_settings(config, |s| async move {
+                let written = schema::export(&s, &dir)?;
+                eprintln!("wrote {written} files to {}", dir.display());
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
         Command::Status { id, config } => with_settings(config, |s| operator::status(s, id)).await,
+    }
+}
+
+/// `worker` and `dev`: settings → telemetry → run until a signal.
+async fn serve(config: Option<std::path::PathBuf>, dev_stack: bool) -> ExitCode {
+    let mut sources = Sources::from_env(config);
+    if dev_stack && sources.env.is_none() {
+        // The dev stack runs on config/dev.toml unless EDGEFLOW_ENV says otherwise.
+        sources.env = Some("dev".to_string());
+    }
+    let settings = match load_from(&sources) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let telemetry = match telemetry::init(&settings.telemetry) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("edgeflow: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    let result = if dev_stack {
+        dev::run(settings, &telemetry, stop).await
+    } else {
+        worker::run(settings, &telemetry, stop).await
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %telemetry::chain(&e), "edgeflow failed");
+            ExitCode::FAILURE
+        }
     }
 }
 
 /// Loads settings, printing every problem and returning exit code 2 when they are bad.
 fn load(config: Option<std::path::PathBuf>) -> Result<Settings, ExitCode> {
-    Settings::load(&Sources::from_env(config)).map_err(|errors| {
+    load_from(&Sources::from_env(config))
+}
+
+fn load_from(sources: &Sources) -> Result<Settings, ExitCode> {
+    Settings::load(sources).map_err(|errors| {
         eprint!("edgeflow: {errors}");
         ExitCode::from(EXIT_BAD_SETTINGS)
     })

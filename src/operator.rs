@@ -47,7 +47,7 @@ fn payload_json(payloads: &[Payload]) -> serde_json::Value {
     }
 }
 
-async fn client(settings: &Settings) -> anyhow::Result<Client> {
+pub async fn client(settings: &Settings) -> anyhow::Result<Client> {
     let identity = format!("edgeflow-cli-{}", std::process::id());
     let (connection, _) = crate::connection::connect(&settings.temporal, &identity, None).await?;
     Client::new(connection, ClientOptions::new(settings.temporal.namespace.clone()).build())
@@ -171,6 +171,19 @@ pub async fn status(settings: Settings, id: String) -> anyhow::Result<ExitCode> 
         }
     }
     print_json(&out);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn save_history(settings: Settings, id: String, out: std::path::PathBuf) -> anyhow::Result<ExitCode> {
+    let client = client(&settings).await?;
+    let json = client
+        .get_workflow_handle::<UntypedWorkflow>(id.clone())
+        .fetch_history(Default::default())
+        .to_json()
+        .await
+        .with_context(|| format!("fetching the history of {id}"))?;
+    std::fs::write(&out, json).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("saved the history of {id} to {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,31 +1,98 @@
-//! What the worker registers: every workflow and every activity family, in one place.
+//! What the worker registers: every workflow and every activity, in one place.
+//!
+//! The same list serves the worker and the replayer ([`WorkflowRegistry`]), so a workflow can't be
+//! run without also being replay-checked.
 
 use std::sync::Arc;
+
+use anyhow::Context;
 use std::time::Duration;
 
 use edgeflow_workflows::echo::{EchoInput, MAX_DELAY_MS};
+use edgeflow_workflows::order::OrderSettings;
+use temporalio_common::WorkflowDefinition;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use temporalio_sdk::workflow_replayer::WorkflowReplayerOptions;
 use temporalio_sdk::{ApplicationFailure, WorkerOptions, WorkflowRegistrationError};
+use temporalio_workflow::workflows::WorkflowImplementation;
 
 use crate::settings::Settings;
 
+/// Something workflows are registered on: a worker's options or a replayer's.
+pub trait WorkflowRegistry {
+    fn add<W>(&mut self) -> Result<(), WorkflowRegistrationError>
+    where
+        W: WorkflowImplementation,
+        <W::Run as WorkflowDefinition>::Input: Send;
+}
+
+impl WorkflowRegistry for WorkerOptions {
+    fn add<W>(&mut self) -> Result<(), WorkflowRegistrationError>
+    where
+        W: WorkflowImplementation,
+        <W::Run as WorkflowDefinition>::Input: Send,
+    {
+        self.register_workflow::<W>().map(|_| ())
+    }
+}
+
+impl WorkflowRegistry for WorkflowReplayerOptions {
+    fn add<W>(&mut self) -> Result<(), WorkflowRegistrationError>
+    where
+        W: WorkflowImplementation,
+        <W::Run as WorkflowDefinition>::Input: Send,
+    {
+        self.register_workflow::<W>().map(|_| ())
+    }
+}
+
 /// Every workflow this worker runs.
-pub fn register_workflows(options: &mut WorkerOptions) -> Result<(), WorkflowRegistrationError> {
-    options.register_workflow::<edgeflow_workflows::EchoWorkflow>()?;
+pub fn register_workflows(registry: &mut impl WorkflowRegistry) -> Result<(), WorkflowRegistrationError> {
+    registry.add::<edgeflow_workflows::EchoWorkflow>()?;
+    registry.add::<edgeflow_workflows::OrderWorkflow>()?;
+    registry.add::<edgeflow_workflows::ReportWorkflow>()?;
     Ok(())
 }
 
-/// The activity families, built once from settings and shared by every task queue.
-pub struct Activities {}
+/// Every activity: the four families, `echo`, and the workflows' settings activities.
+/// Built once from settings; registered on every task queue that runs activities.
+pub struct Activities {
+    families: edgeflow_activities::Activities,
+    workflow_settings: WorkflowSettingsActivities,
+}
 
 impl Activities {
-    pub async fn from_settings(_settings: &Settings) -> anyhow::Result<Self> {
-        Ok(Self {})
+    /// Connects the database (running its migrations), loads the named statements and
+    /// templates, and sets up every client.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let families = edgeflow_activities::Activities::build(
+            edgeflow_activities::ActivitiesSettings {
+                services: &settings.services,
+                database: &settings.database,
+                email: &settings.email,
+                webhooks: &settings.webhooks,
+            },
+            // Metrics are recorded once, for every activity, by `crate::observe`.
+            &edgeflow_activities::ActivityMetrics::unregistered(),
+        )
+        .await
+        .context("setting up the activities")?;
+        Ok(Self {
+            families,
+            workflow_settings: WorkflowSettingsActivities { order: settings.workflows.order.clone() },
+        })
     }
 
     pub fn register(&self, options: &mut WorkerOptions) {
+        self.families.register(options);
         options.register_activities(EchoActivities);
+        options.register_activities(self.workflow_settings.clone());
+    }
+
+    /// Closes the database pool; call after the workers have drained.
+    pub async fn close(&self) {
+        self.families.database().close().await;
     }
 }
 
@@ -61,5 +128,19 @@ impl EchoActivities {
             let _ = ctx.record_heartbeat(()).await;
         }
         Ok(input.message)
+    }
+}
+
+/// `settings.order`: hands the `order` workflow its settings, recorded in history.
+#[derive(Clone)]
+pub struct WorkflowSettingsActivities {
+    pub order: OrderSettings,
+}
+
+#[activities]
+impl WorkflowSettingsActivities {
+    #[activity(definition = edgeflow_workflows::order::OrderSettingsDefinition)]
+    pub async fn order(self: Arc<Self>, _ctx: ActivityContext, _input: ()) -> Result<OrderSettings, ActivityError> {
+        Ok(self.order.clone())
     }
 }

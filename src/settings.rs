@@ -14,45 +14,19 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use edgeflow_activities::settings::{Secret, SettingError};
+use edgeflow_activities::db::DbSettings;
+use edgeflow_activities::email::EmailSettings;
+use edgeflow_activities::http::HttpSettings;
+use edgeflow_activities::webhook::WebhookSettings;
+use edgeflow_workflows::order::OrderSettings;
 use schemars::JsonSchema;
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+
+use crate::schedules::ScheduleSettings;
 
 /// Where the layered files live unless `EDGEFLOW_CONFIG_DIR` says otherwise.
 pub const DEFAULT_CONFIG_DIR: &str = "config";
-
-/// A secret setting: readable only through [`Secret::expose`], printed and serialized as
-/// `"[redacted]"` so that `config check`, logs and debug output never show it.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(SecretString);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("[redacted]")
-    }
-}
-
-impl JsonSchema for Secret {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Secret".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "writeOnly": true })
-    }
-}
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,14 +39,51 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     pub ops: OpsSettings,
     pub telemetry: TelemetrySettings,
+    /// Named microservices for `http.call`.
+    pub services: HttpSettings,
+    /// The database of `db.execute` and of the idempotency ledgers.
+    pub database: DbSettings,
+    /// Templates and transport of `email.send`.
+    pub email: EmailSettings,
+    /// Named endpoints for `webhook.notify`.
+    pub webhooks: WebhookSettings,
+    /// Settings each workflow reads (through a local activity, so they are in its history).
+    pub workflows: WorkflowsSettings,
+    /// Temporal Schedules that `edgeflow schedules sync` keeps in line, by name.
+    #[serde(default)]
+    pub schedules: BTreeMap<String, ScheduleSettings>,
+    /// Used only by `edgeflow dev`.
+    pub dev: DevSettings,
 }
 
-/// One problem in the settings, at a dotted key path such as `temporal.address`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingError {
-    pub path: String,
-    pub message: String,
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowsSettings {
+    pub order: OrderSettings,
 }
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevSettings {
+    /// Where the dev stack keeps its state (Temporal's database, logs, the issuer's key).
+    pub var_dir: PathBuf,
+    pub temporal_ui_port: u16,
+    /// Port of the dev server's HTTP API (the edge Worker talks to it).
+    pub temporal_http_port: u16,
+    /// The edge Worker in `wrangler dev`: the one local URL of the whole system.
+    pub edge_port: u16,
+    /// Start the edge Worker (needs Node.js and `edge/node_modules`).
+    pub start_edge: bool,
+    /// The development token issuer the edge trusts.
+    pub issuer_port: u16,
+    /// `aud` of development tokens.
+    pub token_audience: String,
+    /// The demo inventory, payments and shipping services.
+    pub demo_services_port: u16,
+    /// `none`, `flaky:<service>` (503 twice per order) or `down:<service>` (422 every time).
+    pub demo_failure: String,
+}
+
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +137,8 @@ pub struct WorkerSettings {
     pub activity_pollers: usize,
     /// How often readiness asks the Temporal server whether it is reachable.
     pub readiness_check_secs: u64,
+    /// Run `edgeflow schedules sync` before polling.
+    pub sync_schedules_on_start: bool,
 }
 
 /// What a task queue runs in this process.
@@ -206,11 +219,8 @@ impl fmt::Display for SettingsErrors {
     }
 }
 
-fn problem(path: impl Into<String>, message: impl Into<String>) -> SettingError {
-    SettingError {
-        path: path.into(),
-        message: message.into(),
-    }
+pub fn problem(path: impl Into<String>, message: impl Into<String>) -> SettingError {
+    SettingError::new(path, message)
 }
 
 /// Where settings come from; built from the process environment by [`Sources::from_env`].
@@ -267,6 +277,12 @@ impl Settings {
         check_section!("task_queues", BTreeMap<String, TaskQueueSettings>, validate_task_queues);
         check_section!("ops", OpsSettings, validate_ops);
         check_section!("telemetry", TelemetrySettings, validate_telemetry);
+        check_section!("services", HttpSettings, HttpSettings::validate);
+        check_section!("database", DbSettings, DbSettings::validate);
+        check_section!("email", EmailSettings, EmailSettings::validate);
+        check_section!("webhooks", WebhookSettings, WebhookSettings::validate);
+        check_section!("schedules", BTreeMap<String, ScheduleSettings>, crate::schedules::validate);
+        check_section!("dev", DevSettings, validate_dev);
         problems.extend(semantic);
         if !problems.is_empty() {
             return Err(SettingsErrors(problems));
@@ -290,6 +306,13 @@ impl Settings {
 }
 
 // Checks of what the schema can't express, one function per section.
+
+fn validate_dev(dev: &DevSettings) -> Vec<SettingError> {
+    match crate::demo::Failure::parse(&dev.demo_failure) {
+        Ok(_) => vec![],
+        Err(e) => vec![problem("dev.demo_failure", e)],
+    }
+}
 
 fn validate_temporal(t: &TemporalSettings) -> Vec<SettingError> {
     let mut out = Vec::new();
@@ -464,13 +487,26 @@ fn merged_tree(sources: &Sources) -> Result<serde_json::Value, SettingsErrors> {
             ));
         }
     }
-    builder = builder.add_source(
-        config::Environment::with_prefix("EDGEFLOW")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true)
-            .source(Some(sources.vars.clone().into_iter().collect())),
-    );
+    let mut env = config::Environment::with_prefix("EDGEFLOW")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .source(Some(sources.vars.clone().into_iter().collect()));
+    // List-valued keys given as one variable, comma-separated (e.g. webhook signing secrets).
+    // Only these: with no list key named, the config crate would split every value.
+    let list_keys: Vec<String> = sources
+        .vars
+        .keys()
+        .filter(|k| k.ends_with("__SECRETS"))
+        .map(|k| k.trim_start_matches("EDGEFLOW__").to_lowercase().replace("__", "."))
+        .collect();
+    if !list_keys.is_empty() {
+        env = env.list_separator(",");
+        for key in &list_keys {
+            env = env.with_list_parse_key(key);
+        }
+    }
+    builder = builder.add_source(env);
     if let Some(file) = &sources.file {
         if file.is_file() {
             builder = builder.add_source(config::File::from(file.clone()).format(config::FileFormat::Toml));
@@ -559,6 +595,7 @@ fn type_names(kind: &jsonschema::error::TypeKind) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     fn sources_with(file_body: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, Sources) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -595,6 +632,20 @@ mod tests {
         assert_eq!(s.temporal.namespace, "payments");
         assert_eq!(s.shutdown.grace_period_secs, 7);
         assert_eq!(s.ops.listen, "127.0.0.1:1234");
+    }
+
+    #[test]
+    fn signing_secrets_come_from_one_comma_separated_variable() {
+        let (_d, sources) = sources_with(
+            "",
+            &[(
+                "EDGEFLOW__WEBHOOKS__EDGE__SECRETS",
+                "whsec_ZGV2ZWxvcG1lbnQtb25seS1ub3QtYS1zZWNyZXQ=,whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24=",
+            )],
+        );
+        let s = Settings::load(&sources).expect("loads");
+        assert_eq!(s.webhooks.endpoints["edge"].secrets.len(), 2);
+        assert_eq!(s.dev.var_dir, PathBuf::from("var"));
     }
 
     #[test]
@@ -637,6 +688,6 @@ mod tests {
         assert!(!printed.contains("sk-very-secret"));
         assert!(printed.contains("[redacted]"));
         assert!(!format!("{s:?}").contains("sk-very-secret"));
-        assert_eq!(s.temporal.api_key.as_ref().map(Secret::expose), Some("sk-very-secret"));
+        assert_eq!(s.temporal.api_key.as_ref().map(|k| k.expose_secret()), Some("sk-very-secret"));
     }
 }

@@ -86,9 +86,11 @@ pub async fn run(settings: Settings, telemetry: &Telemetry, stop: CancellationTo
     let client = Client::new(connection.clone(), ClientOptions::new(settings.temporal.namespace.clone()).build())
         .context("creating the Temporal client")?;
 
-    let activities = crate::registry::Activities::from_settings(&settings)
-        .await
-        .context("setting up activities")?;
+    if settings.worker.sync_schedules_on_start {
+        let report = crate::schedules::sync(&settings, &client).await.context("syncing schedules")?;
+        tracing::info!(?report, "schedules synced");
+    }
+    let activities = crate::registry::Activities::build(&settings).await?;
 
     let mut workers = Vec::new();
     for queue in settings.task_queues.values() {
@@ -177,6 +179,7 @@ pub async fn run(settings: Settings, telemetry: &Telemetry, stop: CancellationTo
             ended[3],
         );
     }
+    activities.close().await;
     ops_stop.cancel();
     let _ = ops_task.await;
     prometheus.abort_handle.abort();

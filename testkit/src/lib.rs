@@ -4,7 +4,7 @@
 //! drop, so a test binary never depends on anything already running on the machine:
 //! - [`temporal`]: a Temporal dev server (the `temporal` CLI from `.tools/venv`),
 //! - [`postgres`]: a throw-away PostgreSQL cluster run as the `postgres` user,
-//! - [`smtp`]: an aiosmtpd SMTP server writing to a Maildir,
+//! - [`smtp`]: an aiosmtpd SMTP server recording each message as a JSON file,
 //! - [`grpc_proxy`]: a gRPC proxy that records the credentials a client sends.
 
 pub mod grpc_proxy;

@@ -4,8 +4,16 @@
 //! tasks: it only calls the SDK (activities, timers, signals, queries). The Rust SDK fails a
 //! workflow task that breaks this at run time; the replay tests catch it before a deploy.
 //!
+//! - [`catalog`]: every workflow's contract (names and JSON Schemas), for `edgeflow schema export`.
 //! - [`echo`]: one `echo` activity; a deployment check and the benchmark workload.
+//! - [`report`]: a named read query emailed; the scheduled workflow (`[schedules.*]`).
+//! - [`order`]: the flagship: record, confirm, approve, three jobs with a saga, notify the edge.
 
+pub mod catalog;
 pub mod echo;
+pub mod order;
+pub mod report;
 
 pub use echo::EchoWorkflow;
+pub use order::OrderWorkflow;
+pub use report::ReportWorkflow;

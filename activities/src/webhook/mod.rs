@@ -1,0 +1,229 @@
+//! `webhook.notify`: POST a signed event to a named endpoint.
+//!
+//! The body is `{"type": …, "timestamp": <RFC 3339>, "data": …}`; the headers follow Standard
+//! Webhooks: `webhook-id` (`msg_` + digest of workflow id + step: the same on every retry, so
+//! the receiver can drop duplicates), `webhook-timestamp` (unix seconds at sending, which the
+//! receiver checks for freshness) and `webhook-signature` (`v1,<base64 HMAC-SHA256>` per
+//! configured secret, space-separated). The body's `timestamp` is when the workflow scheduled
+//! the notification, so a retried event's body is byte-for-byte the same.
+//!
+//! A 2xx answer is delivery. Anything else, a redirect included, fails retryably (honouring
+//! `Retry-After`): a receiver that is down or misconfigured may recover, and Temporal's retry
+//! policy bounds the attempts.
+
+mod model;
+pub use model::{
+    CompletionError, CompletionStatus, WORKFLOW_COMPLETED, WORKFLOW_FAILED, WebhookNotifyInput,
+    WebhookNotifyOutput, WorkflowCompletion,
+};
+
+#[cfg(feature = "runtime")]
+mod settings;
+#[cfg(feature = "runtime")]
+pub mod signing;
+
+#[cfg(feature = "runtime")]
+pub use runtime::{WebhookActivities, WebhookBuildError};
+#[cfg(feature = "runtime")]
+pub use settings::{EndpointSettings, WebhookSettings};
+
+#[cfg(feature = "runtime")]
+mod runtime {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use secrecy::ExposeSecret;
+    use serde::Serialize;
+    use temporalio_macros::activities;
+    use temporalio_sdk::activities::{ActivityContext, ActivityError};
+    use tracing::instrument;
+
+    use super::signing::{SigningKey, signature_header};
+    use super::{WebhookNotifyInput, WebhookNotifyOutput, WebhookSettings};
+    use crate::failure::{self, Failure};
+    use crate::metrics::Family;
+    use crate::{ActivityMetrics, CallContext, Untrusted, names};
+
+    struct Endpoint {
+        url: url::Url,
+        keys: Vec<SigningKey>,
+        client: reqwest::Client,
+    }
+
+    /// The `webhook` family: one client and key set per endpoint. Clones share them.
+    #[derive(Clone)]
+    pub struct WebhookActivities {
+        endpoints: Arc<HashMap<String, Endpoint>>,
+        metrics: ActivityMetrics,
+    }
+
+    /// An endpoint could not be set up.
+    #[derive(Debug, thiserror::Error)]
+    #[error("webhooks.{endpoint}: {message}")]
+    pub struct WebhookBuildError {
+        /// The endpoint name.
+        pub endpoint: String,
+        /// What went wrong.
+        pub message: String,
+    }
+
+    #[derive(Serialize)]
+    struct Event<'a> {
+        #[serde(rename = "type")]
+        event_type: &'a str,
+        timestamp: String,
+        data: &'a serde_json::Value,
+    }
+
+    impl WebhookActivities {
+        /// Parse every endpoint's secrets and build its client.
+        pub fn new(
+            settings: &WebhookSettings,
+            metrics: ActivityMetrics,
+        ) -> Result<Self, WebhookBuildError> {
+            let mut endpoints = HashMap::new();
+            for (name, s) in &settings.endpoints {
+                let fail = |message: String| WebhookBuildError {
+                    endpoint: name.clone(),
+                    message,
+                };
+                let url = url::Url::parse(&s.url).map_err(|e| fail(format!("url: {e}")))?;
+                if s.secrets.is_empty() {
+                    return Err(fail("secrets: at least one is needed".into()));
+                }
+                let keys = s
+                    .secrets
+                    .iter()
+                    .map(|k| SigningKey::parse(k.expose_secret()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| fail(format!("secrets: {e}")))?;
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs_f64(s.timeout_secs))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("edgeflow/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| fail(e.to_string()))?;
+                endpoints.insert(name.clone(), Endpoint { url, keys, client });
+            }
+            Ok(Self {
+                endpoints: Arc::new(endpoints),
+                metrics,
+            })
+        }
+
+        /// `webhook.notify` without the SDK wrapper: what the activity does, given its caller.
+        #[instrument(name = "webhook.notify", skip_all, fields(endpoint = %input.endpoint, event_type = %input.event_type, step = %input.step))]
+        pub async fn deliver_event(
+            &self,
+            ctx: &CallContext,
+            input: WebhookNotifyInput,
+        ) -> Result<WebhookNotifyOutput, Failure> {
+            ctx.observe(&self.metrics, Family::Webhook, self.deliver(ctx, input))
+                .await
+        }
+
+        async fn deliver(
+            &self,
+            ctx: &CallContext,
+            input: WebhookNotifyInput,
+        ) -> Result<WebhookNotifyOutput, Failure> {
+            let key = ctx.key(&input.step)?;
+            let endpoint =
+                self.endpoints
+                    .get(&input.endpoint)
+                    .ok_or_else(|| Failure::UnknownName {
+                        kind: "endpoint",
+                        name: input.endpoint.clone(),
+                    })?;
+            check_event_type(&input.event_type)?;
+            let body = serde_json::to_vec(&Event {
+                event_type: &input.event_type,
+                timestamp: DateTime::<Utc>::from(ctx.scheduled_at)
+                    .to_rfc3339_opts(SecondsFormat::Millis, true),
+                data: &input.data,
+            })
+            .map_err(|e| Failure::InvalidInput(format!("cannot encode the event: {e}")))?;
+            let webhook_id = format!("msg_{}", key.digest());
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let target = format!("webhook endpoint `{}`", input.endpoint);
+            let response = endpoint
+                .client
+                .post(endpoint.url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header("webhook-id", &webhook_id)
+                .header("webhook-timestamp", now.to_string())
+                .header(
+                    "webhook-signature",
+                    signature_header(&endpoint.keys, &webhook_id, now, &body),
+                )
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| failure::from_reqwest(&target, &e))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(WebhookNotifyOutput {
+                    webhook_id,
+                    status: status.as_u16(),
+                });
+            }
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| failure::parse_retry_after(v, SystemTime::now()));
+            Err(Failure::WebhookRejected {
+                endpoint: input.endpoint,
+                status: status.as_u16(),
+                retry_after,
+            })
+        }
+    }
+
+    /// `[a-z0-9_.-]`, 1 to 100 characters: event types end up in logs and KV keys.
+    fn check_event_type(event_type: &str) -> Result<(), Failure> {
+        let ok = !event_type.is_empty()
+            && event_type.len() <= 100
+            && event_type
+                .chars()
+                .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '.' | '-'));
+        if ok {
+            Ok(())
+        } else {
+            Err(Failure::InvalidInput(format!(
+                "event type {event_type:?} must be 1 to 100 of [a-z0-9_.-]"
+            )))
+        }
+    }
+
+    #[activities]
+    impl WebhookActivities {
+        /// Registered as `webhook.notify`.
+        #[activity(name = names::WEBHOOK_NOTIFY)]
+        #[instrument(skip_all, fields(
+            workflow_id = ctx.info().workflow_id.as_deref().unwrap_or(""),
+            run_id = ctx.info().workflow_run_id.as_deref().unwrap_or(""),
+            activity_type = %ctx.info().activity_type,
+            attempt = ctx.info().attempt,
+        ))]
+        pub async fn notify(
+            self: Arc<Self>,
+            ctx: ActivityContext,
+            input: Untrusted<WebhookNotifyInput>,
+        ) -> Result<WebhookNotifyOutput, ActivityError> {
+            let input = input.0.map_err(|e| {
+                crate::context::invalid_input(&self.metrics, Family::Webhook, e)
+                    .into_activity_error()
+            })?;
+            let call = CallContext::from_activity(&ctx);
+            self.deliver_event(&call, input)
+                .await
+                .map_err(Failure::into_activity_error)
+        }
+    }
+}

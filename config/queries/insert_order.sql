@@ -1,0 +1,6 @@
+-- Record a new order. A second order with the same id is a constraint violation (not retried).
+-- params: order_id, customer_email, total_cents, currency
+-- mode: write
+INSERT INTO orders (order_id, customer_email, total_cents, currency)
+VALUES ($1, $2, $3, $4)
+RETURNING order_id, status

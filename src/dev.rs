@@ -1,0 +1,282 @@
+//! `edgeflow dev`: the whole system on one machine, on embedded defaults.
+//!
+//! Starts a Temporal dev server persisting under `./var/` (or reuses one already answering on
+//! `temporal.address`) and registers edgeflow's search attributes; serves the demo services and
+//! the development token issuer; starts the edge Worker in `wrangler dev` trusting that issuer;
+//! runs the worker in this process on the `dev` settings; prints where everything is and a
+//! ready-to-use token; and on Ctrl-C stops the worker (draining it) and then every process it
+//! started, and nothing else.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
+use temporalio_common::protos::temporal::api::operatorservice::v1::AddSearchAttributesRequest;
+use tokio_util::sync::CancellationToken;
+
+use crate::dev_issuer::DevIssuer;
+use crate::settings::Settings;
+use crate::telemetry::Telemetry;
+
+/// Custom search attributes the edge sets on every workflow it starts.
+pub const SEARCH_ATTRIBUTES: [&str; 2] = ["EdgeSubject", "EdgeRequestId"];
+
+/// A child process this command started; killed (TERM, then KILL) when dropped.
+struct Owned {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    eprintln!("[dev] stopped {}", self.name);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            eprintln!("[dev] killed {}", self.name);
+        }
+    }
+}
+
+fn temporal_cli() -> PathBuf {
+    if let Some(path) = std::env::var_os("EDGEFLOW_TEMPORAL_CLI") {
+        return PathBuf::from(path);
+    }
+    let local = PathBuf::from(".tools/venv/bin/temporal");
+    if local.exists() { local } else { PathBuf::from("temporal") }
+}
+
+fn grpc_addr(settings: &Settings) -> anyhow::Result<SocketAddr> {
+    let url = url::Url::parse(&settings.temporal.address)?;
+    let host = url.host_str().unwrap_or("127.0.0.1");
+    let port = url.port().unwrap_or(7233);
+    format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("127.0.0.1:{port}").parse())
+        .context("temporal.address must be a loopback address for `edgeflow dev`")
+}
+
+fn listening(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+}
+
+/// Starts a Temporal dev server unless one already answers on `temporal.address`.
+fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
+    let dev = &settings.dev;
+    let addr = grpc_addr(settings)?;
+    if listening(addr) {
+        eprintln!("[dev] reusing the Temporal server already listening on {addr}");
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&dev.var_dir).with_context(|| format!("creating {}", dev.var_dir.display()))?;
+    let db = dev.var_dir.join("temporal.db");
+    let log_path = dev.var_dir.join("temporal.log");
+    let log = std::fs::File::create(&log_path)?;
+    let cli = temporal_cli();
+    eprintln!(
+        "[dev] starting a Temporal dev server on {addr} (persisting to {}, log {})",
+        db.display(),
+        log_path.display()
+    );
+    let mut command = Command::new(&cli);
+    command
+        .args(["server", "start-dev", "--headless", "--ip", &addr.ip().to_string()])
+        .args(["--port", &addr.port().to_string()])
+        .args(["--ui-port", &dev.temporal_ui_port.to_string()])
+        .args(["--http-port", &dev.temporal_http_port.to_string()])
+        .args(["--db-filename", &db.display().to_string()])
+        .args(["--namespace", &settings.temporal.namespace])
+        .args(["--log-level", "warn"]);
+    for name in SEARCH_ATTRIBUTES {
+        command.args(["--search-attribute", &format!("{name}=Keyword")]);
+    }
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {} (run scripts/setup to install it)", cli.display()))?;
+    let mut owned = Owned { name: "Temporal dev server", child };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !listening(addr) {
+        if let Some(status) = owned.child.try_wait()? {
+            bail!(
+                "the Temporal dev server exited with {status}; see {}",
+                log_path.display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("the Temporal dev server did not listen on {addr} within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(Some(owned))
+}
+
+/// Registers the edge's search attributes on a reused server (a started one has them already).
+async fn register_search_attributes(settings: &Settings) -> anyhow::Result<()> {
+    let (connection, _) = crate::connection::connect(&settings.temporal, "edgeflow-dev", None).await?;
+    let request = AddSearchAttributesRequest {
+        search_attributes: SEARCH_ATTRIBUTES
+            .iter()
+            .map(|n| (n.to_string(), IndexedValueType::Keyword as i32))
+            .collect(),
+        namespace: settings.temporal.namespace.clone(),
+    };
+    match connection
+        .operator_service()
+        .add_search_attributes(temporalio_client::tonic::Request::new(request))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(status) if status.code() == temporalio_client::tonic::Code::AlreadyExists => Ok(()),
+        Err(status) if status.message().contains("already") => Ok(()),
+        Err(status) => bail!("registering search attributes: {}", status.message()),
+    }
+}
+
+fn issuer(settings: &Settings) -> anyhow::Result<DevIssuer> {
+    DevIssuer::load_or_create(
+        &settings.dev.var_dir,
+        format!("http://127.0.0.1:{}", settings.dev.issuer_port),
+        settings.dev.token_audience.clone(),
+    )
+}
+
+/// `edgeflow dev token`: a token from the same key the running dev stack publishes.
+pub fn token(settings: &Settings, subject: &str, email: Option<&str>, roles: &[String], ttl_secs: u64) -> anyhow::Result<String> {
+    issuer(settings)?.mint(subject, email, roles, ttl_secs)
+}
+
+async fn bind(port: u16, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("{what}: port {port} is taken (change it under [dev])"))
+}
+
+/// Starts the edge Worker in `wrangler dev`, trusting the dev issuer and signing secrets.
+async fn start_edge(settings: &Settings) -> anyhow::Result<Owned> {
+    let dev = &settings.dev;
+    let edge_dir = PathBuf::from("edge");
+    let wrangler = edge_dir.join("node_modules/wrangler/bin/wrangler.js");
+    if !wrangler.exists() {
+        bail!(
+            "{} is missing: run scripts/setup (or set EDGEFLOW__DEV__START_EDGE=false)",
+            wrangler.display()
+        );
+    }
+    let var = std::fs::canonicalize(&dev.var_dir)?;
+    let secrets: Vec<String> = settings
+        .webhooks
+        .endpoints
+        .get(&settings.workflows.order.completion_webhook)
+        .map(|e| e.secrets.iter().map(|s| secrecy::ExposeSecret::expose_secret(s).to_string()).collect())
+        .unwrap_or_default();
+    let env_file = var.join("edge.env");
+    let vars = [
+        ("ENVIRONMENT", "development".to_string()),
+        ("TEMPORAL_HTTP_URL", format!("http://127.0.0.1:{}", dev.temporal_http_port)),
+        ("TEMPORAL_NAMESPACE", settings.temporal.namespace.clone()),
+        ("OIDC_ISSUER", format!("http://127.0.0.1:{}", dev.issuer_port)),
+        ("OIDC_AUDIENCE", dev.token_audience.clone()),
+        ("OIDC_ALGORITHMS", "ES256".to_string()),
+        ("WEBHOOK_SECRETS", secrets.join(" ")),
+    ];
+    let text: String = vars.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect();
+    std::fs::write(&env_file, text).with_context(|| format!("writing {}", env_file.display()))?;
+    let log_path = var.join("edge.log");
+    let log = std::fs::File::create(&log_path)?;
+    eprintln!("[dev] starting the edge Worker in wrangler dev on 127.0.0.1:{} (log {})", dev.edge_port, log_path.display());
+    let child = Command::new("node")
+        .arg(wrangler.strip_prefix(&edge_dir).unwrap_or(&wrangler))
+        .args(["dev", "--ip", "127.0.0.1", "--port", &dev.edge_port.to_string()])
+        .args(["--env-file", &env_file.display().to_string()])
+        .args(["--persist-to", &var.join("edge-state").display().to_string()])
+        .arg("--show-interactive-dev-session=false")
+        .current_dir(&edge_dir)
+        .env("CI", "true")
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting `node` for the edge Worker (is Node.js installed?)")?;
+    let mut owned = Owned { name: "edge Worker (wrangler dev)", child };
+    let url = format!("http://127.0.0.1:{}/healthz", dev.edge_port);
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(owned);
+        }
+        if let Some(status) = owned.child.try_wait()? {
+            bail!("the edge Worker exited with {status}; see {}", log_path.display());
+        }
+        if Instant::now() > deadline {
+            bail!("the edge Worker did not answer {url} within 90 s; see {}", log_path.display());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+pub async fn run(settings: Settings, telemetry: &Telemetry, stop: CancellationToken) -> anyhow::Result<()> {
+    let dev = settings.dev.clone();
+    let failure = crate::demo::Failure::parse(&dev.demo_failure).map_err(anyhow::Error::msg)?;
+    let temporal = tokio::task::block_in_place(|| ensure_temporal(&settings))?;
+    register_search_attributes(&settings).await?;
+
+    let background = CancellationToken::new();
+    let demo_listener = bind(dev.demo_services_port, "demo services").await?;
+    let demo_stop = background.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(demo_listener, crate::demo::router(failure))
+            .with_graceful_shutdown(async move { demo_stop.cancelled().await })
+            .await;
+    });
+    let issuer = Arc::new(issuer(&settings)?);
+    issuer.clone().serve(bind(dev.issuer_port, "token issuer").await?, background.clone()).await;
+    let edge = if dev.start_edge { Some(start_edge(&settings).await?) } else { None };
+
+    let token = issuer.mint("dev-user", Some("dev-user@edgeflow.localhost"), &["customer".to_string()], 12 * 3600)?;
+    let edge_url = format!("http://127.0.0.1:{}", dev.edge_port);
+    eprintln!(
+        "\n\
+         [dev] edgeflow is up.\n\
+         [dev]   edge (the API):   {}\n\
+         [dev]   Temporal UI:      http://127.0.0.1:{}{}\n\
+         [dev]   worker ops:       http://{}/readyz  /metrics\n\
+         [dev]   demo services:    http://127.0.0.1:{} (failure mode: {})\n\
+         [dev] A customer token (12 h; `edgeflow dev token --role approver` mints others):\n\
+         [dev]   export TOKEN={token}\n\
+         [dev] Try it (another terminal):\n\
+         [dev]   target/debug/edgeflow start order --input @examples/order.json --wait\n\
+         [dev]   curl -s -X POST {edge_url}/v1/workflows/order -H \"Authorization: Bearer $TOKEN\" \\\n\
+         [dev]        -H 'Prefer: wait=10' -H 'Content-Type: application/json' --data @examples/order.json\n\
+         [dev] Ctrl-C stops everything this command started.\n",
+        if edge.is_some() { edge_url.clone() } else { "(not started: dev.start_edge = false)".to_string() },
+        dev.temporal_ui_port,
+        if temporal.is_some() { "" } else { " (of the reused server, if it serves one)" },
+        settings.ops.listen,
+        dev.demo_services_port,
+        dev.demo_failure,
+    );
+
+    let result = crate::worker::run(settings, telemetry, stop).await;
+    background.cancel();
+    drop(edge);
+    drop(temporal);
+    result
+}

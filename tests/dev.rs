@@ -1,0 +1,96 @@
+//! `edgeflow dev`: one command brings the stack up, and Ctrl-C takes down what it started.
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::edgeflow;
+use edgeflow_testkit::tools::free_port;
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
+    let var = tempfile::tempdir().unwrap();
+    let (grpc, ui, http, ops) = (free_port(), free_port(), free_port(), free_port());
+    let (edge, issuer, demo) = (free_port(), free_port(), free_port());
+    let env = [
+        ("EDGEFLOW__TEMPORAL__ADDRESS", format!("http://127.0.0.1:{grpc}")),
+        ("EDGEFLOW__DEV__TEMPORAL_UI_PORT", ui.to_string()),
+        ("EDGEFLOW__DEV__TEMPORAL_HTTP_PORT", http.to_string()),
+        ("EDGEFLOW__DEV__VAR_DIR", var.path().display().to_string()),
+        ("EDGEFLOW__DEV__EDGE_PORT", edge.to_string()),
+        ("EDGEFLOW__DEV__ISSUER_PORT", issuer.to_string()),
+        ("EDGEFLOW__DEV__DEMO_SERVICES_PORT", demo.to_string()),
+        ("EDGEFLOW__OPS__LISTEN", format!("127.0.0.1:{ops}")),
+        ("EDGEFLOW__WEBHOOKS__EDGE__URL", format!("http://127.0.0.1:{edge}/v1/hooks/temporal")),
+        ("EDGEFLOW__DATABASE__URL", format!("sqlite://{}/edgeflow.db?mode=rwc", var.path().display())),
+        ("EDGEFLOW__EMAIL__OUTBOX__DIR", var.path().join("outbox").display().to_string()),
+        ("EDGEFLOW__SERVICES__INVENTORY__BASE_URL", format!("http://127.0.0.1:{demo}/inventory/")),
+        ("EDGEFLOW__SERVICES__PAYMENTS__BASE_URL", format!("http://127.0.0.1:{demo}/payments/")),
+        ("EDGEFLOW__SERVICES__SHIPPING__BASE_URL", format!("http://127.0.0.1:{demo}/shipping/")),
+    ];
+    let log = var.path().join("dev.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut dev = edgeflow(&["dev"], &env)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("edgeflow dev");
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while edgeflow_testkit::temporal::http_get(&format!("127.0.0.1:{ops}"), "/readyz")
+        .map(|(s, _)| s)
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(Instant::now() < deadline, "dev stack never ready:\n{}", logs());
+        assert!(dev.try_wait().unwrap().is_none(), "edgeflow dev exited:\n{}", logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(logs().contains(&format!("Temporal UI:      http://127.0.0.1:{ui}")), "{}", logs());
+    assert!(var.path().join("temporal.db").exists(), "Temporal does not persist under var_dir");
+
+    let result = edgeflow(&["start", "echo", "--input", r#"{"message":"from dev"}"#, "--wait"], &env)
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{result:?}\n{}", logs());
+    assert_eq!(String::from_utf8_lossy(&result.stdout).trim(), r#""from dev""#);
+
+    // The whole system at the edge's URL: a signed-in caller starts `order` and waits for it.
+    let token = edgeflow(&["dev", "token", "--role", "customer"], &env).output().unwrap();
+    assert!(token.status.success(), "{token:?}");
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    let body = std::fs::read_to_string(edgeflow_testkit::tools::repo_root().join("examples/order.json")).unwrap();
+    let answer = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-X", "POST", &format!("http://127.0.0.1:{edge}/v1/workflows/order")])
+        .args(["-H", &format!("Authorization: Bearer {token}"), "-H", "Prefer: wait=20"])
+        .args(["-H", "Content-Type: application/json", "-H", "Idempotency-Key: dev-test-1", "--data", &body])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer.stdout).to_string();
+    let (json, code) = answer.rsplit_once('\n').unwrap();
+    assert_eq!(code, "200", "{answer}\n{}", logs());
+    let run: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["result"]["order_id"], "ord-1001");
+
+    let status = std::process::Command::new("kill").args(["-INT", &dev.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = dev.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "edgeflow dev did not stop:\n{}", logs());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "{exit}\n{}", logs());
+    assert!(!listening(grpc), "the Temporal dev server outlived edgeflow dev");
+    assert!(!listening(ops), "the ops endpoint outlived edgeflow dev");
+    assert!(!listening(edge), "the edge Worker outlived edgeflow dev");
+}

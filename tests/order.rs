@@ -1,0 +1,325 @@
+//! The flagship `order` workflow on `edgeflow worker`, against a real Temporal dev server, with
+//! the real activities: SQLite, the email outbox, and the microservices and the edge's webhook
+//! receiver played by a loopback HTTP server (wiremock).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{WorkerProcess, edgeflow, event_types, history, unique_queue};
+use edgeflow_testkit::temporal::DevServer;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// The development signing secret from config/default.toml.
+const DEV_SECRET: &str = "whsec_ZGV2ZWxvcG1lbnQtb25seS1ub3QtYS1zZWNyZXQ=";
+
+struct Stack {
+    server: DevServer,
+    mocks: MockServer,
+    queue: String,
+    dir: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Stack {
+    async fn up(test: &str) -> Self {
+        let server = tokio::task::spawn_blocking(DevServer::start).await.unwrap().expect("dev server");
+        let mocks = MockServer::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let queue = unique_queue(test);
+        let env = vec![
+            ("EDGEFLOW__SERVICES__INVENTORY__BASE_URL", format!("{}/inventory/", mocks.uri())),
+            ("EDGEFLOW__SERVICES__PAYMENTS__BASE_URL", format!("{}/payments/", mocks.uri())),
+            ("EDGEFLOW__SERVICES__SHIPPING__BASE_URL", format!("{}/shipping/", mocks.uri())),
+            ("EDGEFLOW__WEBHOOKS__EDGE__URL", format!("{}/hook", mocks.uri())),
+            ("EDGEFLOW__DATABASE__URL", format!("sqlite://{}/edgeflow.db?mode=rwc", dir.path().display())),
+            ("EDGEFLOW__EMAIL__OUTBOX__DIR", dir.path().join("outbox").display().to_string()),
+            ("EDGEFLOW__WORKFLOWS__ORDER__APPROVAL_ESCALATE_AFTER_SECS", "2".to_string()),
+            ("EDGEFLOW__WORKFLOWS__ORDER__APPROVAL_TIMEOUT_SECS", "2".to_string()),
+            ("EDGEFLOW__WORKFLOWS__ORDER__CHARGE_PAYMENT__INITIAL_RETRY_SECS", "1".to_string()),
+            ("EDGEFLOW__WORKFLOWS__ORDER__CHARGE_PAYMENT__MAX_RETRY_SECS", "1".to_string()),
+            ("EDGEFLOW__WORKFLOWS__ORDER__NOTIFY_SHIPPING__TIMEOUT_SECS", "3".to_string()),
+        ];
+        Stack { server, mocks, queue, dir, env }
+    }
+
+    async fn worker(&self) -> WorkerProcess {
+        let (address, queue, env) = (self.server.address(), self.queue.clone(), self.env.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut w = WorkerProcess::spawn(&address, &queue, &env);
+            w.wait_readyz(200, Duration::from_secs(60));
+            w
+        })
+        .await
+        .unwrap()
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut env = self.env.clone();
+        env.push(("EDGEFLOW__TEMPORAL__ADDRESS", self.server.address()));
+        env.push(("EDGEFLOW__TASK_QUEUES__MAIN__NAME", self.queue.clone()));
+        edgeflow(args, &env).output().expect("edgeflow")
+    }
+
+    fn start_order(&self, id: &str, input: &serde_json::Value) {
+        let out = self.cli(&["start", "order", "--id", id, "--input", &input.to_string()]);
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// Polls `edgeflow status` until the run has ended.
+    async fn ended(&self, id: &str, limit: Duration) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let out = self.cli(&["status", id]);
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if status["status"].as_str().is_some_and(|s| s != "running") {
+                return status;
+            }
+            assert!(started.elapsed() < limit, "{id} still running after {limit:?}: {status}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn outbox(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path().join("outbox"))
+            .map(|d| d.flatten().filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect())
+            .unwrap_or_default()
+    }
+
+    async fn order_rows(&self, order_id: &str) -> i64 {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}/edgeflow.db", self.dir.path().display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+        sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE order_id = ?")
+            .bind(order_id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count")
+    }
+
+    /// Requests the mock server saw, as (method, path).
+    async fn calls(&self) -> Vec<(String, String)> {
+        self.mocks
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| (r.method.to_string(), r.url.path().to_string()))
+            .collect()
+    }
+
+    /// The completion events, each checked against the Standard Webhooks signature.
+    async fn webhook_events(&self) -> Vec<(String, serde_json::Value)> {
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(DEV_SECRET.trim_start_matches("whsec_"))
+            .unwrap();
+        let mut events = Vec::new();
+        for r in self.mocks.received_requests().await.unwrap_or_default() {
+            if r.url.path() != "/hook" {
+                continue;
+            }
+            let header = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            let (id, ts, sig) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
+            let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+            mac.update(format!("{id}.{ts}.").as_bytes());
+            mac.update(&r.body);
+            let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+            assert!(sig.split(' ').any(|s| s == expected), "bad signature on {id}: {sig}");
+            events.push((id, serde_json::from_slice(&r.body).unwrap()));
+        }
+        events
+    }
+}
+
+fn order(id: &str, amount_cents: u64) -> serde_json::Value {
+    serde_json::json!({
+        "order_id": id,
+        "customer_email": "ada@example.com",
+        "items": [{"sku": "sku-1", "quantity": 1, "unit_price_cents": amount_cents}],
+        "amount_cents": amount_cents,
+        "currency": "EUR",
+    })
+}
+
+async fn services_answer(mocks: &MockServer) {
+    for (m, p) in [
+        ("POST", "/inventory/reservations/"),
+        ("DELETE", "/inventory/reservations/"),
+        ("POST", "/payments/charges/"),
+        ("POST", "/payments/refunds/"),
+        ("POST", "/shipping/notices/"),
+    ] {
+        Mock::given(method(m))
+            .and(wiremock::matchers::path_regex(format!("^{p}[^/]+$")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": p})))
+            .mount(mocks)
+            .await;
+    }
+    Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(204)).mount(mocks).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_writes_once_emails_once_runs_three_jobs_and_notifies() {
+    let stack = Stack::up("order-happy").await;
+    services_answer(&stack.mocks).await;
+    let _worker = stack.worker().await;
+    stack.start_order("happy-1", &order("ord-happy", 2500));
+    let status = stack.ended("happy-1", Duration::from_secs(60)).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["result"]["jobs"].as_object().unwrap().len(), 3);
+
+    assert_eq!(stack.order_rows("ord-happy").await, 1);
+    let mails = stack.outbox();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("Order ord-happy confirmed"), "{}", mails[0]);
+    let calls = stack.calls().await;
+    for job in ["/inventory/reservations/ord-happy", "/payments/charges/ord-happy", "/shipping/notices/ord-happy"] {
+        assert_eq!(calls.iter().filter(|(_, p)| p == job).count(), 1, "{job}: {calls:?}");
+    }
+    let events = stack.webhook_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].1["type"], "workflow.completed");
+    assert_eq!(events[0].1["data"]["workflow_id"], "happy-1");
+    assert_eq!(events[0].1["data"]["result"]["order_id"], "ord-happy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_fails_twice_then_succeeds_is_retried_with_the_same_idempotency_key() {
+    let stack = Stack::up("order-retry").await;
+    Mock::given(method("POST"))
+        .and(path("/payments/charges/ord-retry"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&stack.mocks)
+        .await;
+    services_answer(&stack.mocks).await;
+    let _worker = stack.worker().await;
+    stack.start_order("retry-1", &order("ord-retry", 2500));
+    let status = stack.ended("retry-1", Duration::from_secs(60)).await;
+    assert_eq!(status["status"], "completed", "{status}");
+
+    let charges: Vec<_> = stack
+        .mocks
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/payments/charges/ord-retry")
+        .collect();
+    assert_eq!(charges.len(), 3);
+    let keys: std::collections::BTreeSet<_> =
+        charges.iter().map(|r| r.headers.get("idempotency-key").unwrap().to_str().unwrap().to_string()).collect();
+    assert_eq!(keys.len(), 1, "the key changed between attempts: {keys:?}");
+
+    let events = history(&stack.server.address(), "retry-1");
+    let charge_attempt = events
+        .iter()
+        .filter(|e| e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_STARTED")
+        .filter_map(|e| e["activityTaskStartedEventAttributes"]["attempt"].as_u64())
+        .max();
+    assert_eq!(charge_attempt, Some(3), "the history does not show the retries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_fails_for_good_compensates_the_others_in_reverse_order_once() {
+    let stack = Stack::up("order-saga").await;
+    Mock::given(method("POST"))
+        .and(path("/shipping/notices/ord-saga"))
+        .respond_with(ResponseTemplate::new(422).set_body_string("address is not deliverable"))
+        .with_priority(1)
+        .mount(&stack.mocks)
+        .await;
+    services_answer(&stack.mocks).await;
+    let _worker = stack.worker().await;
+    stack.start_order("saga-1", &order("ord-saga", 2500));
+    let status = stack.ended("saga-1", Duration::from_secs(60)).await;
+    assert_eq!(status["status"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(error.contains("notify_shipping failed"), "{error}");
+    assert!(error.contains("payment refunded, inventory released"), "{error}");
+
+    let calls = stack.calls().await;
+    let refund = calls.iter().position(|c| c == &("POST".into(), "/payments/refunds/ord-saga".into()));
+    let release = calls.iter().position(|c| c == &("DELETE".into(), "/inventory/reservations/ord-saga".into()));
+    assert!(refund.is_some() && release.is_some(), "{calls:?}");
+    assert!(refund < release, "compensations out of order: {calls:?}");
+    assert_eq!(calls.iter().filter(|(_, p)| p == "/payments/refunds/ord-saga").count(), 1);
+    assert_eq!(calls.iter().filter(|(m, p)| m == "DELETE" && p == "/inventory/reservations/ord-saga").count(), 1);
+    let events = stack.webhook_events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1["type"], "workflow.failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_order_waits_for_approval_and_records_who_decided() {
+    let stack = Stack::up("order-approve").await;
+    services_answer(&stack.mocks).await;
+    let _worker = stack.worker().await;
+    // Escalation after 2 s: raise it so this test decides well before.
+    stack.start_order("approve-1", &order("ord-approve", 250_000));
+    stack.start_order("reject-1", &order("ord-reject", 250_000));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let out = stack.cli(&["signal", "approve-1", "approve", "--input", r#"{"approver":"boss","reason":"ok"}"#]);
+    assert!(out.status.success(), "{out:?}");
+    let out = stack.cli(&["signal", "reject-1", "reject", "--input", r#"{"approver":"boss","reason":"too much"}"#]);
+    assert!(out.status.success(), "{out:?}");
+
+    let approved = stack.ended("approve-1", Duration::from_secs(60)).await;
+    assert_eq!(approved["status"], "completed", "{approved}");
+    assert_eq!(approved["result"]["approval"], serde_json::json!({"state": "approved", "approver": "boss", "reason": "ok"}));
+    let rejected = stack.ended("reject-1", Duration::from_secs(60)).await;
+    assert_eq!(rejected["status"], "failed");
+    assert!(rejected["error"].as_str().unwrap().contains("rejected by boss: too much"), "{rejected}");
+    assert!(!stack.calls().await.iter().any(|(_, p)| p.ends_with("ord-reject")), "a rejected order ran its jobs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecided_order_escalates_by_email_then_is_rejected() {
+    let stack = Stack::up("order-timeout").await;
+    services_answer(&stack.mocks).await;
+    let _worker = stack.worker().await;
+    stack.start_order("timeout-1", &order("ord-timeout", 250_000));
+    let status = stack.ended("timeout-1", Duration::from_secs(60)).await;
+    assert_eq!(status["status"], "failed");
+    assert!(status["error"].as_str().unwrap().contains("rejected automatically"), "{status}");
+    let mails = stack.outbox();
+    assert_eq!(mails.len(), 2, "confirmation and escalation expected");
+    assert!(mails.iter().any(|m| m.contains("approvers@edgeflow.localhost") && m.contains("ord-timeout")));
+    let types = event_types(&history(&stack.server.address(), "timeout-1"));
+    assert_eq!(types.iter().filter(|t| *t == "EVENT_TYPE_TIMER_FIRED").count(), 2, "{types:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_order_is_replaced_and_the_order_completes_with_one_of_each() {
+    let stack = Stack::up("order-kill").await;
+    // Shipping answers slowly, so the worker dies while that job is in flight.
+    Mock::given(method("POST"))
+        .and(path("/shipping/notices/ord-kill"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)).set_body_json(serde_json::json!({})))
+        .with_priority(1)
+        .mount(&stack.mocks)
+        .await;
+    services_answer(&stack.mocks).await;
+    let mut first = stack.worker().await;
+    stack.start_order("kill-1", &order("ord-kill", 2500));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !stack.calls().await.iter().any(|(_, p)| p == "/shipping/notices/ord-kill") {
+        assert!(Instant::now() < deadline, "shipping never called:\n{}", first.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+
+    let _second = stack.worker().await;
+    let status = stack.ended("kill-1", Duration::from_secs(90)).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(stack.order_rows("ord-kill").await, 1);
+    assert_eq!(stack.outbox().len(), 1);
+    let ids: std::collections::BTreeSet<_> = stack.webhook_events().await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), 1, "more than one completion event: {ids:?}");
+}

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use edgeflow_activities::Outcome;
 use futures_util::FutureExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -24,32 +25,13 @@ use temporalio_sdk::interceptors::{
 };
 use tracing::Instrument;
 
-/// How an activity attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    Ok,
-    Retryable,
-    NonRetryable,
-    Cancelled,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Retryable => "retryable",
-            Outcome::NonRetryable => "non_retryable",
-            Outcome::Cancelled => "cancelled",
-        }
-    }
-
-    fn of<T>(result: &Result<T, ActivityError>) -> Outcome {
-        match result {
-            Ok(_) | Err(ActivityError::WillCompleteAsync) => Outcome::Ok,
-            Err(ActivityError::Cancelled { .. }) => Outcome::Cancelled,
-            Err(ActivityError::Application(f)) if f.is_non_retryable() => Outcome::NonRetryable,
-            Err(_) => Outcome::Retryable,
-        }
+/// How an attempt ended, read from the activity's result (the label values are the families').
+fn outcome_of<T>(result: &Result<T, ActivityError>) -> Outcome {
+    match result {
+        Ok(_) | Err(ActivityError::WillCompleteAsync) => Outcome::Ok,
+        Err(ActivityError::Cancelled { .. }) => Outcome::Cancelled,
+        Err(ActivityError::Application(f)) if f.is_non_retryable() => Outcome::NonRetryable,
+        Err(_) => Outcome::Retryable,
     }
 }
 
@@ -179,7 +161,7 @@ impl ActivityInboundInterceptor for ObserveActivities {
             metrics.in_flight.inc();
             let started = Instant::now();
             let result = next.run(input).await;
-            let outcome = Outcome::of(&result);
+            let outcome = outcome_of(&result);
             metrics.in_flight.dec();
             metrics.record(&activity, outcome, started.elapsed());
             match (&result, outcome) {

@@ -56,6 +56,7 @@ pub fn register_workflows(registry: &mut impl WorkflowRegistry) -> Result<(), Wo
     registry.add::<edgeflow_workflows::EchoWorkflow>()?;
     registry.add::<edgeflow_workflows::OrderWorkflow>()?;
     registry.add::<edgeflow_workflows::ReportWorkflow>()?;
+    registry.add::<edgeflow_workflows::FanoutWorkflow>()?;
     Ok(())
 }
 

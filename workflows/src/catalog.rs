@@ -6,6 +6,7 @@ use schemars::{JsonSchema, Schema, schema_for};
 use temporalio_common::{QueryDefinition, SignalDefinition};
 
 use crate::echo::{EchoInput, EchoWorkflow};
+use crate::fanout::{FanoutInput, FanoutWorkflow};
 use crate::order::{OrderInput, OrderResult, OrderWorkflow};
 use crate::report::{ReportInput, ReportResult, ReportWorkflow};
 
@@ -56,6 +57,14 @@ pub fn workflows() -> Vec<WorkflowSpec> {
             edge: false,
             input: schema_for!(ReportInput),
             result: schema_for!(ReportResult),
+            signals: vec![],
+            queries: vec![],
+        },
+        WorkflowSpec {
+            name: FanoutWorkflow::name(),
+            edge: false,
+            input: schema_for!(FanoutInput),
+            result: schema_for!(serde_json::Value),
             signals: vec![],
             queries: vec![],
         },

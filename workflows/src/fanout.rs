@@ -78,8 +78,13 @@ impl FanoutWorkflow {
             .into_iter()
             .map(|out| out.json.unwrap_or(serde_json::Value::Null))
             .collect();
-        let echoed = EchoInput { message: json!({ "fetched": fetched }), delay_ms: 0 };
-        Ok(ctx.execute_activity(EchoActivity::echo, echoed, call_options()).await?)
+        let echoed = EchoInput {
+            message: json!({ "fetched": fetched }),
+            delay_ms: 0,
+        };
+        Ok(ctx
+            .execute_activity(EchoActivity::echo, echoed, call_options())
+            .await?)
     }
 }
 
@@ -89,17 +94,26 @@ mod tests {
 
     #[test]
     fn each_part_has_its_own_step_and_query() {
-        let input = FanoutInput { service: "stub".into(), path: "/items".into() };
+        let input = FanoutInput {
+            service: "stub".into(),
+            path: "/items".into(),
+        };
         let calls: Vec<_> = (1..=PARTS).map(|n| input.call(n)).collect();
         let steps: Vec<_> = calls.iter().map(|c| c.step.as_str()).collect();
         assert_eq!(steps, ["fetch-1", "fetch-2", "fetch-3"]);
-        assert!(calls.iter().all(|c| c.method == HttpMethod::Get && c.service == "stub" && c.path == "/items"));
+        assert!(
+            calls
+                .iter()
+                .all(|c| c.method == HttpMethod::Get && c.service == "stub" && c.path == "/items")
+        );
         assert_eq!(calls[2].query["part"], "3");
     }
 
     #[test]
     fn unknown_input_keys_are_refused() {
-        let bad = serde_json::from_value::<FanoutInput>(json!({"service": "s", "path": "/", "paht": "/x"}));
+        let bad = serde_json::from_value::<FanoutInput>(
+            json!({"service": "s", "path": "/", "paht": "/x"}),
+        );
         assert!(bad.is_err());
     }
 }

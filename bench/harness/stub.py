@@ -1,0 +1,39 @@
+"""The local HTTP service W2 calls: every GET answers `{"ok": true, "part": ...}` after a delay.
+
+Run as its own process (`python -m harness.stub --port P --delay-ms 20`) so its CPU is neither
+the worker's nor the driver's; it prints `stub listening` once it accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from aiohttp import web
+
+
+def app(delay_s: float) -> web.Application:
+    async def answer(request: web.Request) -> web.Response:
+        await asyncio.sleep(delay_s)
+        return web.json_response({"ok": True, "part": request.query.get("part")})
+
+    application = web.Application()
+    application.router.add_get("/{tail:.*}", answer)
+    return application
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay-ms", type=float, default=20.0)
+    args = parser.parse_args()
+    runner = web.AppRunner(app(args.delay_ms / 1000), access_log=None)
+    await runner.setup()
+    # A deep accept backlog: 200 activities may connect at once.
+    await web.TCPSite(runner, "127.0.0.1", args.port, backlog=1024).start()
+    print("stub listening", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

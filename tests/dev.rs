@@ -79,6 +79,27 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["result"]["order_id"], "ord-1001");
 
+    // A large order waits for a human: an approver signals through the edge, and the status
+    // route shows the run completed with who approved it.
+    let large = std::fs::read_to_string(edgeflow_testkit::tools::repo_root().join("examples/order-large.json")).unwrap();
+    let started = curl(&["-X", "POST", &format!("http://127.0.0.1:{edge}/v1/workflows/order"), "-H", &format!("Authorization: Bearer {token}"), "-H", "Content-Type: application/json", "--data", &large]);
+    assert_eq!(started.0, 202, "{started:?}");
+    let id = started.1["workflow_id"].as_str().unwrap().to_string();
+    let approver = edgeflow(&["dev", "token", "--role", "approver", "--subject", "boss"], &env).output().unwrap();
+    let approver = String::from_utf8_lossy(&approver.stdout).trim().to_string();
+    let signalled = curl(&["-X", "POST", &format!("http://127.0.0.1:{edge}/v1/runs/{id}/signals/approve"), "-H", &format!("Authorization: Bearer {approver}"), "-H", "Content-Type: application/json", "--data", r#"{"reason":"ok"}"#]);
+    assert!(signalled.0 == 200 || signalled.0 == 202, "{signalled:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = curl(&[&format!("http://127.0.0.1:{edge}/v1/runs/{id}"), "-H", &format!("Authorization: Bearer {approver}")]);
+        if status.1["status"] == "completed" {
+            assert_eq!(status.1["result"]["approval"]["approver"], "boss", "{status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "large order never completed: {status:?}\n{}", logs());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     let status = std::process::Command::new("kill").args(["-INT", &dev.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -93,4 +114,12 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     assert!(!listening(grpc), "the Temporal dev server outlived edgeflow dev");
     assert!(!listening(ops), "the ops endpoint outlived edgeflow dev");
     assert!(!listening(edge), "the edge Worker outlived edgeflow dev");
+}
+
+/// `curl` an edge route: (status, JSON body).
+fn curl(args: &[&str]) -> (u16, serde_json::Value) {
+    let out = std::process::Command::new("curl").args(["-s", "-w", "\n%{http_code}"]).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.parse().unwrap_or(0), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
 }

@@ -323,3 +323,74 @@ async fn a_worker_killed_mid_order_is_replaced_and_the_order_completes_with_one_
     let ids: std::collections::BTreeSet<_> = stack.webhook_events().await.into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids.len(), 1, "more than one completion event: {ids:?}");
 }
+
+/// Each family's first attempt fails inside a real run: the SQL write meets a locked database,
+/// the SMTP server refuses the first message (451), the edge's receiver answers 500 once. The
+/// history shows each retry, and each side effect happens once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_attempt_failures_of_db_email_and_webhook_are_retried_into_one_side_effect_each() {
+    let mut stack = Stack::up("order-inject").await;
+    let smtp = tokio::task::spawn_blocking(|| {
+        edgeflow_testkit::smtp::SmtpServer::start_with(edgeflow_testkit::smtp::SmtpOptions {
+            fail_first: 1,
+            ..Default::default()
+        })
+    })
+    .await
+    .unwrap()
+    .expect("smtp server");
+    stack.env.extend([
+        ("EDGEFLOW__EMAIL__TRANSPORT", "smtp".to_string()),
+        ("EDGEFLOW__EMAIL__SMTP__HOST", "127.0.0.1".to_string()),
+        ("EDGEFLOW__EMAIL__SMTP__PORT", smtp.port().to_string()),
+        ("EDGEFLOW__EMAIL__SMTP__SECURITY", "plain".to_string()),
+        ("EDGEFLOW__DATABASE__STATEMENT_TIMEOUT_SECS", "0.3".to_string()),
+    ]);
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&stack.mocks)
+        .await;
+    services_answer(&stack.mocks).await;
+    let _worker = stack.worker().await;
+
+    // Hold SQLite's write lock while the run starts, so its first insert times out.
+    use sqlx::Connection;
+    let url = format!("sqlite://{}/edgeflow.db", stack.dir.path().display());
+    let mut lock = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.expect("lock");
+    stack.start_order("inject-1", &order("ord-inject", 2500));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sqlx::query("COMMIT").execute(&mut lock).await.expect("unlock");
+
+    let status = stack.ended("inject-1", Duration::from_secs(60)).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(stack.order_rows("ord-inject").await, 1);
+    assert_eq!(smtp.messages().len(), 1, "the confirmation was sent more than once");
+    let ids: Vec<_> = stack.webhook_events().await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), 2, "one refused delivery, one accepted: {ids:?}");
+    assert_eq!(ids[0], ids[1], "a retried delivery must keep its webhook-id");
+
+    let events = history(&stack.server.address(), "inject-1");
+    let attempts_of = |activity: &str| {
+        let scheduled: Vec<_> = events
+            .iter()
+            .filter(|e| e["activityTaskScheduledEventAttributes"]["activityType"]["name"] == activity)
+            .filter_map(|e| e["eventId"].as_str().map(str::to_string))
+            .collect();
+        events
+            .iter()
+            .filter(|e| {
+                let s = &e["activityTaskStartedEventAttributes"];
+                scheduled.iter().any(|id| s["scheduledEventId"].as_str() == Some(id))
+            })
+            .filter_map(|e| e["activityTaskStartedEventAttributes"]["attempt"].as_u64())
+            .max()
+            .unwrap_or(0)
+    };
+    assert!(attempts_of("db.execute") >= 2, "db.execute was not retried");
+    assert!(attempts_of("email.send") >= 2, "email.send was not retried");
+    assert!(attempts_of("webhook.notify") >= 2, "webhook.notify was not retried");
+}

@@ -17,7 +17,7 @@ use temporalio_client::{
 use temporalio_common::telemetry::metrics::TemporalMeter;
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::TemporalSettings;
+use crate::settings::{GrpcCompression, TemporalSettings};
 
 /// The API key named by the settings, read now.
 pub fn read_api_key(t: &TemporalSettings) -> anyhow::Result<Option<String>> {
@@ -138,6 +138,10 @@ pub async fn connect(
         .maybe_tls_options(tls)
         .maybe_metrics_meter(meter)
         .connect_timeout(Duration::from_secs(t.connect_timeout_secs))
+        .grpc_compression(match t.grpc_compression {
+            GrpcCompression::Gzip => temporalio_client::GrpcCompression::Gzip,
+            GrpcCompression::None => temporalio_client::GrpcCompression::None,
+        })
         // The SDK refuses a certificate resolver together with DNS load balancing.
         .dns_load_balancing(None)
         .build();

@@ -100,7 +100,17 @@ pub struct TemporalSettings {
     pub connect_timeout_secs: u64,
     /// How often the API key and client certificate files are checked for changes.
     pub credentials_check_secs: u64,
+    /// gRPC message compression: `gzip` saves bandwidth over a wide-area link (e.g. to Temporal
+    /// Cloud); `none` saves the worker about a third of its CPU on loopback or a LAN.
+    pub grpc_compression: GrpcCompression,
     pub tls: TlsSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GrpcCompression {
+    Gzip,
+    None,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -226,7 +226,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.reps = args.reps or (1 if args.quick else 3)
     args.warmup = args.warmup if args.warmup is not None else (2 if args.quick else 20)
     args.edge_n = args.edge_n or (20 if args.quick else 500)
-    args.edgeflow_bin = args.edgeflow_bin or ROOT / "target" / ("debug" if args.quick else "release") / "edgeflow"
+    args.edgeflow_bin = (args.edgeflow_bin or ROOT / "target" / ("debug" if args.quick else "release") / "edgeflow").absolute()
     args.workload_keys = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.worker_list = [w.strip() for w in args.workers.split(",") if w.strip()]
     for w in args.workload_keys:
@@ -292,6 +292,9 @@ async def main(argv: list[str]) -> int:
         "load_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "versions": versions(args.edgeflow_bin),
         "stub_delay_ms": STUB_DELAY_MS,
+        "edgeflow_bin": str(args.edgeflow_bin),
+        "edgeflow_env": args.edgeflow_env,
+        "grpc_compression_peers": args.grpc_compression,
     }
     meta["versions_text"] = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))

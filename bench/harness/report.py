@@ -122,7 +122,10 @@ def markdown(meta: dict[str, Any], records: list[dict[str, Any]], edge_records: 
         "counts only if every workflow completed with the right result.",
         f"- Slot limits, identical for every worker: {meta['limits_text']}.",
         f"- Machine: {meta['machine']}; load average at start {meta['load_at_start']}.",
-        f"- Versions: {meta['versions_text']}.",
+        f"- Versions: {meta['versions_text']}."
+        + (f" edgeflow binary: `{meta['edgeflow_bin']}`." if meta.get("edgeflow_bin") else "")
+        + (f" Extra edgeflow environment: `{' '.join(meta['edgeflow_env'])}`." if meta.get("edgeflow_env") else "")
+        + (f" Peers' gRPC compression: {meta['grpc_compression_peers']}." if meta.get("grpc_compression_peers", "gzip") != "gzip" else ""),
         "- Cells: median over the repetitions (min–max). CPU is utime+stime of every thread of the "
         "process over the measured window (/proc/PID/stat); peak RSS is the worker's VmHWM, start-up "
         "included; latency is start call → result as the driver sees it.",

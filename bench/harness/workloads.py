@@ -75,14 +75,14 @@ W2 = Workload(
 
 # ─── HOOK: W3 `order` ───────────────────────────────────────────────────────────────────────
 # N = 200 flagship `order` workflows (no approval) on edgeflow only, with its real activities
-# against the dev stack's services, PostgreSQL and the outbox. It waits for the flagship and
-# its dev stack to land. To finish it:
-#   1. `make_input` below already builds an order under the approval threshold;
-#   2. in `__main__.run_one`, where `workload.key == "w3"`, start the dev stack's dependencies
-#      (PostgreSQL, the job services, the outbox folder) and pass their settings to the
-#      edgeflow worker (`--config`), as `edgeflow dev` does;
-#   3. write `_order_check` against `OrderResult` (`status == "completed"`, three jobs);
-#   4. drop `pending` so `--workloads w3` runs it.
+# against the dev stack's services, PostgreSQL and the outbox. The workflow exists; what is
+# missing is the harness starting those dependencies for a run. To finish it:
+#   1. `_order_input` below already builds an order under the approval threshold, and
+#      `_order_check` accepts a completed `OrderResult` with its three jobs;
+#   2. in `__main__.run_one`, when `workload.key == "w3"`, start the dev stack's dependencies
+#      (PostgreSQL via testkit's recipe, the job services, a webhook receiver, an outbox folder)
+#      and pass their settings to the edgeflow worker (`--config`), as `edgeflow dev` does;
+#   3. remove the `if key == "w3"` skip in `__main__.main` so `--workloads w3` runs it.
 # Until then `--workloads w3` reports it as not run, and it never counts as passed.
 
 
@@ -114,6 +114,7 @@ W3 = Workload(
     workers=("edgeflow",),
     blurb="the flagship `order` (no approval) with real activities; edgeflow only",
 )
-W3_PENDING = "W3 waits for the flagship `order` workflow and its dev stack (see the HOOK in bench/harness/workloads.py)"
+W3_PENDING = ("W3 `order` is not wired yet: the harness does not start the dev stack's services, PostgreSQL "
+              "and outbox for it (see the HOOK in bench/harness/workloads.py)")
 
 WORKLOADS = {w.key: w for w in (W1, W2, W3)}

@@ -297,11 +297,40 @@ impl Settings {
         if !problems.is_empty() {
             return Err(SettingsErrors(problems));
         }
-        serde_json::from_value(tree).map_err(|e| {
+        let settings: Settings = serde_json::from_value(tree).map_err(|e| {
             // Every section passed, so this is something the schema can't express (e.g. a
             // number out of range for its Rust type).
             SettingsErrors(vec![problem("(settings)", e.to_string())])
-        })
+        })?;
+        let crossed = settings.check_references();
+        if crossed.is_empty() { Ok(settings) } else { Err(SettingsErrors(crossed)) }
+    }
+
+    /// Names one section uses that another must define: the services and webhook `order` calls.
+    fn check_references(&self) -> Vec<SettingError> {
+        let order = &self.workflows.order;
+        let mut out = Vec::new();
+        for (key, job) in [
+            ("reserve_inventory", &order.reserve_inventory),
+            ("charge_payment", &order.charge_payment),
+            ("notify_shipping", &order.notify_shipping),
+            ("release_inventory", &order.release_inventory),
+            ("refund_payment", &order.refund_payment),
+        ] {
+            if !self.services.services.contains_key(&job.service) {
+                out.push(problem(
+                    format!("workflows.order.{key}.service"),
+                    format!("`{}` is not a configured [services.NAME]", job.service),
+                ));
+            }
+        }
+        if !self.webhooks.endpoints.contains_key(&order.completion_webhook) {
+            out.push(problem(
+                "workflows.order.completion_webhook",
+                format!("`{}` is not a configured [webhooks.NAME]", order.completion_webhook),
+            ));
+        }
+        out
     }
 
     /// The effective settings as JSON with every secret shown as `[redacted]`.
@@ -688,6 +717,17 @@ mod tests {
         }
         let unknown = errs.iter().find(|e| e.path == "worker.colour").unwrap();
         assert_eq!(unknown.message, "unknown key");
+    }
+
+    #[test]
+    fn the_order_workflow_may_only_name_configured_services_and_webhooks() {
+        let (_d, sources) = sources_with(
+            "[workflows.order.charge_payment]\nservice = \"billing\"\nmethod = \"POST\"\npath = \"x\"\ntimeout_secs = 1\nmax_attempts = 1\ninitial_retry_secs = 1\nmax_retry_secs = 1\n[workflows.order]\ncompletion_webhook = \"nowhere\"\n",
+            &[],
+        );
+        let errs = Settings::load(&sources).expect_err("unknown names").0;
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["workflows.order.charge_payment.service", "workflows.order.completion_webhook"], "{errs:?}");
     }
 
     #[test]

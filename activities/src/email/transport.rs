@@ -1,7 +1,7 @@
 //! The three ways a message leaves: SMTP (lettre), the Resend API, an outbox folder.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
@@ -159,11 +159,7 @@ impl Resend {
             .await
             .map_err(|e| failure::from_reqwest(target, &e))?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| failure::parse_retry_after(v, SystemTime::now()));
+        let retry_after = failure::retry_after(response.headers());
         let bytes = response
             .bytes()
             .await

@@ -199,11 +199,7 @@ impl OAuth2 {
             .await
             .map_err(|e| failure::from_reqwest(target, &e))?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| failure::parse_retry_after(v, SystemTime::now()));
+        let retry_after = failure::retry_after(response.headers());
         let body = response
             .bytes()
             .await

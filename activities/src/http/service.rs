@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::redirect::Policy;
@@ -219,11 +219,7 @@ impl Service {
         let status = response.status();
         let headers = self.selected_headers(response.headers());
         if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| failure::parse_retry_after(v, SystemTime::now()));
+            let retry_after = failure::retry_after(response.headers());
             let excerpt = if status.is_redirection() {
                 let to = response
                     .headers()

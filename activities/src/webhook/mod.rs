@@ -172,11 +172,7 @@ mod runtime {
                     status: status.as_u16(),
                 });
             }
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| failure::parse_retry_after(v, SystemTime::now()));
+            let retry_after = failure::retry_after(response.headers());
             Err(Failure::WebhookRejected {
                 endpoint: input.endpoint,
                 status: status.as_u16(),

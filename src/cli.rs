@@ -114,6 +114,13 @@ pub enum DevCommand {
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
     },
+    /// Serve only the demo inventory, payments and shipping services (`dev.demo_failure` applies),
+    /// for a worker run apart from the dev stack, e.g. the benchmark's `order` workload.
+    Services {
+        /// Port on 127.0.0.1 (default `dev.demo_services_port`); 0 picks a free one.
+        #[arg(long)]
+        port: Option<u16>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

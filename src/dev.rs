@@ -166,6 +166,26 @@ async fn bind(port: u16, what: &str) -> anyhow::Result<tokio::net::TcpListener> 
         .with_context(|| format!("{what}: port {port} is taken (change it under [dev])"))
 }
 
+/// `edgeflow dev services`: the demo services alone, until a signal.
+pub async fn serve_demo_services(settings: &Settings, port: Option<u16>, stop: CancellationToken) -> anyhow::Result<()> {
+    let failure = crate::demo::Failure::parse(&settings.dev.demo_failure).map_err(anyhow::Error::msg)?;
+    let listener = bind(port.unwrap_or(settings.dev.demo_services_port), "demo services").await?;
+    // One line a supervisor (or the benchmark harness) can wait for, with the port picked.
+    println!(
+        "demo services listening on http://{} (failure mode: {})",
+        listener.local_addr()?,
+        settings.dev.demo_failure
+    );
+    serve_demo(listener, failure, stop).await;
+    Ok(())
+}
+
+async fn serve_demo(listener: tokio::net::TcpListener, failure: crate::demo::Failure, stop: CancellationToken) {
+    let _ = axum::serve(listener, crate::demo::router(failure))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+}
+
 /// Starts the edge Worker in `wrangler dev`, trusting the dev issuer and signing secrets.
 async fn start_edge(settings: &Settings) -> anyhow::Result<Owned> {
     let dev = &settings.dev;
@@ -240,12 +260,7 @@ pub async fn run(settings: Settings, telemetry: &Telemetry, stop: CancellationTo
 
     let background = CancellationToken::new();
     let demo_listener = bind(dev.demo_services_port, "demo services").await?;
-    let demo_stop = background.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(demo_listener, crate::demo::router(failure))
-            .with_graceful_shutdown(async move { demo_stop.cancelled().await })
-            .await;
-    });
+    tokio::spawn(serve_demo(demo_listener, failure, background.clone()));
     let issuer = Arc::new(issuer(&settings)?);
     issuer.clone().serve(bind(dev.issuer_port, "token issuer").await?, background.clone()).await;
     let edge = if dev.start_edge { Some(start_edge(&settings).await?) } else { None };

@@ -87,6 +87,23 @@ async fn run(cli: Cli) -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::Dev { command: Some(DevCommand::Services { port }), config } => {
+            let mut sources = Sources::from_env(config);
+            sources.env.get_or_insert_with(|| "dev".to_string());
+            let settings = match load_from(&sources) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let stop = CancellationToken::new();
+            tokio::spawn(stop_on_signal(stop.clone()));
+            match dev::serve_demo_services(&settings, port, stop).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("edgeflow: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::History { id, out, config } => {
             with_settings(config, |s| operator::save_history(s, id, out)).await
         }

@@ -123,3 +123,44 @@ fn curl(args: &[&str]) -> (u16, serde_json::Value) {
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.parse().unwrap_or(0), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
 }
+
+/// `edgeflow dev services`: the demo services alone, on the port it prints, with the failure mode
+/// from settings and the first answer again for a repeated Idempotency-Key; SIGTERM ends it with 0.
+#[test]
+fn dev_services_serve_the_demo_services_alone_and_stop_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let mut child = edgeflow(
+        &["dev", "services", "--port", "0"],
+        &[("EDGEFLOW__DEV__DEMO_FAILURE", "flaky:payments".to_string())],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::inherit())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("(failure mode: flaky:payments)"), "{line}");
+    let base = line.split(" on ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().to_string();
+
+    // flaky:payments: the first two charges of an order answer 503, the third succeeds.
+    let charge = |key: &str| curl(&["-X", "POST", "-H", &format!("Idempotency-Key: {key}"), &format!("{base}/payments/charges/o-1")]);
+    assert_eq!(charge("a").0, 503);
+    assert_eq!(charge("b").0, 503);
+    let (status, body) = charge("c");
+    assert_eq!((status, body["outcome"].as_str(), body["attempt"].as_u64()), (200, Some("charged"), Some(3)));
+    assert_eq!(charge("c"), (200, body), "a repeated Idempotency-Key gets the first answer");
+    let (status, body) = curl(&["-X", "POST", &format!("{base}/inventory/reservations/o-1")]);
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("reserved")));
+
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "edgeflow dev services did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit}");
+}

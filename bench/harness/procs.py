@@ -60,7 +60,7 @@ class Proc:
     """A child process with its output in a log file."""
 
     def __init__(self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None, drop_env_prefix: str | None = None):
+                 cwd: Path | None = None, drop_env_prefix: str | None = None, user: str | None = None):
         self.name = name
         self.log_path = log
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +77,9 @@ class Proc:
             env=full_env,
             cwd=cwd,
             start_new_session=True,
+            # `user`: run as that account (PostgreSQL refuses to run as root).
+            user=user,
+            group=user,
         )
         self.pid = self.popen.pid
         with _LIVE_LOCK:

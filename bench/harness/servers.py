@@ -1,11 +1,18 @@
-"""A fresh Temporal dev server per run (in memory: its speed is the ceiling on 2 cores, and a
-db file on disk would measure fsync instead), and the HTTP stub W2 calls."""
+"""What a run stands on, fresh per run: a Temporal dev server (in memory: its speed is the
+ceiling on 2 cores, and a db file on disk would measure fsync instead), the HTTP stub W2 calls
+(and W3's webhook receiver), and for W3 a PostgreSQL cluster and the dev stack's demo services."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +76,89 @@ def start_stub(run_dir: Path, delay_ms: float) -> tuple[Proc, str]:
     )
     proc.wait_for_log("stub listening", 30)
     return proc, f"http://127.0.0.1:{port}"
+
+
+def received_webhooks(stub_url: str) -> dict[str, int]:
+    """What the stub has received as a webhook receiver: `{"posts": N, "ids": M}`."""
+    with urllib.request.urlopen(f"{stub_url}/_received", timeout=5) as r:
+        return json.loads(r.read())
+
+
+@dataclass
+class Postgres:
+    proc: Proc
+    port: int
+    dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def scalar(self, sql: str) -> str:
+        """One value from a query, by psql."""
+        out = subprocess.run([str(pg_bin() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                              "-X", "-A", "-t", "-c", sql], capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(f"psql failed: {out.stderr.strip()}")
+        return out.stdout.strip()
+
+    def stop(self) -> None:
+        self.proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pg_bin() -> Path:
+    """The newest PostgreSQL server binaries (EDGEFLOW_PG_BIN overrides), as testkit finds them."""
+    if os.environ.get("EDGEFLOW_PG_BIN"):
+        return Path(os.environ["EDGEFLOW_PG_BIN"])
+    found = sorted(
+        (int(d.name), d / "bin") for d in Path("/usr/lib/postgresql").glob("*")
+        if d.name.isdigit() and (d / "bin" / "initdb").exists()
+    )
+    if not found:
+        raise RuntimeError("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin; run scripts/setup "
+                           "or set EDGEFLOW_PG_BIN")
+    return found[-1][1]
+
+
+def start_postgres(run_dir: Path, timeout_s: float = 60.0) -> Postgres:
+    """A throwaway cluster on a free loopback port, with testkit's settings (no fsync: like the
+    in-memory dev server, the run measures the worker, not the disk). As root it runs as `postgres`."""
+    bin_dir = pg_bin()
+    user = "postgres" if os.geteuid() == 0 else None
+    base = Path(tempfile.mkdtemp(prefix="edgeflow-bench-pg-"))
+    if user:
+        shutil.chown(base, user, user)
+    data = base / "data"
+    initdb = subprocess.run(
+        [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+         "--locale=C", "--no-sync"],
+        capture_output=True, text=True, user=user, group=user, timeout=120,
+    )
+    if initdb.returncode != 0:
+        shutil.rmtree(base, ignore_errors=True)
+        raise RuntimeError(f"initdb failed ({initdb.returncode}): {initdb.stderr.strip()[-600:]}")
+    port = free_port()
+    proc = Proc(
+        "postgres",
+        [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base),
+         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+         "-c", "full_page_writes=off", "-c", "max_connections=200"],
+        run_dir / "postgres.log", user=user,
+    )
+    pg = Postgres(proc, port, base)
+    try:
+        proc.wait_for_log("ready to accept connections", timeout_s)
+    except Exception:
+        pg.stop()
+        raise
+    return pg
+
+
+def start_demo_services(run_dir: Path, edgeflow_bin: Path, cwd: Path) -> tuple[Proc, str]:
+    """`edgeflow dev services` (inventory, payments, shipping) on a free port; it and its URL."""
+    proc = Proc("demo-services", [str(edgeflow_bin), "dev", "services", "--port", "0"],
+                run_dir / "demo-services.log", cwd=cwd, drop_env_prefix="EDGEFLOW")
+    proc.wait_for_log("demo services listening on", 30)
+    line = next(ln for ln in proc.log_path.read_text().splitlines() if "demo services listening on" in ln)
+    return proc, line.split(" on ", 1)[1].split()[0]

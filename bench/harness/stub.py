@@ -1,4 +1,6 @@
 """The local HTTP service W2 calls: every GET answers `{"ok": true, "part": ...}` after a delay.
+It is also W3's completion-webhook receiver: every POST answers 204 at once and is counted by its
+`webhook-id` header; `GET /_received` answers `{"posts": N, "ids": M}` (M distinct ids).
 
 Run as its own process (`python -m harness.stub --port P --delay-ms 20`) so its CPU is neither
 the worker's nor the driver's; it prints `stub listening` once it accepts connections.
@@ -17,8 +19,23 @@ def app(delay_s: float) -> web.Application:
         await asyncio.sleep(delay_s)
         return web.json_response({"ok": True, "part": request.query.get("part")})
 
+    posts = 0
+    ids: set[str] = set()
+
+    async def receive(request: web.Request) -> web.Response:
+        nonlocal posts
+        await request.read()
+        posts += 1
+        ids.add(request.headers.get("webhook-id", ""))
+        return web.Response(status=204)
+
+    async def received(_request: web.Request) -> web.Response:
+        return web.json_response({"posts": posts, "ids": len(ids - {""})})
+
     application = web.Application()
+    application.router.add_get("/_received", received)
     application.router.add_get("/{tail:.*}", answer)
+    application.router.add_post("/{tail:.*}", receive)
     return application
 
 

@@ -41,7 +41,9 @@ class WorkerSpec:
     task_queue: str
     stub_url: str | None
     extra_env: dict[str, str] | None = None
-    grpc_compression: str = "gzip"
+    grpc_compression: str = "none"
+    # The workload's own edgeflow settings (W3: database, services, webhook receiver).
+    settings_env: dict[str, str] | None = None
 
 
 def _peer_env(spec: WorkerSpec) -> dict[str, str]:
@@ -77,6 +79,7 @@ def start_worker(spec: WorkerSpec, run_dir: Path, timeout_s: float = 90.0) -> Pr
             "EDGEFLOW__WORKER__ACTIVITY_POLLERS": str(LIMITS["activity_pollers"]),
             "EDGEFLOW__OPS__LISTEN": f"127.0.0.1:{ops_port}",
             "EDGEFLOW__TELEMETRY__LOG_LEVEL": "warn",
+            "EDGEFLOW__TEMPORAL__GRPC_COMPRESSION": spec.grpc_compression,
             "RUST_LOG": "warn",
         }
         workspace = workspace_of(spec.edgeflow_bin)
@@ -85,6 +88,7 @@ def start_worker(spec: WorkerSpec, run_dir: Path, timeout_s: float = 90.0) -> Pr
             # outbox in the run's folder, not in the checkout's var/.
             env["EDGEFLOW__DATABASE__URL"] = f"sqlite://{run_dir / 'edgeflow.db'}?mode=rwc"
             env["EDGEFLOW__EMAIL__OUTBOX__DIR"] = str(run_dir / "outbox")
+        env.update(spec.settings_env or {})
         env.update(spec.extra_env or {})
         argv = [str(spec.edgeflow_bin), "worker"]
         if spec.stub_url:

@@ -3,6 +3,7 @@
 The three workers register the same workflow and activity type names (`echo`, `fanout`;
 activities `echo`, `http.call`) with the same inputs and outputs, so the driver is identical
 for all of them. Each run checks every result, so a worker that returns the wrong thing fails.
+W3 runs edgeflow's own `order` workflow, which has no peer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class Workload:
     make_input: Callable[[int], Any]
     check: Callable[[int, Any], str | None]  # None when the result is right, else why not
     needs_stub: bool = False
+    # W3: a PostgreSQL cluster, the dev stack's demo services, and the stub as webhook receiver.
+    needs_order_stack: bool = False
     workers: tuple[str, ...] = ("edgeflow", "python", "typescript")
     blurb: str = ""
     notes: list[str] = field(default_factory=list)
@@ -73,18 +76,6 @@ W2 = Workload(
     "edgeflow's calls go through its real `http` activity family",
 )
 
-# ─── HOOK: W3 `order` ───────────────────────────────────────────────────────────────────────
-# N = 200 flagship `order` workflows (no approval) on edgeflow only, with its real activities
-# against the dev stack's services, PostgreSQL and the outbox. The workflow exists; what is
-# missing is the harness starting those dependencies for a run. To finish it:
-#   1. `_order_input` below already builds an order under the approval threshold, and
-#      `_order_check` accepts a completed `OrderResult` with its three jobs;
-#   2. in `__main__.run_one`, when `workload.key == "w3"`, start the dev stack's dependencies
-#      (PostgreSQL via testkit's recipe, the job services, a webhook receiver, an outbox folder)
-#      and pass their settings to the edgeflow worker (`--config`), as `edgeflow dev` does;
-#   3. remove the `if key == "w3"` skip in `__main__.main` so `--workloads w3` runs it.
-# Until then `--workloads w3` reports it as not run, and it never counts as passed.
-
 
 def _order_input(i: int) -> dict:
     return {
@@ -97,9 +88,9 @@ def _order_input(i: int) -> dict:
 
 
 def _order_check(i: int, result: Any) -> str | None:
-    if isinstance(result, dict) and result.get("status") == "completed" and len(result.get("jobs", {})) == 3:
-        return None
-    return f"expected a completed order with three jobs, got {result!r}"
+    ok = (isinstance(result, dict) and result.get("order_id") == f"bench-{i}"
+          and result.get("status") == "completed" and len(result.get("jobs", {})) == 3)
+    return None if ok else f"expected order bench-{i} completed with three jobs, got {result!r}"
 
 
 W3 = Workload(
@@ -111,10 +102,11 @@ W3 = Workload(
     activities_per_workflow=6,  # db.execute, email.send, 3 × http.call, webhook.notify (+1 local)
     make_input=_order_input,
     check=_order_check,
+    needs_order_stack=True,
     workers=("edgeflow",),
-    blurb="the flagship `order` (no approval) with real activities; edgeflow only",
+    blurb="the flagship `order` (under the approval threshold) with its real activities: the order row "
+    "into PostgreSQL, the confirmation email into the outbox, three jobs against the dev stack's demo "
+    "services, the signed completion webhook to a local receiver; edgeflow only (no peer has it)",
 )
-W3_PENDING = ("W3 `order` is not wired yet: the harness does not start the dev stack's services, PostgreSQL "
-              "and outbox for it (see the HOOK in bench/harness/workloads.py)")
 
 WORKLOADS = {w.key: w for w in (W1, W2, W3)}

@@ -62,7 +62,7 @@ class Activities:
 
 
 async def main() -> None:
-    # gzip is every SDK's default; BENCH_GRPC_COMPRESSION=none turns it off (bench/run --grpc-compression).
+    # gzip is every SDK's default; bench/run passes BENCH_GRPC_COMPRESSION=none unless told --grpc-compression gzip.
     compression = GrpcCompression.NONE if os.environ.get("BENCH_GRPC_COMPRESSION") == "none" else GrpcCompression.GZIP
     client = await Client.connect(
         os.environ["BENCH_TEMPORAL_ADDRESS"], namespace="default", grpc_compression=compression

@@ -15,7 +15,7 @@ const int = (name) => Number.parseInt(env(name), 10);
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const here = new URL('.', import.meta.url).pathname;
 const services = process.env.BENCH_STUB_URL ? { bench_stub: process.env.BENCH_STUB_URL } : {};
-// gzip is every SDK's default; BENCH_GRPC_COMPRESSION=none turns it off (bench/run --grpc-compression).
+// gzip is every SDK's default; bench/run passes BENCH_GRPC_COMPRESSION=none unless told --grpc-compression gzip.
 const connection = await NativeConnection.connect({
   address: env('BENCH_TEMPORAL_ADDRESS'),
   grpcCompression: { codec: process.env.BENCH_GRPC_COMPRESSION === 'none' ? 'none' : 'gzip' },

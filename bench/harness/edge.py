@@ -1,9 +1,16 @@
 """Workload E: the edge's added latency, measured by the edge's own script.
 
 `edge/e2e/latency.mjs N` starts a Temporal dev server, a token issuer and the edge Worker in
-`wrangler dev` (workerd), then makes N starts through the edge and N direct starts on Temporal's
-HTTP API, interleaved and sequential, and prints one JSON line with p50/p99 of each and their
-difference. The harness runs it and keeps that line.
+workerd, run through Miniflare's API by `edge/scripts/serve-workerd.mjs` without `wrangler dev`:
+the bundle `wrangler deploy` would upload, wrangler.jsonc's bindings (vars, KV, Durable Objects)
+and the e2e tests' variables and secrets, with clients connected straight to a socket workerd
+listens on (no wrangler dev proxy worker, no Miniflare entry worker, no node process in the path,
+as on Cloudflare). It then makes N starts through the edge Worker and N direct starts on
+Temporal's HTTP API, interleaved and sequential (each request sent once the previous one's
+background work has settled), plus N `/healthz` requests to the edge Worker (transport alone),
+and prints one JSON line with p50/p99 of each, their difference (`added_ms`) and the `runtime`;
+with `--profile`, also the refused requests that split the edge's own time (`profile_ms`).
+The harness runs it and keeps that line.
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ def run(n: int, log_dir: Path, timeout_s: float = 600.0) -> dict[str, Any]:
         return record
     env = dict(os.environ, CI="true", WRANGLER_SEND_METRICS="false", CLOUDFLARE_CF_FETCH_ENABLED="false",
                TEMPORAL_CLI=str(TEMPORAL_CLI), NO_COLOR="1")
-    # The script stops the server and wrangler it starts; on a time-out the harness stops it
-    # and every process under it, by PID.
-    proc = subprocess.Popen(["node", "e2e/latency.mjs", str(n)], cwd=EDGE, env=env, text=True,
+    # The script stops the Temporal server and the edge Worker (workerd) it starts; on a time-out
+    # the harness stops it and every process under it, by PID.
+    # --profile: also requests the edge refuses before any Temporal call (401, 404, 422), to split
+    # the edge's own time from the hop to Temporal.
+    proc = subprocess.Popen(["node", "e2e/latency.mjs", str(n), "--profile"], cwd=EDGE, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)

@@ -31,6 +31,12 @@ TARGETS = [
     ("workflows_per_s", "throughput", 1.00, "min"),
 ]
 EDGE_TARGETS = {"p50": 5.0, "p99": 20.0}
+# latency.mjs --profile: requests the edge refuses before calling Temporal, each adding one step.
+PROFILE_ROWS = [
+    ("unauthenticated_401", "no token → 401 (routing, settings)"),
+    ("jwt_verified_404", "valid JWT, unknown workflow → 404 (+ JWT verification)"),
+    ("invalid_body_422", "valid JWT, invalid body → 422 (+ body read, schema validation)"),
+]
 
 
 def flat(record: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +98,9 @@ def summarize_edge(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     for part in ("direct_ms", "edge_ms", "added_ms", "edge_healthz_ms"):
         for p in ("p50", "p99"):
             res[f"{part}.{p}"] = stats([r[part][p] for r in ok if part in r])
+    for key, _ in PROFILE_ROWS:
+        for p in ("p50", "p99"):
+            res[f"profile.{key}.{p}"] = stats([r["profile_ms"][key][p] for r in ok if key in r.get("profile_ms", {})])
     res["targets"] = [
         {"title": f"added latency {p}", "value": res[f"added_ms.{p}"]["median"], "bound": bound,
          "met": res[f"added_ms.{p}"]["median"] <= bound}
@@ -165,12 +174,17 @@ def markdown(meta: dict[str, Any], records: list[dict[str, Any]], edge_records: 
     e = summarize_edge(edge_records)
     if e:
         n = edge_records[0].get("starts", "?")
-        lines += [f"## E `edge` — {n} starts through the edge Worker (wrangler dev / workerd) vs {n} direct starts on "
+        # Older runs went through `wrangler dev` and do not name their runtime.
+        runtime = edge_records[0].get("runtime", "wrangler dev / workerd")
+        lines += [f"## E `edge` — {n} starts through the edge Worker ({runtime}) vs {n} direct starts on "
                   "Temporal's HTTP API (edge/e2e/latency.mjs, sequential, interleaved)", "",
                   "| | p50 ms | p99 ms |", "|---|---|---|"]
         for part, title in (("direct_ms", "direct"), ("edge_ms", "through the edge"), ("added_ms", "added by the edge"),
-                            ("edge_healthz_ms", "`/healthz` through wrangler dev (transport alone, no Temporal call)")):
+                            ("edge_healthz_ms", "`/healthz` (transport alone, no Temporal call)")):
             lines.append(f"| {title} | {_cell(e[f'{part}.p50'], 2)} | {_cell(e[f'{part}.p99'], 2)} |")
+        for key, title in PROFILE_ROWS:
+            if e.get(f"profile.{key}.p50"):
+                lines.append(f"| {title} | {_cell(e[f'profile.{key}.p50'], 2)} | {_cell(e[f'profile.{key}.p99'], 2)} |")
         lines += ["", "| target | median | bound | met |", "|---|---|---|---|"]
         for t in e["targets"]:
             lines.append(f"| {t['title']} | {t['value']:.2f} ms | ≤ {t['bound']:.0f} ms | {'yes' if t['met'] else '**no**'} |")

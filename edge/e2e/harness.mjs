@@ -3,7 +3,11 @@
 //   startTemporal()  the Temporal dev server (in memory) with the edge's search attributes
 //   startIssuer()    a local OIDC-like token issuer (JWKS over HTTP, tokens minted with jose)
 //   startEdge(vars)  the edge Worker in `wrangler dev` (workerd), configured through an env file
-//   startStack(o)    all three wired together; `o.startWorker` adds a worker process
+//   startEdgeWorkerd(vars)  the same Worker, bindings and env file, in workerd run through
+//                    Miniflare's API (scripts/serve-workerd.mjs): the deployable bundle, clients
+//                    connected straight to workerd's socket, none of wrangler dev's proxy layer
+//   startStack(o)    all three wired together (`o.runtime`: "wrangler" (default, or
+//                    E2E_EDGE_RUNTIME) or "workerd"); `o.startWorker` adds a worker process
 //                    (e.g. the Rust `edgeflow worker`) once the rest is up.
 // Processes run in their own process group so stop() ends them and their children only.
 import { spawn } from "node:child_process";
@@ -159,12 +163,8 @@ export async function startIssuer({ audience = "edgeflow" } = {}) {
   };
 }
 
-/**
- * Runs the edge in `wrangler dev` with `vars` (all variables and secrets, as
- * `.dev.vars` would hold them). Its KV and Durable Object state live in a temp dir.
- */
-export async function startEdge(vars) {
-  const [port, inspectorPort] = [await freePort(), await freePort()];
+/** A temp dir holding `vars.env`: all variables and secrets, as `.dev.vars` would hold them. */
+function varsDir(vars) {
   const dir = mkdtempSync(join(tmpdir(), "edgeflow-edge-"));
   const envFile = join(dir, "vars.env");
   // Single quotes keep dotenv from touching the value (ROLE_GRANTS is JSON).
@@ -173,6 +173,34 @@ export async function startEdge(vars) {
     return `${k}='${v}'`;
   };
   writeFileSync(envFile, Object.entries(vars).map(line).join("\n") + "\n");
+  return { dir, envFile };
+}
+
+/** Waits for the edge's /healthz (200, or 500 when misconfigured on purpose); returns the edge handle. */
+async function edgeUp(url, proc, name, dir) {
+  try {
+    await waitFor(`${url}/healthz`, proc, name, 90_000, (r) => r.status === 200 || r.status === 500);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    url,
+    output: proc.output,
+    async stop() {
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Runs the edge in `wrangler dev` with `vars` (all variables and secrets, as
+ * `.dev.vars` would hold them). Its KV and Durable Object state live in a temp dir.
+ */
+export async function startEdge(vars) {
+  const [port, inspectorPort] = [await freePort(), await freePort()];
+  const { dir, envFile } = varsDir(vars);
   const proc = launch(
     "wrangler",
     process.execPath,
@@ -189,21 +217,31 @@ export async function startEdge(vars) {
     ],
     { cwd: EDGE_DIR, env: { ...process.env, ...OFFLINE_ENV } },
   );
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitFor(`${url}/healthz`, proc, "wrangler dev", 90_000, (r) => r.status === 200 || r.status === 500);
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    throw e;
-  }
-  return {
-    url,
-    output: proc.output,
-    async stop() {
-      await proc.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return edgeUp(`http://127.0.0.1:${port}`, proc, "wrangler dev", dir);
+}
+
+/**
+ * Runs the edge in workerd through Miniflare's API (scripts/serve-workerd.mjs) with the
+ * same `vars`, env file and wrangler.jsonc bindings as `startEdge`, but without wrangler
+ * dev: the bundle `wrangler deploy` would upload, served on a socket workerd listens on
+ * that leads straight to the Worker. State lives in a temp dir.
+ */
+export async function startEdgeWorkerd(vars) {
+  const port = await freePort();
+  const { dir, envFile } = varsDir(vars);
+  const proc = launch(
+    "workerd",
+    process.execPath,
+    [
+      join(EDGE_DIR, "scripts", "serve-workerd.mjs"),
+      "--ip", "127.0.0.1",
+      "--port", String(port),
+      "--env-file", envFile,
+      "--persist-to", join(dir, "state"),
+    ],
+    { cwd: EDGE_DIR, env: { ...process.env, ...OFFLINE_ENV } },
+  );
+  return edgeUp(`http://127.0.0.1:${port}`, proc, "workerd (scripts/serve-workerd.mjs)", dir);
 }
 
 /** The edge's variables for a stack on loopback. */
@@ -232,11 +270,15 @@ export function edgeVars({ temporal, issuer, overrides = {} }) {
 }
 
 /**
- * Temporal dev server + token issuer + edge in wrangler dev. `startWorker`, if
- * given, is called with `{ temporal, edgeUrl, webhookUrl, webhookSecret }` and
- * must return `{ stop() }` (the full-stack e2e adds the Rust worker here).
+ * Temporal dev server + token issuer + the edge, in wrangler dev (`runtime:
+ * "wrangler"`, the default unless E2E_EDGE_RUNTIME says otherwise) or in workerd
+ * through Miniflare (`runtime: "workerd"`). `startWorker`, if given, is called with
+ * `{ temporal, edgeUrl, webhookUrl, webhookSecret }` and must return `{ stop() }`
+ * (the full-stack e2e adds the Rust worker here).
  */
-export async function startStack({ edgeOverrides = {}, startWorker } = {}) {
+export async function startStack({ edgeOverrides = {}, startWorker, runtime = process.env.E2E_EDGE_RUNTIME || "wrangler" } = {}) {
+  const start = { wrangler: startEdge, workerd: startEdgeWorkerd }[runtime];
+  if (!start) throw new Error(`unknown edge runtime ${JSON.stringify(runtime)} (wrangler or workerd)`);
   const stops = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => {});
@@ -246,7 +288,7 @@ export async function startStack({ edgeOverrides = {}, startWorker } = {}) {
     stops.push(temporal.stop);
     const issuer = await startIssuer();
     stops.push(issuer.stop);
-    const edge = await startEdge(edgeVars({ temporal, issuer, overrides: edgeOverrides }));
+    const edge = await start(edgeVars({ temporal, issuer, overrides: edgeOverrides }));
     stops.push(edge.stop);
     let worker = null;
     if (startWorker) {

@@ -71,9 +71,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Worker { config } => serve(config, false).await,
         Command::Dev { command: None, config } => serve(config, true).await,
         Command::Dev { command: Some(DevCommand::Token { roles, subject, email, ttl_secs }), config } => {
-            let mut sources = Sources::from_env(config);
-            sources.env.get_or_insert_with(|| "dev".to_string());
-            match load_from(&sources) {
+            match load_from(&dev_sources(config)) {
                 Ok(s) => match dev::token(&s, &subject, email.as_deref(), &roles, ttl_secs) {
                     Ok(token) => {
                         println!("{token}");
@@ -88,9 +86,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Dev { command: Some(DevCommand::Services { port }), config } => {
-            let mut sources = Sources::from_env(config);
-            sources.env.get_or_insert_with(|| "dev".to_string());
-            let settings = match load_from(&sources) {
+            let settings = match load_from(&dev_sources(config)) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -143,11 +139,7 @@ async fn run(cli: Cli) -> ExitCode {
 
 /// `worker` and `dev`: settings → telemetry → run until a signal.
 async fn serve(config: Option<std::path::PathBuf>, dev_stack: bool) -> ExitCode {
-    let mut sources = Sources::from_env(config);
-    if dev_stack && sources.env.is_none() {
-        // The dev stack runs on config/dev.toml unless EDGEFLOW_ENV says otherwise.
-        sources.env = Some("dev".to_string());
-    }
+    let sources = if dev_stack { dev_sources(config) } else { Sources::from_env(config) };
     let settings = match load_from(&sources) {
         Ok(s) => s,
         Err(code) => return code,
@@ -173,6 +165,13 @@ async fn serve(config: Option<std::path::PathBuf>, dev_stack: bool) -> ExitCode 
             ExitCode::FAILURE
         }
     }
+}
+
+/// The `dev` commands run on config/dev.toml unless EDGEFLOW_ENV says otherwise.
+fn dev_sources(config: Option<std::path::PathBuf>) -> Sources {
+    let mut sources = Sources::from_env(config);
+    sources.env.get_or_insert_with(|| "dev".to_string());
+    sources
 }
 
 /// Loads settings, printing every problem and returning exit code 2 when they are bad.

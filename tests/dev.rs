@@ -5,7 +5,7 @@ mod common;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::edgeflow;
+use common::{KillOnDrop, edgeflow, signal, wait_exit};
 use edgeflow_testkit::tools::free_port;
 
 fn listening(port: u16) -> bool {
@@ -100,16 +100,9 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(300));
     }
 
-    let status = std::process::Command::new("kill").args(["-INT", &dev.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = dev.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "edgeflow dev did not stop:\n{}", logs());
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    signal(&dev, "INT");
+    let exit = wait_exit(&mut dev, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("edgeflow dev did not stop:\n{}", logs()));
     assert!(exit.success(), "{exit}\n{}", logs());
     assert!(!listening(grpc), "the Temporal dev server outlived edgeflow dev");
     assert!(!listening(ops), "the ops endpoint outlived edgeflow dev");
@@ -129,16 +122,18 @@ fn curl(args: &[&str]) -> (u16, serde_json::Value) {
 #[test]
 fn dev_services_serve_the_demo_services_alone_and_stop_on_sigterm() {
     use std::io::{BufRead, BufReader};
-    let mut child = edgeflow(
-        &["dev", "services", "--port", "0"],
-        &[("EDGEFLOW__DEV__DEMO_FAILURE", "flaky:payments".to_string())],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::inherit())
-    .spawn()
-    .unwrap();
+    let mut services = KillOnDrop(
+        edgeflow(
+            &["dev", "services", "--port", "0"],
+            &[("EDGEFLOW__DEV__DEMO_FAILURE", "flaky:payments".to_string())],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(services.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert!(line.contains("(failure mode: flaky:payments)"), "{line}");
     let base = line.split(" on ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().to_string();
 
@@ -152,15 +147,7 @@ fn dev_services_serve_the_demo_services_alone_and_stop_on_sigterm() {
     let (status, body) = curl(&["-X", "POST", &format!("{base}/inventory/reservations/o-1")]);
     assert_eq!((status, body["outcome"].as_str()), (200, Some("reserved")));
 
-    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "edgeflow dev services did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    signal(&services.0, "TERM");
+    let exit = wait_exit(&mut services.0, Duration::from_secs(10)).expect("edgeflow dev services did not stop on SIGTERM");
     assert!(exit.success(), "{exit}");
 }

@@ -68,10 +68,10 @@ async def run_one(workload: Workload, worker: str, rep: int, args: argparse.Name
         "started_at": dt.datetime.now().isoformat(timespec="seconds"),
         "load_at_start": [round(x, 2) for x in os.getloadavg()],
         "limits": LIMITS,
+        "grpc_compression": args.grpc_compression,
         "ok": False,
         "errors": [],
     }
-    record["grpc_compression"] = args.grpc_compression
     if worker == "edgeflow":
         record["edgeflow_bin"] = str(args.edgeflow_bin)
         record["edgeflow_env"] = args.edgeflow_env

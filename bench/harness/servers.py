@@ -89,6 +89,7 @@ class Postgres:
     proc: Proc
     port: int
     dir: Path
+    bin_dir: Path
 
     @property
     def url(self) -> str:
@@ -96,7 +97,7 @@ class Postgres:
 
     def scalar(self, sql: str) -> str:
         """One value from a query, by psql."""
-        out = subprocess.run([str(pg_bin() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+        out = subprocess.run([str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
                               "-X", "-A", "-t", "-c", sql], capture_output=True, text=True, timeout=30)
         if out.returncode != 0:
             raise RuntimeError(f"psql failed: {out.stderr.strip()}")
@@ -146,7 +147,7 @@ def start_postgres(run_dir: Path, timeout_s: float = 60.0) -> Postgres:
          "-c", "full_page_writes=off", "-c", "max_connections=200"],
         run_dir / "postgres.log", user=user,
     )
-    pg = Postgres(proc, port, base)
+    pg = Postgres(proc, port, base, bin_dir)
     try:
         proc.wait_for_log("ready to accept connections", timeout_s)
     except Exception:

@@ -84,22 +84,12 @@ impl WorkerProcess {
     }
 
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -{name} failed");
+        signal(&self.child, name);
     }
 
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("worker did not exit within {limit:?}:\n{}", self.logs());
+        wait_exit(&mut self.child, limit)
+            .unwrap_or_else(|| panic!("worker did not exit within {limit:?}:\n{}", self.logs()))
     }
 
     pub fn logs(&self) -> String {
@@ -109,10 +99,44 @@ impl WorkerProcess {
 
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        kill_if_running(&mut self.child);
+    }
+}
+
+/// Sends signal `name` (e.g. `TERM`, `INT`) to `child`, as an operator's `kill` would.
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} failed");
+}
+
+/// How `child` exited, or `None` if it is still running after `limit`.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
         }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn kill_if_running(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A child process killed on drop if still running, so a failed assertion leaves none behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        kill_if_running(&mut self.0);
     }
 }
 

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "edgeflow", version, about = "A Temporal worker in Rust, fronted by a Cloudflare edge Worker")]
+#[command(
+    name = "edgeflow",
+    version,
+    about = "A Temporal worker in Rust, fronted by a Cloudflare edge Worker"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -70,7 +70,12 @@ impl RotatingClientCert {
 
 impl ResolvesClientCert for RotatingClientCert {
     fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
     }
 
     fn has_certs(&self) -> bool {
@@ -117,7 +122,9 @@ pub async fn connect(
     }
     let tls = if tls_wanted {
         let ca = match &t.tls.ca_file {
-            Some(f) => Some(std::fs::read(f).with_context(|| format!("reading CA {}", f.display()))?),
+            Some(f) => {
+                Some(std::fs::read(f).with_context(|| format!("reading CA {}", f.display()))?)
+            }
             None => None,
         };
         Some(
@@ -125,7 +132,9 @@ pub async fn connect(
                 .maybe_server_root_ca_cert(ca)
                 .maybe_domain(t.tls.domain.clone())
                 .maybe_client_cert_resolver(
-                    client_cert.clone().map(|c| c as Arc<dyn ResolvesClientCert>),
+                    client_cert
+                        .clone()
+                        .map(|c| c as Arc<dyn ResolvesClientCert>),
                 )
                 .build(),
         )
@@ -179,7 +188,9 @@ pub async fn watch_credentials(
                         key_seen = now;
                         tracing::info!(file = %file.display(), "Temporal API key reloaded");
                     }
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "keeping the previous API key"),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "keeping the previous API key")
+                    }
                 }
             }
         }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post};
+use axum::routing::post;
 use serde_json::{Value, json};
 
 /// How `dev.demo_failure` asks one service to fail.
@@ -59,15 +59,29 @@ struct Demo {
 }
 
 pub fn router(failure: Failure) -> axum::Router {
-    let state = Demo { failure, calls: Default::default(), answers: Default::default() };
+    let state = Demo {
+        failure,
+        calls: Default::default(),
+        answers: Default::default(),
+    };
     axum::Router::new()
         .route(
             "/inventory/reservations/{order_id}",
-            post(|s, h, p| handle(s, h, p, "inventory", "reserved")).delete(|s, h, p| handle(s, h, p, "inventory", "released")),
+            post(|s, h, p| handle(s, h, p, "inventory", "reserved"))
+                .delete(|s, h, p| handle(s, h, p, "inventory", "released")),
         )
-        .route("/payments/charges/{order_id}", post(|s, h, p| handle(s, h, p, "payments", "charged")))
-        .route("/payments/refunds/{order_id}", post(|s, h, p| handle(s, h, p, "payments", "refunded")))
-        .route("/shipping/notices/{order_id}", post(|s, h, p| handle(s, h, p, "shipping", "notified")))
+        .route(
+            "/payments/charges/{order_id}",
+            post(|s, h, p| handle(s, h, p, "payments", "charged")),
+        )
+        .route(
+            "/payments/refunds/{order_id}",
+            post(|s, h, p| handle(s, h, p, "payments", "refunded")),
+        )
+        .route(
+            "/shipping/notices/{order_id}",
+            post(|s, h, p| handle(s, h, p, "shipping", "notified")),
+        )
         .with_state(state)
 }
 
@@ -78,15 +92,30 @@ async fn handle(
     service: &'static str,
     outcome: &'static str,
 ) -> Response {
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     if let Some(key) = &key {
-        if let Some((status, body)) = demo.answers.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned() {
-            return (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), axum::Json(body)).into_response();
+        if let Some((status, body)) = demo
+            .answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+        {
+            return (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                axum::Json(body),
+            )
+                .into_response();
         }
     }
     let attempt = {
         let mut calls = demo.calls.lock().unwrap_or_else(|p| p.into_inner());
-        let n = calls.entry((service.to_string(), order_id.clone())).or_default();
+        let n = calls
+            .entry((service.to_string(), order_id.clone()))
+            .or_default();
         *n += 1;
         *n
     };
@@ -94,7 +123,11 @@ async fn handle(
     let compensation = matches!(outcome, "released" | "refunded");
     match &demo.failure {
         Failure::Flaky(s) if s == service && !compensation && attempt <= 2 => {
-            return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "try again"}))).into_response();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"error": "try again"})),
+            )
+                .into_response();
         }
         Failure::Down(s) if s == service && !compensation => {
             return (
@@ -105,9 +138,13 @@ async fn handle(
         }
         _ => {}
     }
-    let body = json!({ "service": service, "order_id": order_id, "outcome": outcome, "attempt": attempt });
+    let body =
+        json!({ "service": service, "order_id": order_id, "outcome": outcome, "attempt": attempt });
     if let Some(key) = key {
-        demo.answers.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (200, body.clone()));
+        demo.answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (200, body.clone()));
     }
     axum::Json(body).into_response()
 }
@@ -119,9 +156,19 @@ mod tests {
     #[test]
     fn failure_modes_parse_and_bad_ones_say_why() {
         assert_eq!(Failure::parse("none"), Ok(Failure::None));
-        assert_eq!(Failure::parse("flaky:payments"), Ok(Failure::Flaky("payments".into())));
-        assert_eq!(Failure::parse("down:shipping"), Ok(Failure::Down("shipping".into())));
-        assert!(Failure::parse("down:billing").unwrap_err().contains("inventory, payments, shipping"));
+        assert_eq!(
+            Failure::parse("flaky:payments"),
+            Ok(Failure::Flaky("payments".into()))
+        );
+        assert_eq!(
+            Failure::parse("down:shipping"),
+            Ok(Failure::Down("shipping".into()))
+        );
+        assert!(
+            Failure::parse("down:billing")
+                .unwrap_err()
+                .contains("inventory, payments, shipping")
+        );
         assert!(Failure::parse("sometimes").is_err());
     }
 }

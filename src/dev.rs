@@ -34,7 +34,9 @@ struct Owned {
 impl Drop for Owned {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg(self.child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {
@@ -55,7 +57,11 @@ fn temporal_cli() -> PathBuf {
         return PathBuf::from(path);
     }
     let local = PathBuf::from(".tools/venv/bin/temporal");
-    if local.exists() { local } else { PathBuf::from("temporal") }
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from("temporal")
+    }
 }
 
 fn grpc_addr(settings: &Settings) -> anyhow::Result<SocketAddr> {
@@ -80,7 +86,8 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
         eprintln!("[dev] reusing the Temporal server already listening on {addr}");
         return Ok(None);
     }
-    std::fs::create_dir_all(&dev.var_dir).with_context(|| format!("creating {}", dev.var_dir.display()))?;
+    std::fs::create_dir_all(&dev.var_dir)
+        .with_context(|| format!("creating {}", dev.var_dir.display()))?;
     let db = dev.var_dir.join("temporal.db");
     let log_path = dev.var_dir.join("temporal.log");
     let log = std::fs::File::create(&log_path)?;
@@ -92,7 +99,13 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
     );
     let mut command = Command::new(&cli);
     command
-        .args(["server", "start-dev", "--headless", "--ip", &addr.ip().to_string()])
+        .args([
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            &addr.ip().to_string(),
+        ])
         .args(["--port", &addr.port().to_string()])
         .args(["--ui-port", &dev.temporal_ui_port.to_string()])
         .args(["--http-port", &dev.temporal_http_port.to_string()])
@@ -107,8 +120,16 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .with_context(|| format!("starting {} (run scripts/setup to install it)", cli.display()))?;
-    let mut owned = Owned { name: "Temporal dev server", child };
+        .with_context(|| {
+            format!(
+                "starting {} (run scripts/setup to install it)",
+                cli.display()
+            )
+        })?;
+    let mut owned = Owned {
+        name: "Temporal dev server",
+        child,
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     while !listening(addr) {
         if let Some(status) = owned.child.try_wait()? {
@@ -127,7 +148,8 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
 
 /// Registers the edge's search attributes on a reused server (a started one has them already).
 async fn register_search_attributes(settings: &Settings) -> anyhow::Result<()> {
-    let (connection, _) = crate::connection::connect(&settings.temporal, "edgeflow-dev", None).await?;
+    let (connection, _) =
+        crate::connection::connect(&settings.temporal, "edgeflow-dev", None).await?;
     let request = AddSearchAttributesRequest {
         search_attributes: SEARCH_ATTRIBUTES
             .iter()
@@ -156,7 +178,13 @@ fn issuer(settings: &Settings) -> anyhow::Result<DevIssuer> {
 }
 
 /// `edgeflow dev token`: a token from the same key the running dev stack publishes.
-pub fn token(settings: &Settings, subject: &str, email: Option<&str>, roles: &[String], ttl_secs: u64) -> anyhow::Result<String> {
+pub fn token(
+    settings: &Settings,
+    subject: &str,
+    email: Option<&str>,
+    roles: &[String],
+    ttl_secs: u64,
+) -> anyhow::Result<String> {
     issuer(settings)?.mint(subject, email, roles, ttl_secs)
 }
 
@@ -167,9 +195,18 @@ async fn bind(port: u16, what: &str) -> anyhow::Result<tokio::net::TcpListener> 
 }
 
 /// `edgeflow dev services`: the demo services alone, until a signal.
-pub async fn serve_demo_services(settings: &Settings, port: Option<u16>, stop: CancellationToken) -> anyhow::Result<()> {
-    let failure = crate::demo::Failure::parse(&settings.dev.demo_failure).map_err(anyhow::Error::msg)?;
-    let listener = bind(port.unwrap_or(settings.dev.demo_services_port), "demo services").await?;
+pub async fn serve_demo_services(
+    settings: &Settings,
+    port: Option<u16>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let failure =
+        crate::demo::Failure::parse(&settings.dev.demo_failure).map_err(anyhow::Error::msg)?;
+    let listener = bind(
+        port.unwrap_or(settings.dev.demo_services_port),
+        "demo services",
+    )
+    .await?;
     // One line a supervisor (or the benchmark harness) can wait for, with the port picked.
     println!(
         "demo services listening on http://{} (failure mode: {})",
@@ -180,7 +217,11 @@ pub async fn serve_demo_services(settings: &Settings, port: Option<u16>, stop: C
     Ok(())
 }
 
-async fn serve_demo(listener: tokio::net::TcpListener, failure: crate::demo::Failure, stop: CancellationToken) {
+async fn serve_demo(
+    listener: tokio::net::TcpListener,
+    failure: crate::demo::Failure,
+    stop: CancellationToken,
+) {
     let _ = axum::serve(listener, crate::demo::router(failure))
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
@@ -202,14 +243,25 @@ async fn start_edge(settings: &Settings) -> anyhow::Result<Owned> {
         .webhooks
         .endpoints
         .get(&settings.workflows.order.completion_webhook)
-        .map(|e| e.secrets.iter().map(|s| secrecy::ExposeSecret::expose_secret(s).to_string()).collect())
+        .map(|e| {
+            e.secrets
+                .iter()
+                .map(|s| secrecy::ExposeSecret::expose_secret(s).to_string())
+                .collect()
+        })
         .unwrap_or_default();
     let env_file = var.join("edge.env");
     let vars = [
         ("ENVIRONMENT", "development".to_string()),
-        ("TEMPORAL_HTTP_URL", format!("http://127.0.0.1:{}", dev.temporal_http_port)),
+        (
+            "TEMPORAL_HTTP_URL",
+            format!("http://127.0.0.1:{}", dev.temporal_http_port),
+        ),
         ("TEMPORAL_NAMESPACE", settings.temporal.namespace.clone()),
-        ("OIDC_ISSUER", format!("http://127.0.0.1:{}", dev.issuer_port)),
+        (
+            "OIDC_ISSUER",
+            format!("http://127.0.0.1:{}", dev.issuer_port),
+        ),
         ("OIDC_AUDIENCE", dev.token_audience.clone()),
         ("OIDC_ALGORITHMS", "ES256".to_string()),
         ("WEBHOOK_SECRETS", secrets.join(" ")),
@@ -218,12 +270,25 @@ async fn start_edge(settings: &Settings) -> anyhow::Result<Owned> {
     std::fs::write(&env_file, text).with_context(|| format!("writing {}", env_file.display()))?;
     let log_path = var.join("edge.log");
     let log = std::fs::File::create(&log_path)?;
-    eprintln!("[dev] starting the edge Worker in wrangler dev on 127.0.0.1:{} (log {})", dev.edge_port, log_path.display());
+    eprintln!(
+        "[dev] starting the edge Worker in wrangler dev on 127.0.0.1:{} (log {})",
+        dev.edge_port,
+        log_path.display()
+    );
     let child = Command::new("node")
         .arg(wrangler.strip_prefix(&edge_dir).unwrap_or(&wrangler))
-        .args(["dev", "--ip", "127.0.0.1", "--port", &dev.edge_port.to_string()])
+        .args([
+            "dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &dev.edge_port.to_string(),
+        ])
         .args(["--env-file", &env_file.display().to_string()])
-        .args(["--persist-to", &var.join("edge-state").display().to_string()])
+        .args([
+            "--persist-to",
+            &var.join("edge-state").display().to_string(),
+        ])
         .arg("--show-interactive-dev-session=false")
         .current_dir(&edge_dir)
         .env("CI", "true")
@@ -234,25 +299,43 @@ async fn start_edge(settings: &Settings) -> anyhow::Result<Owned> {
         .stderr(log)
         .spawn()
         .context("starting `node` for the edge Worker (is Node.js installed?)")?;
-    let mut owned = Owned { name: "edge Worker (wrangler dev)", child };
+    let mut owned = Owned {
+        name: "edge Worker (wrangler dev)",
+        child,
+    };
     let url = format!("http://127.0.0.1:{}/healthz", dev.edge_port);
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return Ok(owned);
         }
         if let Some(status) = owned.child.try_wait()? {
-            bail!("the edge Worker exited with {status}; see {}", log_path.display());
+            bail!(
+                "the edge Worker exited with {status}; see {}",
+                log_path.display()
+            );
         }
         if Instant::now() > deadline {
-            bail!("the edge Worker did not answer {url} within 90 s; see {}", log_path.display());
+            bail!(
+                "the edge Worker did not answer {url} within 90 s; see {}",
+                log_path.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
-pub async fn run(settings: Settings, telemetry: &Telemetry, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    telemetry: &Telemetry,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let dev = settings.dev.clone();
     let failure = crate::demo::Failure::parse(&dev.demo_failure).map_err(anyhow::Error::msg)?;
     let temporal = tokio::task::block_in_place(|| ensure_temporal(&settings))?;
@@ -262,10 +345,25 @@ pub async fn run(settings: Settings, telemetry: &Telemetry, stop: CancellationTo
     let demo_listener = bind(dev.demo_services_port, "demo services").await?;
     tokio::spawn(serve_demo(demo_listener, failure, background.clone()));
     let issuer = Arc::new(issuer(&settings)?);
-    issuer.clone().serve(bind(dev.issuer_port, "token issuer").await?, background.clone()).await;
-    let edge = if dev.start_edge { Some(start_edge(&settings).await?) } else { None };
+    issuer
+        .clone()
+        .serve(
+            bind(dev.issuer_port, "token issuer").await?,
+            background.clone(),
+        )
+        .await;
+    let edge = if dev.start_edge {
+        Some(start_edge(&settings).await?)
+    } else {
+        None
+    };
 
-    let token = issuer.mint("dev-user", Some("dev-user@edgeflow.localhost"), &["customer".to_string()], 12 * 3600)?;
+    let token = issuer.mint(
+        "dev-user",
+        Some("dev-user@edgeflow.localhost"),
+        &["customer".to_string()],
+        12 * 3600,
+    )?;
     let edge_url = format!("http://127.0.0.1:{}", dev.edge_port);
     eprintln!(
         "\n\
@@ -281,9 +379,17 @@ pub async fn run(settings: Settings, telemetry: &Telemetry, stop: CancellationTo
          [dev]   curl -s -X POST {edge_url}/v1/workflows/order -H \"Authorization: Bearer $TOKEN\" \\\n\
          [dev]        -H 'Prefer: wait=10' -H 'Content-Type: application/json' --data @examples/order.json\n\
          [dev] Ctrl-C stops everything this command started.\n",
-        if edge.is_some() { edge_url.clone() } else { "(not started: dev.start_edge = false)".to_string() },
+        if edge.is_some() {
+            edge_url.clone()
+        } else {
+            "(not started: dev.start_edge = false)".to_string()
+        },
         dev.temporal_ui_port,
-        if temporal.is_some() { "" } else { " (of the reused server, if it serves one)" },
+        if temporal.is_some() {
+            ""
+        } else {
+            " (of the reused server, if it serves one)"
+        },
         settings.ops.listen,
         dev.demo_services_port,
         dev.demo_failure,

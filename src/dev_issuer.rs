@@ -26,24 +26,43 @@ pub struct DevIssuer {
 
 impl DevIssuer {
     /// Loads the key from `var_dir`, creating it on first use.
-    pub fn load_or_create(var_dir: &Path, issuer: String, audience: String) -> anyhow::Result<Self> {
+    pub fn load_or_create(
+        var_dir: &Path,
+        issuer: String,
+        audience: String,
+    ) -> anyhow::Result<Self> {
         let rng = SystemRandom::new();
         let path = var_dir.join("dev-issuer.pk8");
         let pkcs8 = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(_) => {
-                std::fs::create_dir_all(var_dir).with_context(|| format!("creating {}", var_dir.display()))?;
+                std::fs::create_dir_all(var_dir)
+                    .with_context(|| format!("creating {}", var_dir.display()))?;
                 let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                     .map_err(|_| anyhow::anyhow!("generating the dev issuer key"))?;
-                std::fs::write(&path, doc.as_ref()).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, doc.as_ref())
+                    .with_context(|| format!("writing {}", path.display()))?;
                 doc.as_ref().to_vec()
             }
         };
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
-            .map_err(|_| anyhow::anyhow!("{} is not a P-256 PKCS#8 key; delete it to make a new one", path.display()))?;
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{} is not a P-256 PKCS#8 key; delete it to make a new one",
+                    path.display()
+                )
+            })?;
         let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref());
-        let kid = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Self { key, kid, issuer, audience })
+        let kid = digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Self {
+            key,
+            kid,
+            issuer,
+            audience,
+        })
     }
 
     /// The public key set the edge fetches.
@@ -57,7 +76,13 @@ impl DevIssuer {
     }
 
     /// A signed token for `subject` with `roles`, valid for `ttl_secs`.
-    pub fn mint(&self, subject: &str, email: Option<&str>, roles: &[String], ttl_secs: u64) -> anyhow::Result<String> {
+    pub fn mint(
+        &self,
+        subject: &str,
+        email: Option<&str>,
+        roles: &[String],
+        ttl_secs: u64,
+    ) -> anyhow::Result<String> {
         if subject.is_empty() {
             bail!("the subject must not be empty");
         }
@@ -79,7 +104,10 @@ impl DevIssuer {
             .key
             .sign(&SystemRandom::new(), signing_input.as_bytes())
             .map_err(|_| anyhow::anyhow!("signing the token"))?;
-        Ok(format!("{signing_input}.{}", B64URL.encode(signature.as_ref())))
+        Ok(format!(
+            "{signing_input}.{}",
+            B64URL.encode(signature.as_ref())
+        ))
     }
 
     /// Serves the JWKS and a minimal OpenID discovery document until `stop`.
@@ -95,7 +123,10 @@ impl DevIssuer {
             "id_token_signing_alg_values_supported": ["ES256"],
         });
         let app = axum::Router::new()
-            .route("/.well-known/jwks.json", axum::routing::get(move || async move { axum::Json(jwks) }))
+            .route(
+                "/.well-known/jwks.json",
+                axum::routing::get(move || async move { axum::Json(jwks) }),
+            )
             .route(
                 "/.well-known/openid-configuration",
                 axum::routing::get(move || async move { axum::Json(discovery) }),
@@ -115,8 +146,12 @@ mod tests {
     #[test]
     fn tokens_verify_against_the_published_key() {
         let dir = tempfile::tempdir().unwrap();
-        let issuer = DevIssuer::load_or_create(dir.path(), "http://127.0.0.1:1".into(), "edgeflow".into()).unwrap();
-        let token = issuer.mint("ada", Some("ada@example.com"), &["approver".into()], 60).unwrap();
+        let issuer =
+            DevIssuer::load_or_create(dir.path(), "http://127.0.0.1:1".into(), "edgeflow".into())
+                .unwrap();
+        let token = issuer
+            .mint("ada", Some("ada@example.com"), &["approver".into()], 60)
+            .unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
         let claims: Value = serde_json::from_slice(&B64URL.decode(parts[1]).unwrap()).unwrap();
@@ -128,14 +163,19 @@ mod tests {
         let mut point = vec![4u8];
         point.extend(B64URL.decode(jwk["x"].as_str().unwrap()).unwrap());
         point.extend(B64URL.decode(jwk["y"].as_str().unwrap()).unwrap());
-        let public = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point);
+        let public = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_FIXED,
+            point,
+        );
         let signed = format!("{}.{}", parts[0], parts[1]);
         public
             .verify(signed.as_bytes(), &B64URL.decode(parts[2]).unwrap())
             .expect("signature verifies");
 
         // The same key is found again: tokens minted later verify against a running issuer.
-        let again = DevIssuer::load_or_create(dir.path(), "http://127.0.0.1:1".into(), "edgeflow".into()).unwrap();
+        let again =
+            DevIssuer::load_or_create(dir.path(), "http://127.0.0.1:1".into(), "edgeflow".into())
+                .unwrap();
         assert_eq!(again.jwks(), issuer.jwks());
     }
 }

@@ -44,7 +44,10 @@ const EXIT_BAD_SETTINGS: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("edgeflow: cannot start the async runtime: {e}");
@@ -57,7 +60,9 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Health { url, timeout_secs } => operator::health(&url, timeout_secs).await,
-        Command::Config { command: ConfigCommand::Check { config } } => match load(config) {
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => match load(config) {
             Ok(settings) => {
                 println!(
                     "{}",
@@ -69,23 +74,36 @@ async fn run(cli: Cli) -> ExitCode {
             Err(code) => code,
         },
         Command::Worker { config } => serve(config, false).await,
-        Command::Dev { command: None, config } => serve(config, true).await,
-        Command::Dev { command: Some(DevCommand::Token { roles, subject, email, ttl_secs }), config } => {
-            match load_from(&dev_sources(config)) {
-                Ok(s) => match dev::token(&s, &subject, email.as_deref(), &roles, ttl_secs) {
-                    Ok(token) => {
-                        println!("{token}");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("edgeflow: {e:#}");
-                        ExitCode::FAILURE
-                    }
-                },
-                Err(code) => code,
-            }
-        }
-        Command::Dev { command: Some(DevCommand::Services { port }), config } => {
+        Command::Dev {
+            command: None,
+            config,
+        } => serve(config, true).await,
+        Command::Dev {
+            command:
+                Some(DevCommand::Token {
+                    roles,
+                    subject,
+                    email,
+                    ttl_secs,
+                }),
+            config,
+        } => match load_from(&dev_sources(config)) {
+            Ok(s) => match dev::token(&s, &subject, email.as_deref(), &roles, ttl_secs) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("edgeflow: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(code) => code,
+        },
+        Command::Dev {
+            command: Some(DevCommand::Services { port }),
+            config,
+        } => {
             let settings = match load_from(&dev_sources(config)) {
                 Ok(s) => s,
                 Err(code) => return code,
@@ -110,7 +128,9 @@ async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Schedules { command: SchedulesCommand::Sync { config } } => {
+        Command::Schedules {
+            command: SchedulesCommand::Sync { config },
+        } => {
             with_settings(config, |s| async move {
                 let client = operator::client(&s).await?;
                 let report = schedules::sync(&s, &client).await?;
@@ -119,13 +139,28 @@ async fn run(cli: Cli) -> ExitCode {
             })
             .await
         }
-        Command::Start { workflow, input, id, task_queue, wait, config } => {
-            with_settings(config, |s| operator::start(s, workflow, input, id, task_queue, wait)).await
+        Command::Start {
+            workflow,
+            input,
+            id,
+            task_queue,
+            wait,
+            config,
+        } => {
+            with_settings(config, |s| {
+                operator::start(s, workflow, input, id, task_queue, wait)
+            })
+            .await
         }
-        Command::Signal { id, name, input, config } => {
-            with_settings(config, |s| operator::signal(s, id, name, input)).await
-        }
-        Command::Schema { command: SchemaCommand::Export { dir, config } } => {
+        Command::Signal {
+            id,
+            name,
+            input,
+            config,
+        } => with_settings(config, |s| operator::signal(s, id, name, input)).await,
+        Command::Schema {
+            command: SchemaCommand::Export { dir, config },
+        } => {
             with_settings(config, |s| async move {
                 let written = schema::export(&s, &dir)?;
                 eprintln!("wrote {written} files to {}", dir.display());
@@ -139,7 +174,11 @@ async fn run(cli: Cli) -> ExitCode {
 
 /// `worker` and `dev`: settings → telemetry → run until a signal.
 async fn serve(config: Option<std::path::PathBuf>, dev_stack: bool) -> ExitCode {
-    let sources = if dev_stack { dev_sources(config) } else { Sources::from_env(config) };
+    let sources = if dev_stack {
+        dev_sources(config)
+    } else {
+        Sources::from_env(config)
+    };
     let settings = match load_from(&sources) {
         Ok(s) => s,
         Err(code) => return code,

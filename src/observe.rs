@@ -63,7 +63,9 @@ impl Metrics {
         let mut registry = Registry::with_prefix("edgeflow");
         let executions = Family::<Labels, Counter>::default();
         let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ])
         });
         let in_flight = Gauge::default();
         registry.register(
@@ -184,16 +186,33 @@ mod tests {
     #[test]
     fn renders_counts_by_family_and_outcome() {
         let m = Metrics::new();
-        m.record("http.call", Outcome::Ok, std::time::Duration::from_millis(12));
-        m.record("http.call", Outcome::Retryable, std::time::Duration::from_millis(3));
-        m.record("echo", Outcome::Cancelled, std::time::Duration::from_millis(3));
+        m.record(
+            "http.call",
+            Outcome::Ok,
+            std::time::Duration::from_millis(12),
+        );
+        m.record(
+            "http.call",
+            Outcome::Retryable,
+            std::time::Duration::from_millis(3),
+        );
+        m.record(
+            "echo",
+            Outcome::Cancelled,
+            std::time::Duration::from_millis(3),
+        );
         let text = m.render();
         assert!(
             text.contains(r#"edgeflow_activity_executions_total{family="http",activity="http.call",outcome="ok"} 1"#),
             "{text}"
         );
         assert!(text.contains(r#"outcome="retryable"} 1"#), "{text}");
-        assert!(text.contains(r#"edgeflow_activity_duration_seconds_count{family="echo",outcome="cancelled"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"edgeflow_activity_duration_seconds_count{family="echo",outcome="cancelled"} 1"#
+            ),
+            "{text}"
+        );
         assert!(!text.contains("# EOF"));
         assert_eq!(m.finished(), [1, 1, 0, 1]);
     }

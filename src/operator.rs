@@ -22,7 +22,8 @@ use crate::settings::Settings;
 pub fn parse_input(arg: &str) -> anyhow::Result<serde_json::Value> {
     let (text, origin) = match arg.strip_prefix('@') {
         Some(path) => (
-            std::fs::read_to_string(path).with_context(|| format!("reading --input file {path}"))?,
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --input file {path}"))?,
             format!("file {path}"),
         ),
         None => (arg.to_string(), "--input".to_string()),
@@ -33,7 +34,9 @@ pub fn parse_input(arg: &str) -> anyhow::Result<serde_json::Value> {
 /// A JSON value as one Temporal payload (`json/plain`), the encoding every SDK reads.
 pub fn json_payload(value: &serde_json::Value) -> Payload {
     Payload {
-        metadata: [("encoding".to_string(), b"json/plain".to_vec())].into_iter().collect(),
+        metadata: [("encoding".to_string(), b"json/plain".to_vec())]
+            .into_iter()
+            .collect(),
         data: serde_json::to_vec(value).unwrap_or_default(),
         ..Default::default()
     }
@@ -41,8 +44,9 @@ pub fn json_payload(value: &serde_json::Value) -> Payload {
 
 fn payload_json(payloads: &[Payload]) -> serde_json::Value {
     match payloads.first() {
-        Some(p) if !p.data.is_empty() => serde_json::from_slice(&p.data)
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&p.data).into_owned())),
+        Some(p) if !p.data.is_empty() => serde_json::from_slice(&p.data).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&p.data).into_owned())
+        }),
         _ => serde_json::Value::Null,
     }
 }
@@ -50,8 +54,11 @@ fn payload_json(payloads: &[Payload]) -> serde_json::Value {
 pub async fn client(settings: &Settings) -> anyhow::Result<Client> {
     let identity = format!("edgeflow-cli-{}", std::process::id());
     let (connection, _) = crate::connection::connect(&settings.temporal, &identity, None).await?;
-    Client::new(connection, ClientOptions::new(settings.temporal.namespace.clone()).build())
-        .context("creating the Temporal client")
+    Client::new(
+        connection,
+        ClientOptions::new(settings.temporal.namespace.clone()).build(),
+    )
+    .context("creating the Temporal client")
 }
 
 fn default_task_queue(settings: &Settings) -> anyhow::Result<String> {
@@ -127,7 +134,12 @@ fn describe_result_error(e: &WorkflowGetResultError) -> String {
     }
 }
 
-pub async fn signal(settings: Settings, id: String, name: String, input: String) -> anyhow::Result<ExitCode> {
+pub async fn signal(
+    settings: Settings,
+    id: String,
+    name: String,
+    input: String,
+) -> anyhow::Result<ExitCode> {
     let input = parse_input(&input)?;
     let client = client(&settings).await?;
     client
@@ -174,7 +186,11 @@ pub async fn status(settings: Settings, id: String) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn save_history(settings: Settings, id: String, out: std::path::PathBuf) -> anyhow::Result<ExitCode> {
+pub async fn save_history(
+    settings: Settings,
+    id: String,
+    out: std::path::PathBuf,
+) -> anyhow::Result<ExitCode> {
     let client = client(&settings).await?;
     let json = client
         .get_workflow_handle::<UntypedWorkflow>(id.clone())
@@ -201,7 +217,10 @@ pub fn status_name(status: WorkflowExecutionStatus) -> &'static str {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// `edgeflow health`: a probe that needs no shell or curl in the image.

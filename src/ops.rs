@@ -87,21 +87,34 @@ pub async fn serve(
 async fn readyz(State(ops): State<Ops>) -> Response {
     match ops.readiness.get() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
     }
 }
 
 async fn metrics_text(State(ops): State<Ops>) -> Response {
     let mut body = String::new();
     if let Some(url) = &ops.sdk_metrics_url {
-        match ops.http.get(url).send().await.and_then(|r| r.error_for_status()) {
+        match ops
+            .http
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+        {
             Ok(resp) => body.push_str(&resp.text().await.unwrap_or_default()),
             Err(e) => tracing::warn!(error = %e, "SDK metrics exporter did not answer"),
         }
     }
     body.push_str(&ops.metrics.render());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()

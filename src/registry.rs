@@ -52,7 +52,9 @@ impl WorkflowRegistry for WorkflowReplayerOptions {
 }
 
 /// Every workflow this worker runs.
-pub fn register_workflows(registry: &mut impl WorkflowRegistry) -> Result<(), WorkflowRegistrationError> {
+pub fn register_workflows(
+    registry: &mut impl WorkflowRegistry,
+) -> Result<(), WorkflowRegistrationError> {
     registry.add::<edgeflow_workflows::EchoWorkflow>()?;
     registry.add::<edgeflow_workflows::OrderWorkflow>()?;
     registry.add::<edgeflow_workflows::ReportWorkflow>()?;
@@ -85,7 +87,9 @@ impl Activities {
         .context("setting up the activities")?;
         Ok(Self {
             families,
-            workflow_settings: WorkflowSettingsActivities { order: settings.workflows.order.clone() },
+            workflow_settings: WorkflowSettingsActivities {
+                order: settings.workflows.order.clone(),
+            },
         })
     }
 
@@ -114,10 +118,12 @@ impl EchoActivities {
         input: EchoInput,
     ) -> Result<serde_json::Value, ActivityError> {
         if input.delay_ms > MAX_DELAY_MS {
-            return Err(ActivityError::application(ApplicationFailure::non_retryable(format!(
-                "delay_ms {} is above the maximum of {MAX_DELAY_MS}",
-                input.delay_ms
-            ))));
+            return Err(ActivityError::application(
+                ApplicationFailure::non_retryable(format!(
+                    "delay_ms {} is above the maximum of {MAX_DELAY_MS}",
+                    input.delay_ms
+                )),
+            ));
         }
         tracing::info!(delay_ms = input.delay_ms, "echo");
         let deadline = tokio::time::Instant::now() + Duration::from_millis(input.delay_ms);
@@ -145,7 +151,11 @@ pub struct WorkflowSettingsActivities {
 #[activities]
 impl WorkflowSettingsActivities {
     #[activity(definition = edgeflow_workflows::order::OrderSettingsDefinition)]
-    pub async fn order(self: Arc<Self>, _ctx: ActivityContext, _input: ()) -> Result<OrderSettings, ActivityError> {
+    pub async fn order(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        _input: (),
+    ) -> Result<OrderSettings, ActivityError> {
         Ok(self.order.clone())
     }
 }

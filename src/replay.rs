@@ -34,13 +34,17 @@ fn history_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 fn load(file: &Path) -> anyhow::Result<WorkflowHistory> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    WorkflowHistory::from_json(&bytes).with_context(|| format!("{} is not a workflow history", file.display()))
+    WorkflowHistory::from_json(&bytes)
+        .with_context(|| format!("{} is not a workflow history", file.display()))
 }
 
 /// Replays every history; prints one line per file; exit 1 if any is incompatible.
 pub async fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let files = history_files(paths)?;
-    let histories = files.iter().map(|f| load(f)).collect::<anyhow::Result<Vec<_>>>()?;
+    let histories = files
+        .iter()
+        .map(|f| load(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut options = WorkflowReplayerOptions::new().build();
     crate::registry::register_workflows(&mut options)?;
     let replayer = WorkflowReplayer::new(options)?;
@@ -56,5 +60,9 @@ pub async fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         }
     }
     println!("replay: {} passed, {failed} failed", files.len() - failed);
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

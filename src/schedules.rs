@@ -57,25 +57,50 @@ pub struct SyncReport {
     pub deleted: Vec<String>,
 }
 
-pub fn validate(schedules: &BTreeMap<String, ScheduleSettings>) -> Vec<crate::settings::SettingError> {
+pub fn validate(
+    schedules: &BTreeMap<String, ScheduleSettings>,
+) -> Vec<crate::settings::SettingError> {
     let mut out = Vec::new();
     for (name, s) in schedules {
         let at = |k: &str| format!("schedules.{name}.{k}");
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            out.push(crate::settings::problem(format!("schedules.{name}"), "names use letters, digits, `-` and `_`"));
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            out.push(crate::settings::problem(
+                format!("schedules.{name}"),
+                "names use letters, digits, `-` and `_`",
+            ));
         }
         match (&s.cron, s.every_secs) {
-            (Some(_), Some(_)) => out.push(crate::settings::problem(at("cron"), "set cron or every_secs, not both")),
-            (None, None) => out.push(crate::settings::problem(at("cron"), "set cron or every_secs")),
-            (Some(cron), None) if cron.split_whitespace().count() != 5 => out.push(crate::settings::problem(
+            (Some(_), Some(_)) => out.push(crate::settings::problem(
                 at("cron"),
-                format!("`{cron}` is not five fields (minute hour day month weekday)"),
+                "set cron or every_secs, not both",
             )),
-            (None, Some(0)) => out.push(crate::settings::problem(at("every_secs"), "must be at least 1")),
+            (None, None) => out.push(crate::settings::problem(
+                at("cron"),
+                "set cron or every_secs",
+            )),
+            (Some(cron), None) if cron.split_whitespace().count() != 5 => {
+                out.push(crate::settings::problem(
+                    at("cron"),
+                    format!("`{cron}` is not five fields (minute hour day month weekday)"),
+                ))
+            }
+            (None, Some(0)) => out.push(crate::settings::problem(
+                at("every_secs"),
+                "must be at least 1",
+            )),
             _ => {}
         }
-        if !edgeflow_workflows::catalog::workflows().iter().any(|w| w.name == s.workflow) {
-            out.push(crate::settings::problem(at("workflow"), format!("`{}` is not a workflow this worker runs", s.workflow)));
+        if !edgeflow_workflows::catalog::workflows()
+            .iter()
+            .any(|w| w.name == s.workflow)
+        {
+            out.push(crate::settings::problem(
+                at("workflow"),
+                format!("`{}` is not a workflow this worker runs", s.workflow),
+            ));
         }
     }
     out
@@ -84,7 +109,10 @@ pub fn validate(schedules: &BTreeMap<String, ScheduleSettings>) -> Vec<crate::se
 fn fingerprint(s: &ScheduleSettings, task_queue: &str) -> String {
     let canonical = serde_json::to_string(&(s, task_queue)).unwrap_or_default();
     let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
-    digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn note(fp: &str) -> String {
@@ -93,7 +121,9 @@ fn note(fp: &str) -> String {
 
 fn spec(s: &ScheduleSettings) -> ScheduleSpec {
     let mut spec = match (&s.cron, s.every_secs) {
-        (Some(cron), _) => ScheduleSpec::builder().cron_strings(vec![cron.clone()]).build(),
+        (Some(cron), _) => ScheduleSpec::builder()
+            .cron_strings(vec![cron.clone()])
+            .build(),
         (None, Some(secs)) => ScheduleSpec::from_interval(Duration::from_secs(secs)),
         (None, None) => ScheduleSpec::default(),
     };
@@ -127,7 +157,10 @@ pub async fn sync(settings: &Settings, client: &Client) -> anyhow::Result<SyncRe
     let mut report = SyncReport::default();
     for (name, s) in &settings.schedules {
         let id = format!("{ID_PREFIX}{name}");
-        let queue = s.task_queue.clone().unwrap_or_else(|| default_queue.clone());
+        let queue = s
+            .task_queue
+            .clone()
+            .unwrap_or_else(|| default_queue.clone());
         let fp = fingerprint(s, &queue);
         let handle = client.get_schedule_handle(id.clone());
         match handle.describe(Default::default()).await {
@@ -141,11 +174,15 @@ pub async fn sync(settings: &Settings, client: &Client) -> anyhow::Result<SyncRe
                     report.unchanged.push(id);
                     continue;
                 }
-                let (spec, action, paused, new_note) = (spec(s), action(&id, s, &queue), s.paused, note(&fp));
+                let (spec, action, paused, new_note) =
+                    (spec(s), action(&id, s, &queue), s.paused, note(&fp));
                 handle
                     .update(
                         move |u| {
-                            u.set_spec(spec).set_action(action).set_paused(paused).set_note(new_note);
+                            u.set_spec(spec)
+                                .set_action(action)
+                                .set_paused(paused)
+                                .set_note(new_note);
                         },
                         Default::default(),
                     )
@@ -172,13 +209,20 @@ pub async fn sync(settings: &Settings, client: &Client) -> anyhow::Result<SyncRe
         }
     }
 
-    let wanted: Vec<String> = settings.schedules.keys().map(|n| format!("{ID_PREFIX}{n}")).collect();
+    let wanted: Vec<String> = settings
+        .schedules
+        .keys()
+        .map(|n| format!("{ID_PREFIX}{n}"))
+        .collect();
     let mut stale = Vec::new();
     let mut listed = client.list_schedules(ListSchedulesOptions::default());
     while let Some(entry) = listed.next().await {
         let entry = entry.context("listing schedules")?;
         let id = entry.schedule_id().to_string();
-        if id.starts_with(ID_PREFIX) && !wanted.contains(&id) && entry.note().is_some_and(|n| n.starts_with(MARKER)) {
+        if id.starts_with(ID_PREFIX)
+            && !wanted.contains(&id)
+            && entry.note().is_some_and(|n| n.starts_with(MARKER))
+        {
             stale.push(id);
         }
     }

@@ -26,7 +26,10 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
         .context("no configured task queue runs workflows")?;
     let mut files = BTreeMap::new();
     let mut put = |path: String, schema: &schemars::Schema| -> String {
-        files.insert(path.clone(), pretty(&serde_json::to_value(schema).unwrap_or(Value::Null)));
+        files.insert(
+            path.clone(),
+            pretty(&serde_json::to_value(schema).unwrap_or(Value::Null)),
+        );
         path
     };
     let (mut edge, mut internal) = (Vec::new(), Vec::new());
@@ -45,7 +48,11 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
                 "result": put(format!("workflows/{}.{}.query.schema.json", w.name, q.name), &q.schema),
             })).collect::<Vec<_>>(),
         });
-        if w.edge { edge.push(entry) } else { internal.push(entry) }
+        if w.edge {
+            edge.push(entry)
+        } else {
+            internal.push(entry)
+        }
     }
     let activities: Vec<Value> = edgeflow_activities::activity_schemas()
         .iter()
@@ -91,7 +98,8 @@ pub fn export(settings: &Settings, dir: &Path) -> anyhow::Result<usize> {
     for (path, text) in &files {
         let target = dir.join(path);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&target, text).with_context(|| format!("writing {}", target.display()))?;
     }

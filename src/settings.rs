@@ -14,10 +14,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use edgeflow_activities::settings::{Secret, SettingError};
 use edgeflow_activities::db::DbSettings;
 use edgeflow_activities::email::EmailSettings;
 use edgeflow_activities::http::HttpSettings;
+pub use edgeflow_activities::settings::{Secret, SettingError};
 use edgeflow_activities::webhook::WebhookSettings;
 use edgeflow_workflows::order::OrderSettings;
 use schemars::JsonSchema;
@@ -83,7 +83,6 @@ pub struct DevSettings {
     /// `none`, `flaky:<service>` (503 twice per order) or `down:<service>` (422 every time).
     pub demo_failure: String,
 }
-
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -303,7 +302,11 @@ impl Settings {
             SettingsErrors(vec![problem("(settings)", e.to_string())])
         })?;
         let crossed = settings.check_references();
-        if crossed.is_empty() { Ok(settings) } else { Err(SettingsErrors(crossed)) }
+        if crossed.is_empty() {
+            Ok(settings)
+        } else {
+            Err(SettingsErrors(crossed))
+        }
     }
 
     /// Names one section uses that another must define: the services and webhook `order` calls.
@@ -324,10 +327,17 @@ impl Settings {
                 ));
             }
         }
-        if !self.webhooks.endpoints.contains_key(&order.completion_webhook) {
+        if !self
+            .webhooks
+            .endpoints
+            .contains_key(&order.completion_webhook)
+        {
             out.push(problem(
                 "workflows.order.completion_webhook",
-                format!("`{}` is not a configured [webhooks.NAME]", order.completion_webhook),
+                format!(
+                    "`{}` is not a configured [webhooks.NAME]",
+                    order.completion_webhook
+                ),
             ));
         }
         out
@@ -340,7 +350,10 @@ impl Settings {
 
     pub fn ops_listen(&self) -> SocketAddr {
         // Checked in `validate`.
-        self.ops.listen.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        self.ops
+            .listen
+            .parse()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9464)))
     }
 }
 
@@ -359,7 +372,10 @@ fn validate_temporal(t: &TemporalSettings) -> Vec<SettingError> {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
         Ok(_) => out.push(problem(
             "temporal.address",
-            format!("`{}` must be an http:// or https:// URL with a host", t.address),
+            format!(
+                "`{}` must be an http:// or https:// URL with a host",
+                t.address
+            ),
         )),
         Err(e) => out.push(problem(
             "temporal.address",
@@ -369,7 +385,11 @@ fn validate_temporal(t: &TemporalSettings) -> Vec<SettingError> {
     if t.namespace.trim().is_empty() {
         out.push(problem("temporal.namespace", "must not be empty"));
     }
-    let key_sources = [t.api_key.is_some(), t.api_key_env.is_some(), t.api_key_file.is_some()];
+    let key_sources = [
+        t.api_key.is_some(),
+        t.api_key_env.is_some(),
+        t.api_key_file.is_some(),
+    ];
     if key_sources.iter().filter(|s| **s).count() > 1 {
         out.push(problem(
             "temporal.api_key",
@@ -377,7 +397,10 @@ fn validate_temporal(t: &TemporalSettings) -> Vec<SettingError> {
         ));
     }
     if let Some(var) = &t.api_key_env {
-        if std::env::var(var).map(|v| v.trim().is_empty()).unwrap_or(true) {
+        if std::env::var(var)
+            .map(|v| v.trim().is_empty())
+            .unwrap_or(true)
+        {
             out.push(problem(
                 "temporal.api_key_env",
                 format!("environment variable `{var}` is not set or empty"),
@@ -386,8 +409,16 @@ fn validate_temporal(t: &TemporalSettings) -> Vec<SettingError> {
     }
     check_readable(&mut out, "temporal.api_key_file", t.api_key_file.as_deref());
     check_readable(&mut out, "temporal.tls.ca_file", t.tls.ca_file.as_deref());
-    check_readable(&mut out, "temporal.tls.client_cert_file", t.tls.client_cert_file.as_deref());
-    check_readable(&mut out, "temporal.tls.client_key_file", t.tls.client_key_file.as_deref());
+    check_readable(
+        &mut out,
+        "temporal.tls.client_cert_file",
+        t.tls.client_cert_file.as_deref(),
+    );
+    check_readable(
+        &mut out,
+        "temporal.tls.client_key_file",
+        t.tls.client_key_file.as_deref(),
+    );
     if t.tls.client_cert_file.is_some() != t.tls.client_key_file.is_some() {
         out.push(problem(
             "temporal.tls.client_key_file",
@@ -395,10 +426,16 @@ fn validate_temporal(t: &TemporalSettings) -> Vec<SettingError> {
         ));
     }
     if t.credentials_check_secs == 0 {
-        out.push(problem("temporal.credentials_check_secs", "must be at least 1"));
+        out.push(problem(
+            "temporal.credentials_check_secs",
+            "must be at least 1",
+        ));
     }
     if t.connect_timeout_secs == 0 {
-        out.push(problem("temporal.connect_timeout_secs", "must be at least 1"));
+        out.push(problem(
+            "temporal.connect_timeout_secs",
+            "must be at least 1",
+        ));
     }
     out
 }
@@ -407,8 +444,14 @@ fn validate_worker(w: &WorkerSettings) -> Vec<SettingError> {
     let mut out = Vec::new();
     for (key, value) in [
         ("max_concurrent_activities", w.max_concurrent_activities),
-        ("max_concurrent_workflow_tasks", w.max_concurrent_workflow_tasks),
-        ("max_concurrent_local_activities", w.max_concurrent_local_activities),
+        (
+            "max_concurrent_workflow_tasks",
+            w.max_concurrent_workflow_tasks,
+        ),
+        (
+            "max_concurrent_local_activities",
+            w.max_concurrent_local_activities,
+        ),
         ("activity_pollers", w.activity_pollers),
     ] {
         if value == 0 {
@@ -436,22 +479,33 @@ fn validate_task_queues(task_queues: &BTreeMap<String, TaskQueueSettings>) -> Ve
         if q.name.trim().is_empty() {
             out.push(problem(at("name"), "must not be empty"));
         } else if !names.insert(q.name.as_str()) {
-            out.push(problem(at("name"), format!("`{}` is named by another task queue too", q.name)));
+            out.push(problem(
+                at("name"),
+                format!("`{}` is named by another task queue too", q.name),
+            ));
         }
         if q.workflow_pollers.is_some_and(|p| p < 2) {
             out.push(problem(at("workflow_pollers"), "must be at least 2"));
         }
         for (key, value) in [
             ("max_concurrent_activities", q.max_concurrent_activities),
-            ("max_concurrent_workflow_tasks", q.max_concurrent_workflow_tasks),
+            (
+                "max_concurrent_workflow_tasks",
+                q.max_concurrent_workflow_tasks,
+            ),
             ("activity_pollers", q.activity_pollers),
         ] {
             if value == Some(0) {
                 out.push(problem(at(key), "must be at least 1"));
             }
         }
-        if q.max_activities_per_sec.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-            out.push(problem(at("max_activities_per_sec"), "must be a positive number"));
+        if q.max_activities_per_sec
+            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+        {
+            out.push(problem(
+                at("max_activities_per_sec"),
+                "must be a positive number",
+            ));
         }
     }
     out
@@ -495,7 +549,10 @@ fn join_path(section: &str, rest: &str) -> String {
 fn check_readable(out: &mut Vec<SettingError>, path: &str, file: Option<&Path>) {
     if let Some(file) = file {
         if let Err(e) = std::fs::read(file) {
-            out.push(problem(path, format!("cannot read `{}`: {e}", file.display())));
+            out.push(problem(
+                path,
+                format!("cannot read `{}`: {e}", file.display()),
+            ));
         }
     }
 }
@@ -518,7 +575,8 @@ fn merged_tree(sources: &Sources) -> Result<serde_json::Value, SettingsErrors> {
     if let Some(env) = &sources.env {
         let env_file = sources.config_dir.join(format!("{env}.toml"));
         if env_file.is_file() {
-            builder = builder.add_source(config::File::from(env_file).format(config::FileFormat::Toml));
+            builder =
+                builder.add_source(config::File::from(env_file).format(config::FileFormat::Toml));
         } else {
             problems.push(problem(
                 "EDGEFLOW_ENV",
@@ -537,7 +595,11 @@ fn merged_tree(sources: &Sources) -> Result<serde_json::Value, SettingsErrors> {
         .vars
         .keys()
         .filter(|k| k.ends_with("__SECRETS"))
-        .map(|k| k.trim_start_matches("EDGEFLOW__").to_lowercase().replace("__", "."))
+        .map(|k| {
+            k.trim_start_matches("EDGEFLOW__")
+                .to_lowercase()
+                .replace("__", ".")
+        })
         .collect();
     if !list_keys.is_empty() {
         env = env.list_separator(",");
@@ -548,9 +610,13 @@ fn merged_tree(sources: &Sources) -> Result<serde_json::Value, SettingsErrors> {
     builder = builder.add_source(env);
     if let Some(file) = &sources.file {
         if file.is_file() {
-            builder = builder.add_source(config::File::from(file.clone()).format(config::FileFormat::Toml));
+            builder = builder
+                .add_source(config::File::from(file.clone()).format(config::FileFormat::Toml));
         } else {
-            problems.push(problem("--config", format!("cannot read `{}`", file.display())));
+            problems.push(problem(
+                "--config",
+                format!("cannot read `{}`", file.display()),
+            ));
         }
     }
     if !problems.is_empty() {
@@ -564,8 +630,8 @@ fn merged_tree(sources: &Sources) -> Result<serde_json::Value, SettingsErrors> {
 
 /// The JSON Schema of [`Settings`], the contract the merged tree is checked against.
 pub fn settings_schema() -> serde_json::Value {
-    let mut schema = serde_json::to_value(schemars::schema_for!(Settings))
-        .unwrap_or(serde_json::Value::Null);
+    let mut schema =
+        serde_json::to_value(schemars::schema_for!(Settings)).unwrap_or(serde_json::Value::Null);
     // TOML has no null: an absent optional key is the only way to leave it unset, so the
     // `null` alternative schemars emits for `Option` never applies. Keeping it is harmless.
     if let Some(obj) = schema.as_object_mut() {
@@ -592,7 +658,14 @@ fn check_against_schema(tree: &serde_json::Value) -> Vec<SettingError> {
                     .into_iter()
                     .map(|k| problem(join_path(&path, &k), "unknown key"))
                     .collect::<Vec<_>>(),
-                None => vec![problem(if path.is_empty() { "(root)".into() } else { path }, message)],
+                None => vec![problem(
+                    if path.is_empty() {
+                        "(root)".into()
+                    } else {
+                        path
+                    },
+                    message,
+                )],
             }
         })
         .flatten()
@@ -614,7 +687,11 @@ fn unknown_keys(e: &jsonschema::ValidationError<'_>) -> Option<Vec<String>> {
 fn describe_schema_error(e: &jsonschema::ValidationError<'_>) -> String {
     use jsonschema::error::ValidationErrorKind as K;
     match e.kind() {
-        K::Type { kind } => format!("wrong type: expected {}, found {}", type_names(kind), e.instance()),
+        K::Type { kind } => format!(
+            "wrong type: expected {}, found {}",
+            type_names(kind),
+            e.instance()
+        ),
         K::Required { property } => format!("missing required key {property}"),
         K::Enum { options } => format!("{} is not one of {options}", e.instance()),
         _ => e.to_string(),
@@ -625,7 +702,11 @@ fn type_names(kind: &jsonschema::error::TypeKind) -> String {
     match kind {
         jsonschema::error::TypeKind::Single(t) => t.to_string(),
         jsonschema::error::TypeKind::Multiple(ts) => {
-            let names: Vec<String> = ts.iter().map(|t| t.to_string()).filter(|t| t != "null").collect();
+            let names: Vec<String> = ts
+                .iter()
+                .map(|t| t.to_string())
+                .filter(|t| t != "null")
+                .collect();
             names.join(" or ")
         }
     }
@@ -643,7 +724,10 @@ mod tests {
         let sources = Sources {
             config_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"),
             env: None,
-            vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             file: Some(file),
         };
         (dir, sources)
@@ -713,7 +797,10 @@ mod tests {
             "ops.listen",
             "telemetry.log_format",
         ] {
-            assert!(paths.contains(&expected), "{expected} missing from {errs:#?}");
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {errs:#?}"
+            );
         }
         let unknown = errs.iter().find(|e| e.path == "worker.colour").unwrap();
         assert_eq!(unknown.message, "unknown key");
@@ -727,7 +814,14 @@ mod tests {
         );
         let errs = Settings::load(&sources).expect_err("unknown names").0;
         let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, ["workflows.order.charge_payment.service", "workflows.order.completion_webhook"], "{errs:?}");
+        assert_eq!(
+            paths,
+            [
+                "workflows.order.charge_payment.service",
+                "workflows.order.completion_webhook"
+            ],
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -738,6 +832,9 @@ mod tests {
         assert!(!printed.contains("sk-very-secret"));
         assert!(printed.contains("[redacted]"));
         assert!(!format!("{s:?}").contains("sk-very-secret"));
-        assert_eq!(s.temporal.api_key.as_ref().map(|k| k.expose_secret()), Some("sk-very-secret"));
+        assert_eq!(
+            s.temporal.api_key.as_ref().map(|k| k.expose_secret()),
+            Some("sk-very-secret")
+        );
     }
 }

@@ -15,7 +15,9 @@ use anyhow::Context;
 use temporalio_client::{Client, ClientOptions, Connection};
 use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
 use temporalio_common::telemetry::metrics::CoreMeter;
-use temporalio_common::telemetry::{PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter};
+use temporalio_common::telemetry::{
+    PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter,
+};
 use temporalio_common::worker::{WorkerDeploymentOptions, WorkerDeploymentVersion};
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::runtime::{PollerBehavior, RuntimeOptions};
@@ -39,7 +41,11 @@ pub fn identity(settings: &Settings) -> String {
 }
 
 /// Runs the worker until a signal (or `stop`) asks it to end; returns once drained.
-pub async fn run(settings: Settings, telemetry: &Telemetry, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    telemetry: &Telemetry,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let readiness = Readiness::new("starting");
     let ops_stop = CancellationToken::new();
@@ -83,11 +89,16 @@ pub async fn run(settings: Settings, telemetry: &Telemetry, stop: CancellationTo
         tracing::info!("stopped before connecting to Temporal");
         return Ok(());
     };
-    let client = Client::new(connection.clone(), ClientOptions::new(settings.temporal.namespace.clone()).build())
-        .context("creating the Temporal client")?;
+    let client = Client::new(
+        connection.clone(),
+        ClientOptions::new(settings.temporal.namespace.clone()).build(),
+    )
+    .context("creating the Temporal client")?;
 
     if settings.worker.sync_schedules_on_start {
-        let report = crate::schedules::sync(&settings, &client).await.context("syncing schedules")?;
+        let report = crate::schedules::sync(&settings, &client)
+            .await
+            .context("syncing schedules")?;
         tracing::info!(?report, "schedules synced");
     }
     let activities = crate::registry::Activities::build(&settings).await?;
@@ -214,11 +225,20 @@ fn worker_options(
             .then_some(temporalio_common::worker::VersioningBehavior::AutoUpgrade),
     )
     .build();
-    let slots = |own: Option<usize>, default: usize| FixedSizeSlotSupplier::new(own.unwrap_or(default));
+    let slots =
+        |own: Option<usize>, default: usize| FixedSizeSlotSupplier::new(own.unwrap_or(default));
     let tuner = TunerHolder::builder()
-        .workflow_task_slot_supplier(slots(queue.max_concurrent_workflow_tasks, w.max_concurrent_workflow_tasks))
-        .activity_task_slot_supplier(slots(queue.max_concurrent_activities, w.max_concurrent_activities))
-        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(w.max_concurrent_local_activities))
+        .workflow_task_slot_supplier(slots(
+            queue.max_concurrent_workflow_tasks,
+            w.max_concurrent_workflow_tasks,
+        ))
+        .activity_task_slot_supplier(slots(
+            queue.max_concurrent_activities,
+            w.max_concurrent_activities,
+        ))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            w.max_concurrent_local_activities,
+        ))
         .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
         .build();
     let mut options = WorkerOptions::new(name)
@@ -292,12 +312,12 @@ async fn check_readiness(
     loop {
         let answer = tokio::time::timeout(
             every.max(Duration::from_secs(2)),
-            connection.workflow_service().describe_namespace(temporalio_client::tonic::Request::new(
-                DescribeNamespaceRequest {
+            connection.workflow_service().describe_namespace(
+                temporalio_client::tonic::Request::new(DescribeNamespaceRequest {
                     namespace: settings.temporal.namespace.clone(),
                     ..Default::default()
-                },
-            )),
+                }),
+            ),
         )
         .await;
         let state = match answer {
@@ -311,7 +331,10 @@ async fn check_readiness(
                 status.code(),
                 status.message()
             )),
-            Err(_) => Err(format!("Temporal at {} did not answer in time", settings.temporal.address)),
+            Err(_) => Err(format!(
+                "Temporal at {} did not answer in time",
+                settings.temporal.address
+            )),
         };
         let ready = state.is_ok();
         match state {

@@ -17,8 +17,14 @@ fn read(path: &str) -> String {
 }
 
 fn run(cmd: &mut Command) -> (Output, String) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out, text)
 }
 
@@ -26,7 +32,10 @@ fn run(cmd: &mut Command) -> (Output, String) {
 /// insists that ExecStart's program exists.
 fn installable_unit(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
     let unit = read("deploy/systemd/edgeflow.service");
-    assert!(unit.contains(UNIT_EXEC_START), "the unit must start `{UNIT_EXEC_START}`");
+    assert!(
+        unit.contains(UNIT_EXEC_START),
+        "the unit must start `{UNIT_EXEC_START}`"
+    );
     let unit = unit.replace(
         "ExecStart=/usr/local/bin/edgeflow",
         &format!("ExecStart={}", env!("CARGO_BIN_EXE_edgeflow")),
@@ -48,7 +57,10 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     let dir = tempfile::tempdir().unwrap();
     let unit = installable_unit(dir.path(), "edgeflow.service", |u| u);
     let report = verify(&unit);
-    assert!(report.trim().is_empty(), "systemd-analyze verify reports problems:\n{report}");
+    assert!(
+        report.trim().is_empty(),
+        "systemd-analyze verify reports problems:\n{report}"
+    );
 }
 
 #[test]
@@ -58,13 +70,19 @@ fn systemd_analyze_verify_reports_a_broken_copy_of_the_unit() {
         u.replace("ProtectSystem=strict", "ProtectSytem=strict")
     });
     let report = verify(&misspelled);
-    assert!(report.contains("Unknown key 'ProtectSytem'"), "a misspelled directive went unreported:\n{report}");
+    assert!(
+        report.contains("Unknown key 'ProtectSytem'"),
+        "a misspelled directive went unreported:\n{report}"
+    );
 
     let bad_value = installable_unit(dir.path(), "bad-value.service", |u| {
         u.replace("Restart=on-failure", "Restart=sometimes")
     });
     let report = verify(&bad_value);
-    assert!(report.contains("sometimes"), "a bad Restart= value went unreported:\n{report}");
+    assert!(
+        report.contains("sometimes"),
+        "a bad Restart= value went unreported:\n{report}"
+    );
 }
 
 /// `systemd-analyze security` scores how exposed a service is (0 best, 10 worst); the unit's
@@ -82,11 +100,16 @@ fn the_systemd_unit_stays_hardened() {
     assert!(out.status.success(), "exposure above 2.0:\n{report}");
 
     let unhardened = installable_unit(dir.path(), "unhardened.service", |u| {
-        let (head, _) = u.split_once("# Hardening").expect("a `# Hardening` block in the unit");
+        let (head, _) = u
+            .split_once("# Hardening")
+            .expect("a `# Hardening` block in the unit");
         format!("{head}\n[Install]\nWantedBy=multi-user.target\n")
     });
     let (out, report) = security(&unhardened);
-    assert!(!out.status.success(), "the unit without its hardening still scores low:\n{report}");
+    assert!(
+        !out.status.success(),
+        "the unit without its hardening still scores low:\n{report}"
+    );
 }
 
 #[test]
@@ -106,7 +129,10 @@ fn the_sysusers_file_creates_a_system_user_that_cannot_log_in() {
         .collect();
     let uid: u32 = entry[2].parse().unwrap();
     assert!(uid > 0 && uid < 1000, "not a system uid: {uid}");
-    assert!(entry[6].ends_with("nologin"), "the user can log in: {entry:?}");
+    assert!(
+        entry[6].ends_with("nologin"),
+        "the user can log in: {entry:?}"
+    );
     let unit = read("deploy/systemd/edgeflow.service");
     assert!(unit.contains("\nUser=edgeflow\n") && unit.contains("\nGroup=edgeflow\n"));
 }
@@ -124,12 +150,21 @@ fn the_environment_file_example_names_only_real_settings() {
         .map(|l| l.trim_start_matches('#').trim())
         .filter(|l| l.starts_with("EDGEFLOW__"))
         .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("not KEY=value: {l}"));
-            let v = if v.starts_with("/etc/") { secret.display().to_string() } else { v.to_string() };
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not KEY=value: {l}"));
+            let v = if v.starts_with("/etc/") {
+                secret.display().to_string()
+            } else {
+                v.to_string()
+            };
             (k.to_string(), v)
         })
         .collect();
-    assert!(vars.len() >= 10, "the example should show the common settings: {vars:?}");
+    assert!(
+        vars.len() >= 10,
+        "the example should show the common settings: {vars:?}"
+    );
     let check = |extra: &[(&str, &str)]| {
         run(Command::new(env!("CARGO_BIN_EXE_edgeflow"))
             .args(["config", "check"])
@@ -139,13 +174,23 @@ fn the_environment_file_example_names_only_real_settings() {
             .envs(extra.iter().copied()))
     };
     let (out, text) = check(&[]);
-    assert!(out.status.success(), "the example's settings are rejected:\n{text}");
+    assert!(
+        out.status.success(),
+        "the example's settings are rejected:\n{text}"
+    );
     let (out, text) = check(&[("EDGEFLOW__TEMPORAL__ADRESS", "https://typo:7233")]);
-    assert_eq!(out.status.code(), Some(2), "a misspelled key was accepted:\n{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a misspelled key was accepted:\n{text}"
+    );
 }
 
 fn directive<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
-    text.lines().filter_map(|l| l.strip_prefix(prefix)).map(str::trim).collect()
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(str::trim)
+        .collect()
 }
 
 /// The container and the systemd unit run the same way: same settings folder, environment,
@@ -156,7 +201,10 @@ fn the_dockerfile_the_unit_and_the_settings_agree() {
     let dockerfile = read("Dockerfile");
     let unit = read("deploy/systemd/edgeflow.service");
     let settings = |file: &str| read(file).parse::<toml::Table>().unwrap();
-    let (default, production) = (settings("config/default.toml"), settings("config/production.toml"));
+    let (default, production) = (
+        settings("config/default.toml"),
+        settings("config/production.toml"),
+    );
 
     let unit_env = directive(&unit, "Environment=");
     for var in [
@@ -164,29 +212,51 @@ fn the_dockerfile_the_unit_and_the_settings_agree() {
         "EDGEFLOW_CONFIG_DIR=/etc/edgeflow/config",
         "EDGEFLOW__DATABASE__URL=sqlite:///var/lib/edgeflow/edgeflow.db?mode=rwc",
     ] {
-        assert!(dockerfile.contains(var), "the Dockerfile does not set {var}");
+        assert!(
+            dockerfile.contains(var),
+            "the Dockerfile does not set {var}"
+        );
         assert!(unit_env.contains(&var), "the unit does not set {var}");
     }
     assert!(dockerfile.contains("COPY config/ /etc/edgeflow/config/"));
     assert_eq!(directive(&unit, "WorkingDirectory="), ["/etc/edgeflow"]);
     assert!(dockerfile.contains("\nWORKDIR /etc/edgeflow\n"));
-    assert_eq!(directive(&unit, "EnvironmentFile="), ["-/etc/edgeflow/edgeflow.env"]);
+    assert_eq!(
+        directive(&unit, "EnvironmentFile="),
+        ["-/etc/edgeflow/edgeflow.env"]
+    );
     assert_eq!(directive(&unit, "StateDirectory="), ["edgeflow"]);
     assert!(dockerfile.contains("/var/lib/edgeflow/"));
 
     let listen = production["ops"]["listen"].as_str().unwrap();
     let port = listen.rsplit(':').next().unwrap();
-    assert!(listen.starts_with("0.0.0.0:"), "production must listen beyond loopback: {listen}");
-    assert_eq!(directive(&dockerfile, "EXPOSE"), [port]);
-    let healthcheck = dockerfile.split("HEALTHCHECK").nth(1).expect("a HEALTHCHECK");
     assert!(
-        healthcheck.contains(&format!(r#""edgeflow", "health", "--url", "http://127.0.0.1:{port}/healthz""#)),
+        listen.starts_with("0.0.0.0:"),
+        "production must listen beyond loopback: {listen}"
+    );
+    assert_eq!(directive(&dockerfile, "EXPOSE"), [port]);
+    let healthcheck = dockerfile
+        .split("HEALTHCHECK")
+        .nth(1)
+        .expect("a HEALTHCHECK");
+    assert!(
+        healthcheck.contains(&format!(
+            r#""edgeflow", "health", "--url", "http://127.0.0.1:{port}/healthz""#
+        )),
         "the HEALTHCHECK must probe /healthz on port {port} with the binary itself"
     );
 
-    let grace = default["shutdown"]["grace_period_secs"].as_integer().unwrap();
-    let stop: i64 = directive(&unit, "TimeoutStopSec=")[0].trim_end_matches('s').parse().unwrap();
-    assert!(stop > grace, "TimeoutStopSec={stop}s does not exceed the {grace} s grace period");
+    let grace = default["shutdown"]["grace_period_secs"]
+        .as_integer()
+        .unwrap();
+    let stop: i64 = directive(&unit, "TimeoutStopSec=")[0]
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
+    assert!(
+        stop > grace,
+        "TimeoutStopSec={stop}s does not exceed the {grace} s grace period"
+    );
     assert_eq!(directive(&unit, "KillSignal="), ["SIGTERM"]);
     assert_eq!(directive(&dockerfile, "STOPSIGNAL"), ["SIGTERM"]);
 }

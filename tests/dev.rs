@@ -18,7 +18,10 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     let (grpc, ui, http, ops) = (free_port(), free_port(), free_port(), free_port());
     let (edge, issuer, demo) = (free_port(), free_port(), free_port());
     let env = [
-        ("EDGEFLOW__TEMPORAL__ADDRESS", format!("http://127.0.0.1:{grpc}")),
+        (
+            "EDGEFLOW__TEMPORAL__ADDRESS",
+            format!("http://127.0.0.1:{grpc}"),
+        ),
         ("EDGEFLOW__DEV__TEMPORAL_UI_PORT", ui.to_string()),
         ("EDGEFLOW__DEV__TEMPORAL_HTTP_PORT", http.to_string()),
         ("EDGEFLOW__DEV__VAR_DIR", var.path().display().to_string()),
@@ -26,12 +29,30 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         ("EDGEFLOW__DEV__ISSUER_PORT", issuer.to_string()),
         ("EDGEFLOW__DEV__DEMO_SERVICES_PORT", demo.to_string()),
         ("EDGEFLOW__OPS__LISTEN", format!("127.0.0.1:{ops}")),
-        ("EDGEFLOW__WEBHOOKS__EDGE__URL", format!("http://127.0.0.1:{edge}/v1/hooks/temporal")),
-        ("EDGEFLOW__DATABASE__URL", format!("sqlite://{}/edgeflow.db?mode=rwc", var.path().display())),
-        ("EDGEFLOW__EMAIL__OUTBOX__DIR", var.path().join("outbox").display().to_string()),
-        ("EDGEFLOW__SERVICES__INVENTORY__BASE_URL", format!("http://127.0.0.1:{demo}/inventory/")),
-        ("EDGEFLOW__SERVICES__PAYMENTS__BASE_URL", format!("http://127.0.0.1:{demo}/payments/")),
-        ("EDGEFLOW__SERVICES__SHIPPING__BASE_URL", format!("http://127.0.0.1:{demo}/shipping/")),
+        (
+            "EDGEFLOW__WEBHOOKS__EDGE__URL",
+            format!("http://127.0.0.1:{edge}/v1/hooks/temporal"),
+        ),
+        (
+            "EDGEFLOW__DATABASE__URL",
+            format!("sqlite://{}/edgeflow.db?mode=rwc", var.path().display()),
+        ),
+        (
+            "EDGEFLOW__EMAIL__OUTBOX__DIR",
+            var.path().join("outbox").display().to_string(),
+        ),
+        (
+            "EDGEFLOW__SERVICES__INVENTORY__BASE_URL",
+            format!("http://127.0.0.1:{demo}/inventory/"),
+        ),
+        (
+            "EDGEFLOW__SERVICES__PAYMENTS__BASE_URL",
+            format!("http://127.0.0.1:{demo}/payments/"),
+        ),
+        (
+            "EDGEFLOW__SERVICES__SHIPPING__BASE_URL",
+            format!("http://127.0.0.1:{demo}/shipping/"),
+        ),
     ];
     let log = var.path().join("dev.log");
     let out = std::fs::File::create(&log).unwrap();
@@ -48,28 +69,78 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         .unwrap_or(0)
         != 200
     {
-        assert!(Instant::now() < deadline, "dev stack never ready:\n{}", logs());
-        assert!(dev.try_wait().unwrap().is_none(), "edgeflow dev exited:\n{}", logs());
+        assert!(
+            Instant::now() < deadline,
+            "dev stack never ready:\n{}",
+            logs()
+        );
+        assert!(
+            dev.try_wait().unwrap().is_none(),
+            "edgeflow dev exited:\n{}",
+            logs()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(logs().contains(&format!("Temporal UI:      http://127.0.0.1:{ui}")), "{}", logs());
-    assert!(var.path().join("temporal.db").exists(), "Temporal does not persist under var_dir");
+    assert!(
+        logs().contains(&format!("Temporal UI:      http://127.0.0.1:{ui}")),
+        "{}",
+        logs()
+    );
+    assert!(
+        var.path().join("temporal.db").exists(),
+        "Temporal does not persist under var_dir"
+    );
 
-    let result = edgeflow(&["start", "echo", "--input", r#"{"message":"from dev"}"#, "--wait"], &env)
-        .output()
-        .unwrap();
+    let result = edgeflow(
+        &[
+            "start",
+            "echo",
+            "--input",
+            r#"{"message":"from dev"}"#,
+            "--wait",
+        ],
+        &env,
+    )
+    .output()
+    .unwrap();
     assert!(result.status.success(), "{result:?}\n{}", logs());
-    assert_eq!(String::from_utf8_lossy(&result.stdout).trim(), r#""from dev""#);
+    assert_eq!(
+        String::from_utf8_lossy(&result.stdout).trim(),
+        r#""from dev""#
+    );
 
     // The whole system at the edge's URL: a signed-in caller starts `order` and waits for it.
-    let token = edgeflow(&["dev", "token", "--role", "customer"], &env).output().unwrap();
+    let token = edgeflow(&["dev", "token", "--role", "customer"], &env)
+        .output()
+        .unwrap();
     assert!(token.status.success(), "{token:?}");
     let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
-    let body = std::fs::read_to_string(edgeflow_testkit::tools::repo_root().join("examples/order.json")).unwrap();
+    let body =
+        std::fs::read_to_string(edgeflow_testkit::tools::repo_root().join("examples/order.json"))
+            .unwrap();
     let answer = std::process::Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "-X", "POST", &format!("http://127.0.0.1:{edge}/v1/workflows/order")])
-        .args(["-H", &format!("Authorization: Bearer {token}"), "-H", "Prefer: wait=20"])
-        .args(["-H", "Content-Type: application/json", "-H", "Idempotency-Key: dev-test-1", "--data", &body])
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            &format!("http://127.0.0.1:{edge}/v1/workflows/order"),
+        ])
+        .args([
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "Prefer: wait=20",
+        ])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Idempotency-Key: dev-test-1",
+            "--data",
+            &body,
+        ])
         .output()
         .unwrap();
     let answer = String::from_utf8_lossy(&answer.stdout).to_string();
@@ -81,22 +152,61 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
 
     // A large order waits for a human: an approver signals through the edge, and the status
     // route shows the run completed with who approved it.
-    let large = std::fs::read_to_string(edgeflow_testkit::tools::repo_root().join("examples/order-large.json")).unwrap();
-    let started = curl(&["-X", "POST", &format!("http://127.0.0.1:{edge}/v1/workflows/order"), "-H", &format!("Authorization: Bearer {token}"), "-H", "Content-Type: application/json", "--data", &large]);
+    let large = std::fs::read_to_string(
+        edgeflow_testkit::tools::repo_root().join("examples/order-large.json"),
+    )
+    .unwrap();
+    let started = curl(&[
+        "-X",
+        "POST",
+        &format!("http://127.0.0.1:{edge}/v1/workflows/order"),
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        &large,
+    ]);
     assert_eq!(started.0, 202, "{started:?}");
     let id = started.1["workflow_id"].as_str().unwrap().to_string();
-    let approver = edgeflow(&["dev", "token", "--role", "approver", "--subject", "boss"], &env).output().unwrap();
+    let approver = edgeflow(
+        &["dev", "token", "--role", "approver", "--subject", "boss"],
+        &env,
+    )
+    .output()
+    .unwrap();
     let approver = String::from_utf8_lossy(&approver.stdout).trim().to_string();
-    let signalled = curl(&["-X", "POST", &format!("http://127.0.0.1:{edge}/v1/runs/{id}/signals/approve"), "-H", &format!("Authorization: Bearer {approver}"), "-H", "Content-Type: application/json", "--data", r#"{"reason":"ok"}"#]);
+    let signalled = curl(&[
+        "-X",
+        "POST",
+        &format!("http://127.0.0.1:{edge}/v1/runs/{id}/signals/approve"),
+        "-H",
+        &format!("Authorization: Bearer {approver}"),
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        r#"{"reason":"ok"}"#,
+    ]);
     assert!(signalled.0 == 200 || signalled.0 == 202, "{signalled:?}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let status = curl(&[&format!("http://127.0.0.1:{edge}/v1/runs/{id}"), "-H", &format!("Authorization: Bearer {approver}")]);
+        let status = curl(&[
+            &format!("http://127.0.0.1:{edge}/v1/runs/{id}"),
+            "-H",
+            &format!("Authorization: Bearer {approver}"),
+        ]);
         if status.1["status"] == "completed" {
-            assert_eq!(status.1["result"]["approval"]["approver"], "boss", "{status:?}");
+            assert_eq!(
+                status.1["result"]["approval"]["approver"], "boss",
+                "{status:?}"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "large order never completed: {status:?}\n{}", logs());
+        assert!(
+            Instant::now() < deadline,
+            "large order never completed: {status:?}\n{}",
+            logs()
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 
@@ -104,17 +214,27 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     let exit = wait_exit(&mut dev, Duration::from_secs(30))
         .unwrap_or_else(|| panic!("edgeflow dev did not stop:\n{}", logs()));
     assert!(exit.success(), "{exit}\n{}", logs());
-    assert!(!listening(grpc), "the Temporal dev server outlived edgeflow dev");
+    assert!(
+        !listening(grpc),
+        "the Temporal dev server outlived edgeflow dev"
+    );
     assert!(!listening(ops), "the ops endpoint outlived edgeflow dev");
     assert!(!listening(edge), "the edge Worker outlived edgeflow dev");
 }
 
 /// `curl` an edge route: (status, JSON body).
 fn curl(args: &[&str]) -> (u16, serde_json::Value) {
-    let out = std::process::Command::new("curl").args(["-s", "-w", "\n%{http_code}"]).args(args).output().unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.parse().unwrap_or(0), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    (
+        code.parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// `edgeflow dev services`: the demo services alone, on the port it prints, with the failure mode
@@ -133,21 +253,44 @@ fn dev_services_serve_the_demo_services_alone_and_stop_on_sigterm() {
         .unwrap(),
     );
     let mut line = String::new();
-    BufReader::new(services.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(services.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.contains("(failure mode: flaky:payments)"), "{line}");
-    let base = line.split(" on ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().to_string();
+    let base = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
 
     // flaky:payments: the first two charges of an order answer 503, the third succeeds.
-    let charge = |key: &str| curl(&["-X", "POST", "-H", &format!("Idempotency-Key: {key}"), &format!("{base}/payments/charges/o-1")]);
+    let charge = |key: &str| {
+        curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &format!("Idempotency-Key: {key}"),
+            &format!("{base}/payments/charges/o-1"),
+        ])
+    };
     assert_eq!(charge("a").0, 503);
     assert_eq!(charge("b").0, 503);
     let (status, body) = charge("c");
-    assert_eq!((status, body["outcome"].as_str(), body["attempt"].as_u64()), (200, Some("charged"), Some(3)));
-    assert_eq!(charge("c"), (200, body), "a repeated Idempotency-Key gets the first answer");
+    assert_eq!(
+        (status, body["outcome"].as_str(), body["attempt"].as_u64()),
+        (200, Some("charged"), Some(3))
+    );
+    assert_eq!(
+        charge("c"),
+        (200, body),
+        "a repeated Idempotency-Key gets the first answer"
+    );
     let (status, body) = curl(&["-X", "POST", &format!("{base}/inventory/reservations/o-1")]);
     assert_eq!((status, body["outcome"].as_str()), (200, Some("reserved")));
 
     signal(&services.0, "TERM");
-    let exit = wait_exit(&mut services.0, Duration::from_secs(10)).expect("edgeflow dev services did not stop on SIGTERM");
+    let exit = wait_exit(&mut services.0, Duration::from_secs(10))
+        .expect("edgeflow dev services did not stop on SIGTERM");
     assert!(exit.success(), "{exit}");
 }

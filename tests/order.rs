@@ -27,24 +27,66 @@ struct Stack {
 
 impl Stack {
     async fn up(test: &str) -> Self {
-        let server = tokio::task::spawn_blocking(DevServer::start).await.unwrap().expect("dev server");
+        let server = tokio::task::spawn_blocking(DevServer::start)
+            .await
+            .unwrap()
+            .expect("dev server");
         let mocks = MockServer::start().await;
         let dir = tempfile::tempdir().unwrap();
         let queue = unique_queue(test);
         let env = vec![
-            ("EDGEFLOW__SERVICES__INVENTORY__BASE_URL", format!("{}/inventory/", mocks.uri())),
-            ("EDGEFLOW__SERVICES__PAYMENTS__BASE_URL", format!("{}/payments/", mocks.uri())),
-            ("EDGEFLOW__SERVICES__SHIPPING__BASE_URL", format!("{}/shipping/", mocks.uri())),
-            ("EDGEFLOW__WEBHOOKS__EDGE__URL", format!("{}/hook", mocks.uri())),
-            ("EDGEFLOW__DATABASE__URL", format!("sqlite://{}/edgeflow.db?mode=rwc", dir.path().display())),
-            ("EDGEFLOW__EMAIL__OUTBOX__DIR", dir.path().join("outbox").display().to_string()),
-            ("EDGEFLOW__WORKFLOWS__ORDER__APPROVAL_ESCALATE_AFTER_SECS", "2".to_string()),
-            ("EDGEFLOW__WORKFLOWS__ORDER__APPROVAL_TIMEOUT_SECS", "2".to_string()),
-            ("EDGEFLOW__WORKFLOWS__ORDER__CHARGE_PAYMENT__INITIAL_RETRY_SECS", "1".to_string()),
-            ("EDGEFLOW__WORKFLOWS__ORDER__CHARGE_PAYMENT__MAX_RETRY_SECS", "1".to_string()),
-            ("EDGEFLOW__WORKFLOWS__ORDER__NOTIFY_SHIPPING__TIMEOUT_SECS", "3".to_string()),
+            (
+                "EDGEFLOW__SERVICES__INVENTORY__BASE_URL",
+                format!("{}/inventory/", mocks.uri()),
+            ),
+            (
+                "EDGEFLOW__SERVICES__PAYMENTS__BASE_URL",
+                format!("{}/payments/", mocks.uri()),
+            ),
+            (
+                "EDGEFLOW__SERVICES__SHIPPING__BASE_URL",
+                format!("{}/shipping/", mocks.uri()),
+            ),
+            (
+                "EDGEFLOW__WEBHOOKS__EDGE__URL",
+                format!("{}/hook", mocks.uri()),
+            ),
+            (
+                "EDGEFLOW__DATABASE__URL",
+                format!("sqlite://{}/edgeflow.db?mode=rwc", dir.path().display()),
+            ),
+            (
+                "EDGEFLOW__EMAIL__OUTBOX__DIR",
+                dir.path().join("outbox").display().to_string(),
+            ),
+            (
+                "EDGEFLOW__WORKFLOWS__ORDER__APPROVAL_ESCALATE_AFTER_SECS",
+                "2".to_string(),
+            ),
+            (
+                "EDGEFLOW__WORKFLOWS__ORDER__APPROVAL_TIMEOUT_SECS",
+                "2".to_string(),
+            ),
+            (
+                "EDGEFLOW__WORKFLOWS__ORDER__CHARGE_PAYMENT__INITIAL_RETRY_SECS",
+                "1".to_string(),
+            ),
+            (
+                "EDGEFLOW__WORKFLOWS__ORDER__CHARGE_PAYMENT__MAX_RETRY_SECS",
+                "1".to_string(),
+            ),
+            (
+                "EDGEFLOW__WORKFLOWS__ORDER__NOTIFY_SHIPPING__TIMEOUT_SECS",
+                "3".to_string(),
+            ),
         ];
-        Stack { server, mocks, queue, dir, env }
+        Stack {
+            server,
+            mocks,
+            queue,
+            dir,
+            env,
+        }
     }
 
     async fn worker(&self) -> WorkerProcess {
@@ -79,14 +121,21 @@ impl Stack {
             if status["status"].as_str().is_some_and(|s| s != "running") {
                 return status;
             }
-            assert!(started.elapsed() < limit, "{id} still running after {limit:?}: {status}");
+            assert!(
+                started.elapsed() < limit,
+                "{id} still running after {limit:?}: {status}"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
     fn outbox(&self) -> Vec<String> {
         std::fs::read_dir(self.dir.path().join("outbox"))
-            .map(|d| d.flatten().filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect())
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -122,13 +171,29 @@ impl Stack {
             if r.url.path() != "/hook" {
                 continue;
             }
-            let header = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-            let (id, ts, sig) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
+            let header = |n: &str| {
+                r.headers
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let (id, ts, sig) = (
+                header("webhook-id"),
+                header("webhook-timestamp"),
+                header("webhook-signature"),
+            );
             let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
             mac.update(format!("{id}.{ts}.").as_bytes());
             mac.update(&r.body);
-            let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
-            assert!(sig.split(' ').any(|s| s == expected), "bad signature on {id}: {sig}");
+            let expected = format!(
+                "v1,{}",
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+            );
+            assert!(
+                sig.split(' ').any(|s| s == expected),
+                "bad signature on {id}: {sig}"
+            );
             events.push((id, serde_json::from_slice(&r.body).unwrap()));
         }
         events
@@ -159,7 +224,11 @@ async fn services_answer(mocks: &MockServer) {
             .mount(mocks)
             .await;
     }
-    Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(204)).mount(mocks).await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(mocks)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,10 +244,22 @@ async fn happy_path_writes_once_emails_once_runs_three_jobs_and_notifies() {
     assert_eq!(stack.order_rows("ord-happy").await, 1);
     let mails = stack.outbox();
     assert_eq!(mails.len(), 1);
-    assert!(mails[0].contains("Order ord-happy confirmed"), "{}", mails[0]);
+    assert!(
+        mails[0].contains("Order ord-happy confirmed"),
+        "{}",
+        mails[0]
+    );
     let calls = stack.calls().await;
-    for job in ["/inventory/reservations/ord-happy", "/payments/charges/ord-happy", "/shipping/notices/ord-happy"] {
-        assert_eq!(calls.iter().filter(|(_, p)| p == job).count(), 1, "{job}: {calls:?}");
+    for job in [
+        "/inventory/reservations/ord-happy",
+        "/payments/charges/ord-happy",
+        "/shipping/notices/ord-happy",
+    ] {
+        assert_eq!(
+            calls.iter().filter(|(_, p)| p == job).count(),
+            1,
+            "{job}: {calls:?}"
+        );
     }
     let events = stack.webhook_events().await;
     assert_eq!(events.len(), 1, "{events:?}");
@@ -212,8 +293,17 @@ async fn a_job_that_fails_twice_then_succeeds_is_retried_with_the_same_idempoten
         .filter(|r| r.url.path() == "/payments/charges/ord-retry")
         .collect();
     assert_eq!(charges.len(), 3);
-    let keys: std::collections::BTreeSet<_> =
-        charges.iter().map(|r| r.headers.get("idempotency-key").unwrap().to_str().unwrap().to_string()).collect();
+    let keys: std::collections::BTreeSet<_> = charges
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("idempotency-key")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert_eq!(keys.len(), 1, "the key changed between attempts: {keys:?}");
 
     let events = history(&stack.server.address(), "retry-1");
@@ -222,7 +312,11 @@ async fn a_job_that_fails_twice_then_succeeds_is_retried_with_the_same_idempoten
         .filter(|e| e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_STARTED")
         .filter_map(|e| e["activityTaskStartedEventAttributes"]["attempt"].as_u64())
         .max();
-    assert_eq!(charge_attempt, Some(3), "the history does not show the retries");
+    assert_eq!(
+        charge_attempt,
+        Some(3),
+        "the history does not show the retries"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,15 +335,34 @@ async fn a_job_that_fails_for_good_compensates_the_others_in_reverse_order_once(
     assert_eq!(status["status"], "failed", "{status}");
     let error = status["error"].as_str().unwrap_or_default();
     assert!(error.contains("notify_shipping failed"), "{error}");
-    assert!(error.contains("payment refunded, inventory released"), "{error}");
+    assert!(
+        error.contains("payment refunded, inventory released"),
+        "{error}"
+    );
 
     let calls = stack.calls().await;
-    let refund = calls.iter().position(|c| c == &("POST".into(), "/payments/refunds/ord-saga".into()));
-    let release = calls.iter().position(|c| c == &("DELETE".into(), "/inventory/reservations/ord-saga".into()));
+    let refund = calls
+        .iter()
+        .position(|c| c == &("POST".into(), "/payments/refunds/ord-saga".into()));
+    let release = calls
+        .iter()
+        .position(|c| c == &("DELETE".into(), "/inventory/reservations/ord-saga".into()));
     assert!(refund.is_some() && release.is_some(), "{calls:?}");
     assert!(refund < release, "compensations out of order: {calls:?}");
-    assert_eq!(calls.iter().filter(|(_, p)| p == "/payments/refunds/ord-saga").count(), 1);
-    assert_eq!(calls.iter().filter(|(m, p)| m == "DELETE" && p == "/inventory/reservations/ord-saga").count(), 1);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|(_, p)| p == "/payments/refunds/ord-saga")
+            .count(),
+        1
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|(m, p)| m == "DELETE" && p == "/inventory/reservations/ord-saga")
+            .count(),
+        1
+    );
     let events = stack.webhook_events().await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].1["type"], "workflow.failed");
@@ -264,18 +377,46 @@ async fn a_large_order_waits_for_approval_and_records_who_decided() {
     stack.start_order("approve-1", &order("ord-approve", 250_000));
     stack.start_order("reject-1", &order("ord-reject", 250_000));
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let out = stack.cli(&["signal", "approve-1", "approve", "--input", r#"{"approver":"boss","reason":"ok"}"#]);
+    let out = stack.cli(&[
+        "signal",
+        "approve-1",
+        "approve",
+        "--input",
+        r#"{"approver":"boss","reason":"ok"}"#,
+    ]);
     assert!(out.status.success(), "{out:?}");
-    let out = stack.cli(&["signal", "reject-1", "reject", "--input", r#"{"approver":"boss","reason":"too much"}"#]);
+    let out = stack.cli(&[
+        "signal",
+        "reject-1",
+        "reject",
+        "--input",
+        r#"{"approver":"boss","reason":"too much"}"#,
+    ]);
     assert!(out.status.success(), "{out:?}");
 
     let approved = stack.ended("approve-1", Duration::from_secs(60)).await;
     assert_eq!(approved["status"], "completed", "{approved}");
-    assert_eq!(approved["result"]["approval"], serde_json::json!({"state": "approved", "approver": "boss", "reason": "ok"}));
+    assert_eq!(
+        approved["result"]["approval"],
+        serde_json::json!({"state": "approved", "approver": "boss", "reason": "ok"})
+    );
     let rejected = stack.ended("reject-1", Duration::from_secs(60)).await;
     assert_eq!(rejected["status"], "failed");
-    assert!(rejected["error"].as_str().unwrap().contains("rejected by boss: too much"), "{rejected}");
-    assert!(!stack.calls().await.iter().any(|(_, p)| p.ends_with("ord-reject")), "a rejected order ran its jobs");
+    assert!(
+        rejected["error"]
+            .as_str()
+            .unwrap()
+            .contains("rejected by boss: too much"),
+        "{rejected}"
+    );
+    assert!(
+        !stack
+            .calls()
+            .await
+            .iter()
+            .any(|(_, p)| p.ends_with("ord-reject")),
+        "a rejected order ran its jobs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,12 +427,29 @@ async fn an_undecided_order_escalates_by_email_then_is_rejected() {
     stack.start_order("timeout-1", &order("ord-timeout", 250_000));
     let status = stack.ended("timeout-1", Duration::from_secs(60)).await;
     assert_eq!(status["status"], "failed");
-    assert!(status["error"].as_str().unwrap().contains("rejected automatically"), "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("rejected automatically"),
+        "{status}"
+    );
     let mails = stack.outbox();
     assert_eq!(mails.len(), 2, "confirmation and escalation expected");
-    assert!(mails.iter().any(|m| m.contains("approvers@edgeflow.localhost") && m.contains("ord-timeout")));
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("approvers@edgeflow.localhost") && m.contains("ord-timeout"))
+    );
     let types = event_types(&history(&stack.server.address(), "timeout-1"));
-    assert_eq!(types.iter().filter(|t| *t == "EVENT_TYPE_TIMER_FIRED").count(), 2, "{types:?}");
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "EVENT_TYPE_TIMER_FIRED")
+            .count(),
+        2,
+        "{types:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,7 +458,11 @@ async fn a_worker_killed_mid_order_is_replaced_and_the_order_completes_with_one_
     // Shipping answers slowly, so the worker dies while that job is in flight.
     Mock::given(method("POST"))
         .and(path("/shipping/notices/ord-kill"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)).set_body_json(serde_json::json!({})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(2))
+                .set_body_json(serde_json::json!({})),
+        )
         .with_priority(1)
         .mount(&stack.mocks)
         .await;
@@ -308,8 +470,17 @@ async fn a_worker_killed_mid_order_is_replaced_and_the_order_completes_with_one_
     let mut first = stack.worker().await;
     stack.start_order("kill-1", &order("ord-kill", 2500));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !stack.calls().await.iter().any(|(_, p)| p == "/shipping/notices/ord-kill") {
-        assert!(Instant::now() < deadline, "shipping never called:\n{}", first.logs());
+    while !stack
+        .calls()
+        .await
+        .iter()
+        .any(|(_, p)| p == "/shipping/notices/ord-kill")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "shipping never called:\n{}",
+            first.logs()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     first.signal("KILL");
@@ -320,7 +491,12 @@ async fn a_worker_killed_mid_order_is_replaced_and_the_order_completes_with_one_
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(stack.order_rows("ord-kill").await, 1);
     assert_eq!(stack.outbox().len(), 1);
-    let ids: std::collections::BTreeSet<_> = stack.webhook_events().await.into_iter().map(|(id, _)| id).collect();
+    let ids: std::collections::BTreeSet<_> = stack
+        .webhook_events()
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     assert_eq!(ids.len(), 1, "more than one completion event: {ids:?}");
 }
 
@@ -344,7 +520,10 @@ async fn first_attempt_failures_of_db_email_and_webhook_are_retried_into_one_sid
         ("EDGEFLOW__EMAIL__SMTP__HOST", "127.0.0.1".to_string()),
         ("EDGEFLOW__EMAIL__SMTP__PORT", smtp.port().to_string()),
         ("EDGEFLOW__EMAIL__SMTP__SECURITY", "plain".to_string()),
-        ("EDGEFLOW__DATABASE__STATEMENT_TIMEOUT_SECS", "0.3".to_string()),
+        (
+            "EDGEFLOW__DATABASE__STATEMENT_TIMEOUT_SECS",
+            "0.3".to_string(),
+        ),
     ]);
     Mock::given(method("POST"))
         .and(path("/hook"))
@@ -360,31 +539,53 @@ async fn first_attempt_failures_of_db_email_and_webhook_are_retried_into_one_sid
     use sqlx::Connection;
     let url = format!("sqlite://{}/edgeflow.db", stack.dir.path().display());
     let mut lock = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.expect("lock");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .expect("lock");
     stack.start_order("inject-1", &order("ord-inject", 2500));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    sqlx::query("COMMIT").execute(&mut lock).await.expect("unlock");
+    sqlx::query("COMMIT")
+        .execute(&mut lock)
+        .await
+        .expect("unlock");
 
     let status = stack.ended("inject-1", Duration::from_secs(60)).await;
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(stack.order_rows("ord-inject").await, 1);
-    assert_eq!(smtp.messages().len(), 1, "the confirmation was sent more than once");
-    let ids: Vec<_> = stack.webhook_events().await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        smtp.messages().len(),
+        1,
+        "the confirmation was sent more than once"
+    );
+    let ids: Vec<_> = stack
+        .webhook_events()
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     assert_eq!(ids.len(), 2, "one refused delivery, one accepted: {ids:?}");
-    assert_eq!(ids[0], ids[1], "a retried delivery must keep its webhook-id");
+    assert_eq!(
+        ids[0], ids[1],
+        "a retried delivery must keep its webhook-id"
+    );
 
     let events = history(&stack.server.address(), "inject-1");
     let attempts_of = |activity: &str| {
         let scheduled: Vec<_> = events
             .iter()
-            .filter(|e| e["activityTaskScheduledEventAttributes"]["activityType"]["name"] == activity)
+            .filter(|e| {
+                e["activityTaskScheduledEventAttributes"]["activityType"]["name"] == activity
+            })
             .filter_map(|e| e["eventId"].as_str().map(str::to_string))
             .collect();
         events
             .iter()
             .filter(|e| {
                 let s = &e["activityTaskStartedEventAttributes"];
-                scheduled.iter().any(|id| s["scheduledEventId"].as_str() == Some(id))
+                scheduled
+                    .iter()
+                    .any(|id| s["scheduledEventId"].as_str() == Some(id))
             })
             .filter_map(|e| e["activityTaskStartedEventAttributes"]["attempt"].as_u64())
             .max()
@@ -392,5 +593,8 @@ async fn first_attempt_failures_of_db_email_and_webhook_are_retried_into_one_sid
     };
     assert!(attempts_of("db.execute") >= 2, "db.execute was not retried");
     assert!(attempts_of("email.send") >= 2, "email.send was not retried");
-    assert!(attempts_of("webhook.notify") >= 2, "webhook.notify was not retried");
+    assert!(
+        attempts_of("webhook.notify") >= 2,
+        "webhook.notify was not retried"
+    );
 }

@@ -7,8 +7,23 @@ use std::time::{Duration, Instant};
 use common::{WorkerProcess, edgeflow, event_types, history, unique_queue};
 use edgeflow_testkit::temporal::DevServer;
 
-fn start_echo(server: &DevServer, queue: &str, id: &str, input: &str, wait: bool) -> std::process::Output {
-    let mut args = vec!["start", "echo", "--input", input, "--id", id, "--task-queue", queue];
+fn start_echo(
+    server: &DevServer,
+    queue: &str,
+    id: &str,
+    input: &str,
+    wait: bool,
+) -> std::process::Output {
+    let mut args = vec![
+        "start",
+        "echo",
+        "--input",
+        input,
+        "--id",
+        id,
+        "--task-queue",
+        queue,
+    ];
     if wait {
         args.push("--wait");
     }
@@ -25,14 +40,28 @@ fn a_workflow_runs_end_to_end_and_metrics_count_its_activity() {
     worker.wait_readyz(200, Duration::from_secs(60));
     assert_eq!(worker.ops_get("/healthz").0, 200);
 
-    let out = start_echo(&server, &queue, "echo-e2e", r#"{"message":{"order":42,"items":[]}}"#, true);
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), worker.logs());
+    let out = start_echo(
+        &server,
+        &queue,
+        "echo-e2e",
+        r#"{"message":{"order":42,"items":[]}}"#,
+        true,
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        worker.logs()
+    );
     let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("result is JSON");
     assert_eq!(result, serde_json::json!({"order": 42, "items": []}));
 
-    let status = edgeflow(&["status", "echo-e2e"], &[("EDGEFLOW__TEMPORAL__ADDRESS", server.address())])
-        .output()
-        .expect("edgeflow status");
+    let status = edgeflow(
+        &["status", "echo-e2e"],
+        &[("EDGEFLOW__TEMPORAL__ADDRESS", server.address())],
+    )
+    .output()
+    .expect("edgeflow status");
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
     assert_eq!(status["status"], "completed");
     assert_eq!(status["result"]["order"], 42);
@@ -40,7 +69,8 @@ fn a_workflow_runs_end_to_end_and_metrics_count_its_activity() {
     let (code, text) = worker.ops_get("/metrics");
     assert_eq!(code, 200);
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let scrape = prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).expect("Prometheus text");
+    let scrape =
+        prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).expect("Prometheus text");
     let echo_ok: f64 = scrape
         .samples
         .iter()
@@ -56,7 +86,10 @@ fn a_workflow_runs_end_to_end_and_metrics_count_its_activity() {
         .sum();
     assert_eq!(echo_ok, 1.0, "{text}");
     assert!(
-        scrape.samples.iter().any(|s| s.metric.starts_with("temporal_") && s.metric.contains("activity")),
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric.starts_with("temporal_") && s.metric.contains("activity")),
         "the SDK's worker metrics are missing:\n{text}"
     );
 }
@@ -72,7 +105,10 @@ fn bad_settings_exit_2_and_list_every_problem() {
     .unwrap();
     let env = [
         ("EDGEFLOW__TEMPORAL__ADDRESS", "not a url".to_string()),
-        ("EDGEFLOW__TEMPORAL__API_KEY_FILE", "/nonexistent/api-key".to_string()),
+        (
+            "EDGEFLOW__TEMPORAL__API_KEY_FILE",
+            "/nonexistent/api-key".to_string(),
+        ),
         ("EDGEFLOW__OPS__LISTEN", "everywhere".to_string()),
     ];
     for command in ["worker", "config"] {
@@ -91,7 +127,10 @@ fn bad_settings_exit_2_and_list_every_problem() {
             "worker.max_concurrent_activities",
             "shutdown.colour",
         ] {
-            assert!(stderr.contains(path), "{command}: {path} not reported:\n{stderr}");
+            assert!(
+                stderr.contains(path),
+                "{command}: {path} not reported:\n{stderr}"
+            );
         }
     }
 }
@@ -100,7 +139,10 @@ fn bad_settings_exit_2_and_list_every_problem() {
 fn config_check_prints_settings_with_secrets_redacted() {
     let out = edgeflow(
         &["config", "check"],
-        &[("EDGEFLOW__TEMPORAL__API_KEY", "sk-live-do-not-print".to_string())],
+        &[(
+            "EDGEFLOW__TEMPORAL__API_KEY",
+            "sk-live-do-not-print".to_string(),
+        )],
     )
     .output()
     .expect("config check");
@@ -122,7 +164,13 @@ fn sigterm_drains_an_in_flight_activity_and_leaves_a_clean_history() {
         &[("EDGEFLOW__SHUTDOWN__GRACE_PERIOD_SECS", "20".to_string())],
     );
     worker.wait_readyz(200, Duration::from_secs(60));
-    let out = start_echo(&server, &queue, "echo-drain", r#"{"message":"slow","delay_ms":3000}"#, false);
+    let out = start_echo(
+        &server,
+        &queue,
+        "echo-drain",
+        r#"{"message":"slow","delay_ms":3000}"#,
+        false,
+    );
     assert!(out.status.success(), "{out:?}");
     wait_for_log(&worker, "echo delay_ms=3000", Duration::from_secs(20));
 
@@ -130,35 +178,68 @@ fn sigterm_drains_an_in_flight_activity_and_leaves_a_clean_history() {
     worker.signal("TERM");
     let status = worker.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "exit status {status}\n{}", worker.logs());
-    assert!(signalled.elapsed() >= Duration::from_millis(1500), "exited before the activity finished");
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1500),
+        "exited before the activity finished"
+    );
     let logs = worker.logs();
     assert!(
-        logs.contains("drained: 1 activity in flight at shutdown, 1 completed, 0 failed, 0 cancelled"),
+        logs.contains(
+            "drained: 1 activity in flight at shutdown, 1 completed, 0 failed, 0 cancelled"
+        ),
         "{logs}"
     );
 
     // A fresh worker finishes the workflow from where the first one left it.
     let mut second = WorkerProcess::spawn(&server.address(), &queue, &[]);
     second.wait_readyz(200, Duration::from_secs(60));
-    let out = edgeflow(&["status", "echo-drain"], &[("EDGEFLOW__TEMPORAL__ADDRESS", server.address())]);
+    let out = edgeflow(
+        &["status", "echo-drain"],
+        &[("EDGEFLOW__TEMPORAL__ADDRESS", server.address())],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let status: serde_json::Value =
-            serde_json::from_slice(&edgeflow(&["status", "echo-drain"], &[("EDGEFLOW__TEMPORAL__ADDRESS", server.address())]).output().unwrap().stdout)
-                .unwrap_or_default();
+        let status: serde_json::Value = serde_json::from_slice(
+            &edgeflow(
+                &["status", "echo-drain"],
+                &[("EDGEFLOW__TEMPORAL__ADDRESS", server.address())],
+            )
+            .output()
+            .unwrap()
+            .stdout,
+        )
+        .unwrap_or_default();
         if status["status"] == "completed" {
             assert_eq!(status["result"], "slow");
             break;
         }
-        assert!(Instant::now() < deadline, "workflow did not complete: {status}\n{}", second.logs());
+        assert!(
+            Instant::now() < deadline,
+            "workflow did not complete: {status}\n{}",
+            second.logs()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     drop(out);
     let events = event_types(&history(&server.address(), "echo-drain"));
-    for bad in ["EVENT_TYPE_WORKFLOW_TASK_FAILED", "EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT", "EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT"] {
-        assert!(!events.iter().any(|e| e == bad), "{bad} in history: {events:?}");
+    for bad in [
+        "EVENT_TYPE_WORKFLOW_TASK_FAILED",
+        "EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT",
+        "EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT",
+    ] {
+        assert!(
+            !events.iter().any(|e| e == bad),
+            "{bad} in history: {events:?}"
+        );
     }
-    assert_eq!(events.iter().filter(|e| *e == "EVENT_TYPE_ACTIVITY_TASK_COMPLETED").count(), 1, "{events:?}");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| *e == "EVENT_TYPE_ACTIVITY_TASK_COMPLETED")
+            .count(),
+        1,
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -171,14 +252,22 @@ fn an_activity_still_running_after_the_grace_period_is_cancelled() {
         &[("EDGEFLOW__SHUTDOWN__GRACE_PERIOD_SECS", "1".to_string())],
     );
     worker.wait_readyz(200, Duration::from_secs(60));
-    let out = start_echo(&server, &queue, "echo-grace", r#"{"message":"stuck","delay_ms":60000}"#, false);
+    let out = start_echo(
+        &server,
+        &queue,
+        "echo-grace",
+        r#"{"message":"stuck","delay_ms":60000}"#,
+        false,
+    );
     assert!(out.status.success(), "{out:?}");
     wait_for_log(&worker, "echo delay_ms=60000", Duration::from_secs(20));
     worker.signal("TERM");
     let status = worker.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "exit status {status}\n{}", worker.logs());
     assert!(
-        worker.logs().contains("drained: 1 activity in flight at shutdown, 0 completed, 0 failed, 1 cancelled"),
+        worker.logs().contains(
+            "drained: 1 activity in flight at shutdown, 0 completed, 0 failed, 1 cancelled"
+        ),
         "{}",
         worker.logs()
     );
@@ -195,24 +284,47 @@ fn readyz_follows_the_temporal_server_down_and_back_in_the_same_process() {
     server.stop();
     worker.wait_readyz(503, Duration::from_secs(30));
     let (_, reason) = worker.ops_get("/readyz");
-    assert!(reason.contains("Temporal"), "503 without a reason: {reason}");
+    assert!(
+        reason.contains("Temporal"),
+        "503 without a reason: {reason}"
+    );
 
     server.start_again().expect("restart dev server");
     worker.wait_readyz(200, Duration::from_secs(60));
     assert_eq!(worker.child.id(), pid);
-    assert!(worker.child.try_wait().unwrap().is_none(), "worker process ended");
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "worker process ended"
+    );
 
     // And it still runs work: polling came back with the server.
-    let out = start_echo(&server, &queue, "echo-after-restart", r#"{"message":"back"}"#, true);
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), worker.logs());
+    let out = start_echo(
+        &server,
+        &queue,
+        "echo-after-restart",
+        r#"{"message":"back"}"#,
+        true,
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        worker.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_api_key_file_is_sent_without_a_restart() {
-    let server = tokio::task::spawn_blocking(DevServer::start).await.unwrap().expect("dev server");
-    let proxy = edgeflow_testkit::grpc_proxy::RecordingProxy::start(format!("127.0.0.1:{}", server.grpc_port))
+    let server = tokio::task::spawn_blocking(DevServer::start)
         .await
-        .expect("proxy");
+        .unwrap()
+        .expect("dev server");
+    let proxy = edgeflow_testkit::grpc_proxy::RecordingProxy::start(format!(
+        "127.0.0.1:{}",
+        server.grpc_port
+    ))
+    .await
+    .expect("proxy");
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("api-key");
     std::fs::write(&key_file, "key-one\n").unwrap();
@@ -221,8 +333,14 @@ async fn a_rotated_api_key_file_is_sent_without_a_restart() {
         &proxy.address(),
         &queue,
         &[
-            ("EDGEFLOW__TEMPORAL__API_KEY_FILE", key_file.display().to_string()),
-            ("EDGEFLOW__TEMPORAL__CREDENTIALS_CHECK_SECS", "1".to_string()),
+            (
+                "EDGEFLOW__TEMPORAL__API_KEY_FILE",
+                key_file.display().to_string(),
+            ),
+            (
+                "EDGEFLOW__TEMPORAL__CREDENTIALS_CHECK_SECS",
+                "1".to_string(),
+            ),
         ],
     );
     let mut worker = tokio::task::spawn_blocking(move || {
@@ -237,7 +355,11 @@ async fn a_rotated_api_key_file_is_sent_without_a_restart() {
     std::fs::write(&key_file, "key-two\n").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !proxy.authorizations().iter().any(|a| a == "Bearer key-two") {
-        assert!(Instant::now() < deadline, "new key never sent:\n{}", worker.logs());
+        assert!(
+            Instant::now() < deadline,
+            "new key never sent:\n{}",
+            worker.logs()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Calls made after the swap carry only the new key.
@@ -247,7 +369,10 @@ async fn a_rotated_api_key_file_is_sent_without_a_restart() {
     assert!(!later.is_empty());
     assert!(later.iter().all(|a| a == "Bearer key-two"), "{later:?}");
     assert!(worker.logs().contains("Temporal API key reloaded"));
-    assert!(worker.child.try_wait().unwrap().is_none(), "worker restarted or died");
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "worker restarted or died"
+    );
 }
 
 fn wait_for_log(worker: &WorkerProcess, needle: &str, limit: Duration) {

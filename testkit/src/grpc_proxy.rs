@@ -33,11 +33,24 @@ impl RecordingProxy {
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                         let client = client.clone();
-                        if let Some(v) = req.headers().get("authorization").and_then(|v| v.to_str().ok()) {
-                            recorded.lock().unwrap_or_else(|p| p.into_inner()).push(v.to_string());
+                        if let Some(v) = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                        {
+                            recorded
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(v.to_string());
                         }
-                        let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
-                        let uri: Uri = format!("http://{upstream}{path}").parse().expect("upstream uri");
+                        let path = req
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.as_str().to_string())
+                            .unwrap_or_default();
+                        let uri: Uri = format!("http://{upstream}{path}")
+                            .parse()
+                            .expect("upstream uri");
                         *req.uri_mut() = uri;
                         async move { client.request(req).await }
                     });

@@ -55,9 +55,20 @@ impl DevServer {
             "the temporal CLI is not at {}; run scripts/setup first",
             cli.display()
         );
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let child = Command::new(cli)
-            .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--log-level", "warn"])
+            .args([
+                "server",
+                "start-dev",
+                "--headless",
+                "--ip",
+                "127.0.0.1",
+                "--log-level",
+                "warn",
+            ])
             .args(["--port", &self.grpc_port.to_string()])
             .args(["--http-port", &self.http_port.to_string()])
             .args(["--ui-port", &self.ui_port.to_string()])
@@ -110,7 +121,9 @@ impl Drop for DevServer {
 
 /// A plain HTTP/1.0 GET on loopback; true on a 2xx status.
 pub fn http_ok(host_port: &str, path: &str) -> bool {
-    http_get(host_port, path).map(|(status, _)| (200..300).contains(&status)).unwrap_or(false)
+    http_get(host_port, path)
+        .map(|(status, _)| (200..300).contains(&status))
+        .unwrap_or(false)
 }
 
 /// A plain HTTP/1.0 GET on loopback: (status, body).
@@ -126,6 +139,9 @@ pub fn http_get(host_port: &str, path: &str) -> std::io::Result<(u16, String)> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }

@@ -60,7 +60,12 @@ impl WorkerProcess {
             .stderr(out)
             .spawn()
             .expect("spawn edgeflow worker");
-        Self { child, ops, log, _dir: dir }
+        Self {
+            child,
+            ops,
+            log,
+            _dir: dir,
+        }
     }
 
     /// GET on the ops endpoint: (status, body).
@@ -80,7 +85,11 @@ impl WorkerProcess {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("/readyz never answered {want} within {limit:?}; last: {:?}\n{}", self.ops_get("/readyz"), self.logs());
+        panic!(
+            "/readyz never answered {want} within {limit:?}; last: {:?}\n{}",
+            self.ops_get("/readyz"),
+            self.logs()
+        );
     }
 
     pub fn signal(&self, name: &str) {
@@ -150,11 +159,22 @@ pub fn temporal_cli() -> PathBuf {
 /// A workflow's history as JSON events, through the `temporal` CLI.
 pub fn history(address: &str, workflow_id: &str) -> Vec<serde_json::Value> {
     let out = Command::new(temporal_cli())
-        .args(["workflow", "show", "--workflow-id", workflow_id, "--output", "json"])
+        .args([
+            "workflow",
+            "show",
+            "--workflow-id",
+            workflow_id,
+            "--output",
+            "json",
+        ])
         .args(["--address", address.trim_start_matches("http://")])
         .output()
         .expect("temporal workflow show");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history json");
     doc["events"].as_array().cloned().unwrap_or_default()
 }

@@ -31,14 +31,20 @@ fn signal<S: SignalDefinition>(s: S) -> MessageSpec
 where
     S::Input: JsonSchema,
 {
-    MessageSpec { name: s.name().to_string(), schema: schema_for!(S::Input) }
+    MessageSpec {
+        name: s.name().to_string(),
+        schema: schema_for!(S::Input),
+    }
 }
 
 fn query<Q: QueryDefinition>(q: Q) -> MessageSpec
 where
     Q::Output: JsonSchema,
 {
-    MessageSpec { name: q.name().to_string(), schema: schema_for!(Q::Output) }
+    MessageSpec {
+        name: q.name().to_string(),
+        schema: schema_for!(Q::Output),
+    }
 }
 
 /// Every workflow the worker registers.
@@ -49,7 +55,10 @@ pub fn workflows() -> Vec<WorkflowSpec> {
             edge: true,
             input: schema_for!(OrderInput),
             result: schema_for!(OrderResult),
-            signals: vec![signal(OrderWorkflow::approve), signal(OrderWorkflow::reject)],
+            signals: vec![
+                signal(OrderWorkflow::approve),
+                signal(OrderWorkflow::reject),
+            ],
             queries: vec![query(OrderWorkflow::status)],
         },
         WorkflowSpec {

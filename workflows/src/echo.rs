@@ -50,10 +50,13 @@ impl EchoWorkflow {
         input: EchoInput,
     ) -> WorkflowResult<serde_json::Value> {
         // The activity may hold for `delay_ms`; give it that plus a margin to answer.
-        let timeout = Duration::from_millis(input.delay_ms.min(MAX_DELAY_MS)) + Duration::from_secs(30);
+        let timeout =
+            Duration::from_millis(input.delay_ms.min(MAX_DELAY_MS)) + Duration::from_secs(30);
         let opts = ActivityOptions::with_start_to_close_timeout(timeout)
             .heartbeat_timeout(Duration::from_secs(10))
             .build();
-        Ok(ctx.execute_activity(EchoActivity::echo, input, opts).await?)
+        Ok(ctx
+            .execute_activity(EchoActivity::echo, input, opts)
+            .await?)
     }
 }

@@ -27,7 +27,9 @@ use edgeflow_activities::Activity;
 use edgeflow_activities::db::{DbExecuteInput, DbStatementCall};
 use edgeflow_activities::email::EmailSendInput;
 use edgeflow_activities::http::{HttpCallInput, HttpCallOutput, HttpMethod};
-use edgeflow_activities::webhook::{CompletionError, CompletionStatus, WebhookNotifyInput, WorkflowCompletion};
+use edgeflow_activities::webhook::{
+    CompletionError, CompletionStatus, WebhookNotifyInput, WorkflowCompletion,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -35,8 +37,8 @@ use temporalio_common::{ActivityError, RetryPolicy};
 use temporalio_macros::{activity_definitions, workflow, workflow_methods};
 use temporalio_sdk::workflows::{join, select};
 use temporalio_sdk::{
-    ActivityExecutionError, ActivityOptions, ApplicationFailure, LocalActivityOptions, SyncWorkflowContext,
-    WorkflowContext, WorkflowContextView, WorkflowResult,
+    ActivityExecutionError, ActivityOptions, ApplicationFailure, LocalActivityOptions,
+    SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult,
 };
 
 /// Patch id of the one behaviour change shipped with the patch API: the confirmation email lists
@@ -90,12 +92,18 @@ impl OrderInput {
         let mut out = Vec::new();
         let id_ok = !self.order_id.is_empty()
             && self.order_id.len() <= 64
-            && self.order_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && self
+                .order_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !id_ok {
             out.push("order_id: 1 to 64 letters, digits, `_` or `-`".to_string());
         }
         if !plausible_email(&self.customer_email) {
-            out.push(format!("customer_email: `{}` is not an email address", self.customer_email));
+            out.push(format!(
+                "customer_email: `{}` is not an email address",
+                self.customer_email
+            ));
         }
         if self.items.is_empty() || self.items.len() > 100 {
             out.push("items: 1 to 100 lines".to_string());
@@ -109,10 +117,15 @@ impl OrderInput {
             }
         }
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
-            out.push(format!("currency: `{}` is not a three-letter ISO 4217 code", self.currency));
+            out.push(format!(
+                "currency: `{}` is not a three-letter ISO 4217 code",
+                self.currency
+            ));
         }
         let total = self.items.iter().try_fold(0u64, |sum, i| {
-            i.unit_price_cents.checked_mul(u64::from(i.quantity)).and_then(|l| sum.checked_add(l))
+            i.unit_price_cents
+                .checked_mul(u64::from(i.quantity))
+                .and_then(|l| sum.checked_add(l))
         });
         match total {
             _ if self.amount_cents == 0 => out.push("amount_cents: must be at least 1".to_string()),
@@ -127,18 +140,27 @@ impl OrderInput {
     }
 
     fn display_total(&self) -> String {
-        format!("{}.{:02} {}", self.amount_cents / 100, self.amount_cents % 100, self.currency)
+        format!(
+            "{}.{:02} {}",
+            self.amount_cents / 100,
+            self.amount_cents % 100,
+            self.currency
+        )
     }
 }
 
 fn plausible_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && s.len() <= 254
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
         && !domain.contains('@')
 }
 
@@ -176,8 +198,14 @@ pub enum ApprovalState {
     Waiting,
     /// Waiting, and the approvers have been emailed.
     Escalated,
-    Approved { approver: String, reason: Option<String> },
-    Rejected { approver: String, reason: Option<String> },
+    Approved {
+        approver: String,
+        reason: Option<String>,
+    },
+    Rejected {
+        approver: String,
+        reason: Option<String>,
+    },
     /// Nobody decided in time; rejected automatically.
     TimedOut,
 }
@@ -288,7 +316,10 @@ pub struct OrderWorkflow {
 #[workflow_methods]
 impl OrderWorkflow {
     #[run(name = "order")]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, input: OrderInput) -> WorkflowResult<OrderResult> {
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: OrderInput,
+    ) -> WorkflowResult<OrderResult> {
         let settings = ctx
             .execute_local_activity(
                 OrderActivity::settings,
@@ -309,9 +340,18 @@ impl OrderWorkflow {
             workflow_id,
             run_id,
             workflow_type: "order".to_string(),
-            status: if outcome.is_ok() { CompletionStatus::Completed } else { CompletionStatus::Failed },
-            result: outcome.as_ref().ok().map(|r| serde_json::to_value(r).unwrap_or_default()),
-            error: outcome.as_ref().err().map(|message| CompletionError { message: message.clone() }),
+            status: if outcome.is_ok() {
+                CompletionStatus::Completed
+            } else {
+                CompletionStatus::Failed
+            },
+            result: outcome
+                .as_ref()
+                .ok()
+                .map(|r| serde_json::to_value(r).unwrap_or_default()),
+            error: outcome.as_ref().err().map(|message| CompletionError {
+                message: message.clone(),
+            }),
         };
         let notified = ctx
             .execute_activity(
@@ -428,7 +468,11 @@ impl OrderWorkflow {
             Self::job(ctx, input, "charge_payment", &settings.charge_payment),
             Self::job(ctx, input, "notify_shipping", &settings.notify_shipping),
         );
-        let results = [("reserve_inventory", reserved), ("charge_payment", charged), ("notify_shipping", notified)];
+        let results = [
+            ("reserve_inventory", reserved),
+            ("charge_payment", charged),
+            ("notify_shipping", notified),
+        ];
         let mut done = BTreeMap::new();
         let mut failures = Vec::new();
         for (job, result) in results {
@@ -513,7 +557,10 @@ impl OrderWorkflow {
         }
         let (approved, decision) = ctx.state(|s| s.decision.clone()).unwrap_or((
             false,
-            ApprovalDecision { approver: "unknown".to_string(), reason: None },
+            ApprovalDecision {
+                approver: "unknown".to_string(),
+                reason: None,
+            },
         ));
         let ApprovalDecision { approver, reason } = decision;
         if approved {
@@ -564,8 +611,18 @@ impl OrderWorkflow {
         done: &BTreeMap<String, serde_json::Value>,
     ) -> String {
         let plan = [
-            ("charge_payment", "refund_payment", &settings.refund_payment, "payment refunded"),
-            ("reserve_inventory", "release_inventory", &settings.release_inventory, "inventory released"),
+            (
+                "charge_payment",
+                "refund_payment",
+                &settings.refund_payment,
+                "payment refunded",
+            ),
+            (
+                "reserve_inventory",
+                "release_inventory",
+                &settings.release_inventory,
+                "inventory released",
+            ),
         ];
         let mut undone = Vec::new();
         for (job, compensation, job_settings, what) in plan {
@@ -577,7 +634,10 @@ impl OrderWorkflow {
                     set_job(ctx, job, "compensated");
                     undone.push(what.to_string());
                 }
-                Err(e) => undone.push(format!("{compensation} FAILED ({}), needs a human", reason(&e))),
+                Err(e) => undone.push(format!(
+                    "{compensation} FAILED ({}), needs a human",
+                    reason(&e)
+                )),
             }
         }
         if undone.is_empty() {
@@ -627,7 +687,9 @@ fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value
 
 /// The innermost message of an activity failure: what actually went wrong.
 fn reason(e: &ActivityExecutionError) -> String {
-    let Some(failure) = e.failure() else { return e.to_string() };
+    let Some(failure) = e.failure() else {
+        return e.to_string();
+    };
     let mut message = failure.message.clone();
     let mut cause = failure.cause.as_deref();
     while let Some(c) = cause {
@@ -648,7 +710,12 @@ mod tests {
             order_id: "ord-1".into(),
             customer_email: "ada@example.com".into(),
             customer_name: None,
-            items: vec![LineItem { sku: "sku-1".into(), name: None, quantity: 2, unit_price_cents: 1250 }],
+            items: vec![LineItem {
+                sku: "sku-1".into(),
+                name: None,
+                quantity: 2,
+                unit_price_cents: 1250,
+            }],
             amount_cents: 2500,
             currency: "EUR".into(),
         }
@@ -668,8 +735,17 @@ mod tests {
         o.amount_cents = 999;
         o.items[0].quantity = 0;
         let problems = o.problems().join("\n");
-        for field in ["order_id", "customer_email", "currency", "amount_cents", "items[0].quantity"] {
-            assert!(problems.contains(field), "{field} not named in:\n{problems}");
+        for field in [
+            "order_id",
+            "customer_email",
+            "currency",
+            "amount_cents",
+            "items[0].quantity",
+        ] {
+            assert!(
+                problems.contains(field),
+                "{field} not named in:\n{problems}"
+            );
         }
     }
 
@@ -677,6 +753,9 @@ mod tests {
     fn the_total_must_match_the_lines() {
         let mut o = order();
         o.amount_cents = 2501;
-        assert_eq!(o.problems(), vec!["amount_cents: 2501 does not equal the lines' total 2500".to_string()]);
+        assert_eq!(
+            o.problems(),
+            vec!["amount_cents: 2501 does not equal the lines' total 2500".to_string()]
+        );
     }
 }

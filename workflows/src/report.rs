@@ -56,13 +56,19 @@ pub struct ReportWorkflow;
 #[workflow_methods]
 impl ReportWorkflow {
     #[run(name = "report")]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, input: ReportInput) -> WorkflowResult<ReportResult> {
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: ReportInput,
+    ) -> WorkflowResult<ReportResult> {
         let queried = ctx
             .execute_activity(
                 Activity::db_execute,
                 DbExecuteInput {
                     step: "report-query".to_string(),
-                    statements: vec![DbStatementCall { name: input.query.clone(), params: input.params.clone() }],
+                    statements: vec![DbStatementCall {
+                        name: input.query.clone(),
+                        params: input.params.clone(),
+                    }],
                 },
                 options(),
             )
@@ -94,6 +100,9 @@ impl ReportWorkflow {
                 options(),
             )
             .await?;
-        Ok(ReportResult { rows: rows.len(), message_id: sent.message_id })
+        Ok(ReportResult {
+            rows: rows.len(),
+            message_id: sent.message_id,
+        })
     }
 }

@@ -4,7 +4,8 @@
 //! - `/readyz`: 200 only while every task queue is polling and the last check of the Temporal
 //!   server succeeded; otherwise 503 with the reason as the body.
 //! - `/metrics`: Prometheus text: the SDK's worker metrics (served by the SDK's exporter on a
-//!   private loopback port and relayed here) followed by edgeflow's own (see [`crate::observe`]).
+//!   private loopback port and relayed here) followed by edgeflow's own (see [`crate::observe`]);
+//!   for `edgeflow gateway`, the gateway's request metrics.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -16,7 +17,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::observe::Metrics;
+/// Metrics a process renders after the SDK's: the worker's activity metrics or the gateway's.
+pub trait RenderMetrics: Send + Sync {
+    /// Prometheus text exposition, without the OpenMetrics `# EOF` marker.
+    fn render(&self) -> String;
+}
+
+impl RenderMetrics for crate::observe::Metrics {
+    fn render(&self) -> String {
+        crate::observe::Metrics::render(self)
+    }
+}
 
 /// Whether the worker should receive traffic, and if not, why.
 #[derive(Debug)]
@@ -43,7 +54,7 @@ impl Readiness {
 #[derive(Clone)]
 struct Ops {
     readiness: Arc<Readiness>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn RenderMetrics>,
     sdk_metrics_url: Option<String>,
     http: reqwest::Client,
 }
@@ -52,7 +63,7 @@ struct Ops {
 pub async fn serve(
     listen: SocketAddr,
     readiness: Arc<Readiness>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn RenderMetrics>,
     sdk_metrics_addr: Option<SocketAddr>,
     stop: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {

@@ -6,9 +6,13 @@
 //   startEdgeWorkerd(vars)  the same Worker, bindings and env file, in workerd run through
 //                    Miniflare's API (scripts/serve-workerd.mjs): the deployable bundle, clients
 //                    connected straight to workerd's socket, none of wrangler dev's proxy layer
+//   startGateway(temporal)  `edgeflow gateway` (the Rust binary) in front of the dev server,
+//                    trusting a key made for the run; returns the edge variables that use it
 //   startStack(o)    all three wired together (`o.runtime`: "wrangler" (default, or
-//                    E2E_EDGE_RUNTIME) or "workerd"); `o.startWorker` adds a worker process
-//                    (e.g. the Rust `edgeflow worker`) once the rest is up.
+//                    E2E_EDGE_RUNTIME) or "workerd"; `o.transport`: "temporal_http" (default, or
+//                    E2E_TRANSPORT) or "gateway", which puts startGateway() between the edge and
+//                    Temporal); `o.startWorker` adds a worker process (e.g. the Rust
+//                    `edgeflow worker`) once the rest is up.
 // Processes run in their own process group so stop() ends them and their children only.
 import { spawn } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
@@ -124,6 +128,57 @@ export async function startTemporal({ namespace = "default" } = {}) {
   const httpUrl = `http://127.0.0.1:${httpPort}`;
   await waitFor(`${httpUrl}/api/v1/namespaces/${namespace}`, proc, "temporal dev server");
   return { address: `127.0.0.1:${port}`, httpUrl, namespace, stop: () => proc.stop() };
+}
+
+/** The `edgeflow` binary: EDGEFLOW_BIN, else the debug build `cargo test` makes. */
+export function edgeflowBin() {
+  return process.env.EDGEFLOW_BIN || join(REPO_DIR, "target", "debug", "edgeflow");
+}
+
+/**
+ * `edgeflow gateway` in front of `temporal`, trusting an ES256 key made here (its
+ * public half in a JWKS file). Returns its URL and the edge variables that route
+ * the edge through it: the signing key instead of any Temporal API key.
+ */
+export async function startGateway(temporal) {
+  const bin = edgeflowBin();
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: build it (cargo build) or set EDGEFLOW_BIN`);
+  const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+  const kid = `e2e-${randomUUID().slice(0, 8)}`;
+  const dir = mkdtempSync(join(tmpdir(), "edgeflow-gateway-"));
+  const jwksFile = join(dir, "jwks.json");
+  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" }] }));
+  const [port, opsPort] = [await freePort(), await freePort()];
+  const proc = launch("gateway", bin, ["gateway"], {
+    cwd: REPO_DIR,
+    env: {
+      PATH: process.env.PATH,
+      EDGEFLOW_CONFIG_DIR: join(REPO_DIR, "config"),
+      EDGEFLOW__TEMPORAL__ADDRESS: `http://${temporal.address}`,
+      EDGEFLOW__TEMPORAL__NAMESPACE: temporal.namespace,
+      EDGEFLOW__GATEWAY__LISTEN: `127.0.0.1:${port}`,
+      EDGEFLOW__GATEWAY__JWKS_FILE: jwksFile,
+      EDGEFLOW__OPS__LISTEN: `127.0.0.1:${opsPort}`,
+      EDGEFLOW__SHUTDOWN__GRACE_PERIOD_SECS: "2",
+      RUST_LOG: process.env.E2E_VERBOSE ? "info" : "warn",
+    },
+  });
+  await waitFor(`http://127.0.0.1:${opsPort}/readyz`, proc, "edgeflow gateway");
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    edgeVars: {
+      TEMPORAL_TRANSPORT: "gateway",
+      TEMPORAL_HTTP_URL: url,
+      TEMPORAL_API_KEY: "",
+      GATEWAY_SIGNING_KEY: JSON.stringify({ ...(await exportJWK(privateKey)), kid }),
+    },
+    output: proc.output,
+    async stop() {
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** A loopback token issuer like the one `edgeflow dev` runs: `<issuer>/.well-known/jwks.json`. */
@@ -276,7 +331,13 @@ export function edgeVars({ temporal, issuer, overrides = {} }) {
  * `{ temporal, edgeUrl, webhookUrl, webhookSecret }` and must return `{ stop() }`
  * (the full-stack e2e adds the Rust worker here).
  */
-export async function startStack({ edgeOverrides = {}, startWorker, runtime = process.env.E2E_EDGE_RUNTIME || "wrangler" } = {}) {
+export async function startStack({
+  edgeOverrides = {},
+  startWorker,
+  runtime = process.env.E2E_EDGE_RUNTIME || "wrangler",
+  transport = process.env.E2E_TRANSPORT || "temporal_http",
+} = {}) {
+  if (!["temporal_http", "gateway"].includes(transport)) throw new Error(`unknown transport ${JSON.stringify(transport)} (temporal_http or gateway)`);
   const start = { wrangler: startEdge, workerd: startEdgeWorkerd }[runtime];
   if (!start) throw new Error(`unknown edge runtime ${JSON.stringify(runtime)} (wrangler or workerd)`);
   const stops = [];
@@ -288,14 +349,19 @@ export async function startStack({ edgeOverrides = {}, startWorker, runtime = pr
     stops.push(temporal.stop);
     const issuer = await startIssuer();
     stops.push(issuer.stop);
-    const edge = await start(edgeVars({ temporal, issuer, overrides: edgeOverrides }));
+    let gateway = null;
+    if (transport === "gateway") {
+      gateway = await startGateway(temporal);
+      stops.push(gateway.stop);
+    }
+    const edge = await start(edgeVars({ temporal, issuer, overrides: { ...gateway?.edgeVars, ...edgeOverrides } }));
     stops.push(edge.stop);
     let worker = null;
     if (startWorker) {
       worker = await startWorker({ temporal, edgeUrl: edge.url, webhookUrl: `${edge.url}/v1/hooks/temporal`, webhookSecret: WEBHOOK_SECRET });
       stops.push(() => worker.stop());
     }
-    return { temporal, issuer, edge, worker, stop: stopAll };
+    return { temporal, issuer, gateway, edge, worker, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;

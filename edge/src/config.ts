@@ -3,6 +3,7 @@
 // so a bad configuration makes every request answer 500 `misconfigured` (and
 // logs the reasons) rather than serve half-checked. Production refuses a
 // loopback/dev token issuer.
+import { checkSigningKey, MAX_TOKEN_TTL_SECONDS, type GatewaySettings } from "./gateway";
 import { b64decode } from "./temporal";
 import type { Catalog } from "./schemas";
 
@@ -22,7 +23,12 @@ export interface AccessSettings {
 
 export interface Settings {
   environment: "development" | "production";
-  temporal: { baseUrl: string; namespace: string; apiKey?: string; timeoutMs: number };
+  /**
+   * How Temporal is reached: its HTTP API straight (`apiKey`, if any, as the
+   * bearer) or through `edgeflow gateway` (`gateway`: a signed token per call,
+   * no Temporal credential here). Same paths and JSON either way.
+   */
+  temporal: { baseUrl: string; namespace: string; apiKey?: string; gateway?: GatewaySettings; timeoutMs: number };
   oidc?: OidcSettings;
   access?: AccessSettings;
   roles: { claim: string; defaults: string[]; grants: Record<string, string[]> };
@@ -160,12 +166,37 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
     }
   });
 
+  const transport = str("TEMPORAL_TRANSPORT") || "temporal_http";
+  const apiKey = str("TEMPORAL_API_KEY") || undefined;
+  let gateway: GatewaySettings | undefined;
+  if (transport === "gateway") {
+    if (apiKey) errors.push("TEMPORAL_API_KEY: must be empty with TEMPORAL_TRANSPORT=gateway (the gateway holds the Temporal credential)");
+    let signingKey: unknown;
+    try {
+      signingKey = JSON.parse(str("GATEWAY_SIGNING_KEY") || "null");
+    } catch {
+      signingKey = undefined;
+    }
+    // The key itself is never logged.
+    const why = str("GATEWAY_SIGNING_KEY") ? checkSigningKey(signingKey) : "missing (required with TEMPORAL_TRANSPORT=gateway)";
+    if (why) errors.push(`GATEWAY_SIGNING_KEY: ${why}`);
+    gateway = {
+      signingKey: signingKey as GatewaySettings["signingKey"],
+      audience: str("GATEWAY_AUDIENCE") || "edgeflow-gateway",
+      issuer: str("GATEWAY_ISSUER") || "edgeflow-edge",
+      ttlSeconds: int("GATEWAY_TOKEN_TTL_SECONDS", 30, 1, MAX_TOKEN_TTL_SECONDS),
+    };
+  } else if (transport !== "temporal_http") {
+    errors.push(`TEMPORAL_TRANSPORT: expected "temporal_http" or "gateway", got ${JSON.stringify(transport)}`);
+  }
+
   const settings: Settings = {
     environment: production ? "production" : "development",
     temporal: {
       baseUrl: temporalUrl.replace(/\/+$/, ""),
       namespace: str("TEMPORAL_NAMESPACE") || "default",
-      apiKey: str("TEMPORAL_API_KEY") || undefined,
+      apiKey,
+      gateway,
       timeoutMs: int("TEMPORAL_TIMEOUT_SECONDS", 10, 1, 120) * 1000,
     },
     oidc,

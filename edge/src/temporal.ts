@@ -1,4 +1,5 @@
-// Fetch-only client for Temporal's HTTP API (Workers cannot speak gRPC). It owns
+// Fetch-only client for Temporal's HTTP API (Workers cannot speak gRPC), or for
+// `edgeflow gateway`, which serves the same paths and JSON. It owns
 // the wire format: payloads go out and come back in full form (the API's JSON
 // shorthand turns empty arrays into null), responses are decoded from bytes
 // (Temporal answers `Content-Type: *`), and failures become `TemporalError`s of a
@@ -101,7 +102,8 @@ export interface CallOptions {
 export interface TemporalClientOptions {
   baseUrl: string;
   namespace: string;
-  apiKey?: string;
+  /** The `Authorization` value for one call (an API key, or a fresh gateway token), if any. */
+  authorization: () => Promise<string | undefined>;
   timeoutMs: number;
   fetch: FetchFn;
 }
@@ -222,7 +224,8 @@ export class TemporalClient {
   ): Promise<Record<string, any>> {
     const headers: Record<string, string> = { Accept: NO_SHORTHAND };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (this.opts.apiKey) headers.Authorization = `Bearer ${this.opts.apiKey}`;
+    const authorization = await this.opts.authorization();
+    if (authorization) headers.Authorization = authorization;
     const controller = new AbortController();
     const timeoutMs = o.timeoutMs ?? this.opts.timeoutMs;
     const timer = setTimeout(() => controller.abort(), timeoutMs);

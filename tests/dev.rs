@@ -16,7 +16,7 @@ fn listening(port: u16) -> bool {
 fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     let var = tempfile::tempdir().unwrap();
     let (grpc, ui, http, ops) = (free_port(), free_port(), free_port(), free_port());
-    let (edge, issuer, demo) = (free_port(), free_port(), free_port());
+    let (edge, issuer, demo, gateway) = (free_port(), free_port(), free_port(), free_port());
     let env = [
         (
             "EDGEFLOW__TEMPORAL__ADDRESS",
@@ -28,6 +28,7 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         ("EDGEFLOW__DEV__EDGE_PORT", edge.to_string()),
         ("EDGEFLOW__DEV__ISSUER_PORT", issuer.to_string()),
         ("EDGEFLOW__DEV__DEMO_SERVICES_PORT", demo.to_string()),
+        ("EDGEFLOW__GATEWAY__LISTEN", format!("127.0.0.1:{gateway}")),
         ("EDGEFLOW__OPS__LISTEN", format!("127.0.0.1:{ops}")),
         (
             "EDGEFLOW__WEBHOOKS__EDGE__URL",
@@ -210,6 +211,27 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(300));
     }
 
+    // By default the edge reached Temporal through the gateway, holding no Temporal key.
+    let edge_env = std::fs::read_to_string(var.path().join("edge.env")).unwrap();
+    assert!(
+        edge_env.contains("TEMPORAL_TRANSPORT='gateway'"),
+        "{edge_env}"
+    );
+    assert!(!edge_env.contains("TEMPORAL_API_KEY"), "{edge_env}");
+    let log = logs();
+    assert!(
+        log.contains(&format!("gateway:          http://127.0.0.1:{gateway}")),
+        "{log}"
+    );
+    for operation in ["start", "signal", "describe"] {
+        assert!(
+            log.lines().any(|l| l.contains("gateway request")
+                && l.contains(&format!("operation=\"{operation}\""))
+                && l.contains("status=200")),
+            "no {operation} through the gateway:\n{log}"
+        );
+    }
+
     signal(&dev, "INT");
     let exit = wait_exit(&mut dev, Duration::from_secs(30))
         .unwrap_or_else(|| panic!("edgeflow dev did not stop:\n{}", logs()));
@@ -220,6 +242,7 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     );
     assert!(!listening(ops), "the ops endpoint outlived edgeflow dev");
     assert!(!listening(edge), "the edge Worker outlived edgeflow dev");
+    assert!(!listening(gateway), "the gateway outlived edgeflow dev");
 }
 
 /// `curl` an edge route: (status, JSON body).

@@ -944,6 +944,39 @@ mod tests {
     }
 
     #[test]
+    fn the_gateway_takes_one_key_source_and_tokens_of_at_most_a_minute() {
+        let (dir, sources) = sources_with("", &[]);
+        let s = Settings::load(&sources).expect("the defaults load without a key source");
+        assert_eq!(
+            s.gateway.check_serving()[0].path,
+            "gateway.jwks_file",
+            "edgeflow gateway needs a key source"
+        );
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, "{}").unwrap();
+        let (_d, sources) = sources_with(
+            &format!(
+                "[gateway]\njwks_file = \"{}\"\njwks_url = \"https://keys.example.com/jwks\"\nmax_token_age_secs = 3600\nlisten = \"anywhere\"\n",
+                jwks.display()
+            ),
+            &[],
+        );
+        let errs = Settings::load(&sources)
+            .expect_err("bad gateway settings")
+            .0;
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "gateway.listen",
+                "gateway.jwks_url",
+                "gateway.max_token_age_secs"
+            ],
+            "{errs:?}"
+        );
+    }
+
+    #[test]
     fn secrets_never_appear_in_output() {
         let (_d, sources) = sources_with("[temporal]\napi_key = \"sk-very-secret\"\n", &[]);
         let s = Settings::load(&sources).expect("loads");

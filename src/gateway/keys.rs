@@ -199,10 +199,8 @@ impl KeySource {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
-        if !recent {
-            if let Err(e) = self.reload().await {
-                tracing::warn!(error = %e, "gateway keys: keeping the previous keys");
-            }
+        if !recent && let Err(e) = self.reload().await {
+            tracing::warn!(error = %e, "gateway keys: keeping the previous keys");
         }
     }
 

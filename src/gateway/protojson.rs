@@ -101,12 +101,11 @@ pub fn http_status(code: tonic::Code) -> StatusCode {
 /// A gRPC error as the HTTP API's body: `{"code", "message", "details"}`, the details being the
 /// server's `google.rpc.Status` details (e.g. the running run's id on "already started").
 pub fn status_json(status: &tonic::Status) -> Vec<u8> {
-    if !status.details().is_empty() {
-        if let Some(desc) = pool().get_message_by_name("google.rpc.Status") {
-            if let Ok(dynamic) = DynamicMessage::decode(desc, status.details()) {
-                return dynamic_json(&dynamic);
-            }
-        }
+    if !status.details().is_empty()
+        && let Some(desc) = pool().get_message_by_name("google.rpc.Status")
+        && let Ok(dynamic) = DynamicMessage::decode(desc, status.details())
+    {
+        return dynamic_json(&dynamic);
     }
     error_json(status.code() as i32, status.message())
 }

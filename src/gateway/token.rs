@@ -165,7 +165,7 @@ impl Verifier {
         }
         let audience_ok = match &claims.aud {
             Some(Audience::One(a)) => *a == self.audience,
-            Some(Audience::Many(all)) => all.iter().any(|a| *a == self.audience),
+            Some(Audience::Many(all)) => all.contains(&self.audience),
             None => false,
         };
         if !audience_ok {

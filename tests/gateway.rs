@@ -244,6 +244,19 @@ async fn send(
 }
 
 async fn spawn_gateway(temporal: &str, queue: &str, dir: &std::path::Path) -> Gateway {
+    let jwks = (
+        "EDGEFLOW__GATEWAY__JWKS_FILE",
+        dir.join("jwks.json").display().to_string(),
+    );
+    spawn_gateway_with(temporal, queue, dir, &[jwks]).await
+}
+
+async fn spawn_gateway_with(
+    temporal: &str,
+    queue: &str,
+    dir: &std::path::Path,
+    extra: &[(&str, String)],
+) -> Gateway {
     let port = free_port();
     let ops = format!("127.0.0.1:{}", free_port());
     let log = dir.join("gateway.log");
@@ -256,16 +269,13 @@ async fn spawn_gateway(temporal: &str, queue: &str, dir: &std::path::Path) -> Ga
         ("EDGEFLOW__TEMPORAL__CREDENTIALS_CHECK_SECS", "1".into()),
         ("EDGEFLOW__TASK_QUEUES__MAIN__NAME", queue.to_string()),
         ("EDGEFLOW__GATEWAY__LISTEN", format!("127.0.0.1:{port}")),
-        (
-            "EDGEFLOW__GATEWAY__JWKS_FILE",
-            dir.join("jwks.json").display().to_string(),
-        ),
         ("EDGEFLOW__OPS__LISTEN", ops.clone()),
         ("EDGEFLOW__SHUTDOWN__GRACE_PERIOD_SECS", "30".into()),
         ("RUST_LOG", "info".into()),
     ];
     let out = std::fs::File::create(&log).unwrap();
     let child = edgeflow(&["gateway"], &env)
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()
@@ -1009,5 +1019,74 @@ async fn sigterm_lets_an_in_flight_long_poll_finish_then_exits_0() {
         stack.gateway.logs().contains("drained"),
         "{}",
         stack.gateway.logs()
+    );
+}
+
+/// Keys served at a URL: fetched at start, and a token from a key published later is accepted
+/// without a restart (its unknown `kid` makes the gateway fetch the set again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_a_jwks_url_rotate_without_a_restart() {
+    let server = tokio::task::spawn_blocking(DevServer::start)
+        .await
+        .unwrap()
+        .expect("dev server");
+    let keys = MockServer::start().await;
+    let (old, new) = (EdgeKey::new("url-1"), EdgeKey::new("url-2"));
+    let publish = |set: String| {
+        Mock::given(wiremock::matchers::path("/jwks.json"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(set))
+    };
+    publish(jwks(&[&old])).mount(&keys).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api-key"), "key-one\n").unwrap();
+    let gateway = spawn_gateway_with(
+        &server.address(),
+        &unique_queue("gw-url"),
+        dir.path(),
+        &[(
+            "EDGEFLOW__GATEWAY__JWKS_URL",
+            format!("{}/jwks.json", keys.uri()),
+        )],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let path = "/api/v1/namespaces/default/workflows/no-such-run";
+    let (status, body) = send(
+        &http,
+        &gateway.url,
+        "GET",
+        path,
+        Some(&old.token(json!({}))),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "the served key's token was refused: {body}");
+    let (status, _) = send(
+        &http,
+        &gateway.url,
+        "GET",
+        path,
+        Some(&new.token(json!({}))),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "a key not yet published was accepted");
+    keys.reset().await;
+    publish(jwks(&[&old, &new])).mount(&keys).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = send(
+        &http,
+        &gateway.url,
+        "GET",
+        path,
+        Some(&new.token(json!({}))),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        404,
+        "the new key's token was refused: {body}\n{}",
+        gateway.logs()
     );
 }

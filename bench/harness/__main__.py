@@ -342,7 +342,8 @@ async def main(argv: list[str]) -> int:
                     label = f"g #{rep}"
                     summary = (f"added p50 {rec['added_ms']['p50']:.2f} ms, p99 {rec['added_ms']['p99']:.2f} ms, "
                                f"{rec['gateway_cpu_ms_per_request']:.3f} CPU-ms/request, peak RSS "
-                               f"{rec['gateway_peak_rss_mib']:.1f} MiB"
+                               f"{rec['gateway_peak_rss_mib']:.1f} MiB; answered by itself: p50 "
+                               f"{rec['refused_ms']['p50']:.2f} ms, {rec['refused_cpu_ms_per_request']:.3f} CPU-ms"
                                if rec["ok"] else "; ".join(rec["errors"])[:600])
                     (out_dir / f"g-{rep}.json").write_text(json.dumps(rec, indent=2))
                     passed, failed = (passed + 1, failed) if rec["ok"] else (passed, failed + 1)

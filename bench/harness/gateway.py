@@ -6,7 +6,9 @@ starts through the gateway and N direct starts on Temporal's HTTP API, interleav
 each over a kept-alive HTTP/1.1 connection, with the same body the edge sends (the gateway's with
 a token minted just before, outside the timed part). Records p50/p99 of each and their difference
 (`added_ms`), the gateway's CPU per request (utime + stime over the gateway's requests, its
-readiness probe switched off) and its RSS (VmHWM, VmRSS at the end).
+readiness probe switched off) and its RSS (VmHWM, VmRSS at the end). Then N requests the gateway
+answers itself after verifying the token (a namespace it does not serve: 404), which split its own
+cost (HTTP, token) from the call to Temporal (`refused_ms`, `refused_cpu_ms_per_request`).
 """
 
 from __future__ import annotations
@@ -83,6 +85,18 @@ def percentile(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
 
 
+def timed_refusal(conn: http.client.HTTPConnection, token: str) -> float:
+    headers = {"Accept": NO_SHORTHAND, "Authorization": f"Bearer {token}"}
+    t0 = time.perf_counter()
+    conn.request("GET", "/api/v1/namespaces/not-served/workflows/x", headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    took = (time.perf_counter() - t0) * 1000
+    if resp.status != 404:
+        raise RuntimeError(f"refusal: {resp.status} {data[:300]!r}")
+    return took
+
+
 def timed_start(conn: http.client.HTTPConnection, workflow_id: str, token: str | None) -> float:
     headers = {"Content-Type": "application/json", "Accept": NO_SHORTHAND}
     if token:
@@ -145,7 +159,13 @@ async def run(n: int, edgeflow_bin: Path, log_dir: Path) -> dict[str, Any]:
             gateway_ms.append(timed_start(via, f"g-{i}", token))
             direct_ms.append(timed_start(direct, f"d-{i}", None))
         gateway_cpu = cpu_seconds(pid) - cpu_before
+        tokens = [key.token() for _ in range(n)]
+        cpu_before = cpu_seconds(pid)
+        refused_ms = [timed_refusal(via, token) for token in tokens]
+        refused_cpu = cpu_seconds(pid) - cpu_before
         record.update({
+            "refused_ms": {"p50": percentile(refused_ms, 50), "p99": percentile(refused_ms, 99)},
+            "refused_cpu_ms_per_request": refused_cpu * 1000 / n,
             "ok": True,
             "gateway_ms": {"p50": percentile(gateway_ms, 50), "p99": percentile(gateway_ms, 99)},
             "direct_ms": {"p50": percentile(direct_ms, 50), "p99": percentile(direct_ms, 99)},

@@ -340,7 +340,9 @@ async def main(argv: list[str]) -> int:
                     rec = await gateway.run(args.edge_n, args.edgeflow_bin, out_dir / "logs" / f"g-{rep}")
                     rec["rep"] = rep
                     label = f"g #{rep}"
-                    summary = (f"added p50 {rec['added_ms']['p50']:.2f} ms, p99 {rec['added_ms']['p99']:.2f} ms, "
+                    summary = (f"added p50 {rec['added_ms']['p50']:.2f} ms, p99 {rec['added_ms']['p99']:.2f} ms "
+                               f"(direct HTTP p50 {rec['direct_ms']['p50']:.2f}, gRPC {rec['grpc_ms']['p50']:.2f}, "
+                               f"gateway {rec['gateway_ms']['p50']:.2f}), "
                                f"{rec['gateway_cpu_ms_per_request']:.3f} CPU-ms/request, peak RSS "
                                f"{rec['gateway_peak_rss_mib']:.1f} MiB; answered by itself: p50 "
                                f"{rec['refused_ms']['p50']:.2f} ms, {rec['refused_cpu_ms_per_request']:.3f} CPU-ms"

@@ -8,7 +8,10 @@ a token minted just before, outside the timed part). Records p50/p99 of each and
 (`added_ms`), the gateway's CPU per request (utime + stime over the gateway's requests, its
 readiness probe switched off) and its RSS (VmHWM, VmRSS at the end). Then N requests the gateway
 answers itself after verifying the token (a namespace it does not serve: 404), which split its own
-cost (HTTP, token) from the call to Temporal (`refused_ms`, `refused_cpu_ms_per_request`).
+cost (HTTP, token) from the call to Temporal (`refused_ms`, `refused_cpu_ms_per_request`). A third
+start is interleaved with the first two: the same request as a gRPC call from the Python SDK's
+client (`grpc_ms`), since the gateway reaches Temporal by gRPC and Temporal's two doors do not
+answer equally fast.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
+from temporalio.api.common.v1 import Memo, Payload, Payloads, SearchAttributes, WorkflowType
+from temporalio.api.enums.v1 import WorkflowIdConflictPolicy, WorkflowIdReusePolicy
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
+from temporalio.client import Client
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
@@ -78,6 +86,25 @@ def start_body(workflow_id: str) -> bytes:
         "searchAttributes": {"indexedFields": {"EdgeSubject": payload("bench"), "EdgeRequestId": payload("r")}},
         "header": {"fields": {}},
     }).encode()
+
+
+def grpc_request(workflow_id: str) -> StartWorkflowExecutionRequest:
+    """The start of `start_body`, as a gRPC request."""
+    body = json.loads(start_body(workflow_id))
+
+    def pb(p: dict[str, Any]) -> Payload:
+        return Payload(metadata={k: base64.b64decode(v) for k, v in p["metadata"].items()},
+                       data=base64.b64decode(p["data"]))
+
+    return StartWorkflowExecutionRequest(
+        namespace="default", workflow_id=workflow_id, workflow_type=WorkflowType(name="order"),
+        task_queue=TaskQueue(name=QUEUE), input=Payloads(payloads=[pb(p) for p in body["input"]["payloads"]]),
+        identity="edge:bench", request_id=body["requestId"],
+        workflow_id_reuse_policy=WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+        workflow_id_conflict_policy=WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+        memo=Memo(fields={k: pb(v) for k, v in body["memo"]["fields"].items()}),
+        search_attributes=SearchAttributes(indexed_fields={k: pb(v) for k, v in body["searchAttributes"]["indexedFields"].items()}),
+    )
 
 
 def percentile(xs: list[float], p: float) -> float:
@@ -144,12 +171,22 @@ async def run(n: int, edgeflow_bin: Path, log_dir: Path) -> dict[str, Any]:
         gateway.wait_for_log("gateway listening", 60)
         via = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         direct = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
-        # Warm both paths (connections, the gateway's first describe of the namespace...).
+        client = await Client.connect(server.address, namespace="default")
+
+        async def timed_grpc(workflow_id: str) -> float:
+            request = grpc_request(workflow_id)
+            t0 = time.perf_counter()
+            await client.workflow_service.start_workflow_execution(request)
+            return (time.perf_counter() - t0) * 1000
+
+        # Warm every path (connections, the gateway's first describe of the namespace...).
         for i in range(5):
             timed_start(via, f"warm-g-{i}", key.token())
             timed_start(direct, f"warm-d-{i}", None)
+            await timed_grpc(f"warm-r-{i}")
         gateway_ms: list[float] = []
         direct_ms: list[float] = []
+        grpc_ms: list[float] = []
         pid = gateway.popen.pid
         # CPU is read over the whole loop (the clock tick is 10 ms, longer than a request); the
         # gateway is idle while the direct starts run.
@@ -158,6 +195,7 @@ async def run(n: int, edgeflow_bin: Path, log_dir: Path) -> dict[str, Any]:
             token = key.token()
             gateway_ms.append(timed_start(via, f"g-{i}", token))
             direct_ms.append(timed_start(direct, f"d-{i}", None))
+            grpc_ms.append(await timed_grpc(f"r-{i}"))
         gateway_cpu = cpu_seconds(pid) - cpu_before
         tokens = [key.token() for _ in range(n)]
         cpu_before = cpu_seconds(pid)
@@ -169,6 +207,7 @@ async def run(n: int, edgeflow_bin: Path, log_dir: Path) -> dict[str, Any]:
             "ok": True,
             "gateway_ms": {"p50": percentile(gateway_ms, 50), "p99": percentile(gateway_ms, 99)},
             "direct_ms": {"p50": percentile(direct_ms, 50), "p99": percentile(direct_ms, 99)},
+            "grpc_ms": {"p50": percentile(grpc_ms, 50), "p99": percentile(grpc_ms, 99)},
             "gateway_cpu_ms_per_request": gateway_cpu * 1000 / n,
             "gateway_peak_rss_mib": status_kib(pid, "VmHWM") / 1024,
             "gateway_rss_mib": status_kib(pid, "VmRSS") / 1024,

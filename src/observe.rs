@@ -217,3 +217,18 @@ mod tests {
         assert_eq!(m.finished(), [1, 1, 0, 1]);
     }
 }
+
+/// `edgeflow_workflow_signals_dropped_total`: signals a workflow dropped because their payload
+/// broke the input rules (counted by the workflows themselves, see `edgeflow_workflows::dropped`).
+pub fn render_dropped_signals() -> String {
+    let mut out = String::from(
+        "# HELP edgeflow_workflow_signals_dropped_total Signals dropped because their payload broke the input rules, by workflow type and signal.\n\
+         # TYPE edgeflow_workflow_signals_dropped_total counter\n",
+    );
+    for (workflow, signal, n) in edgeflow_workflows::dropped::signals() {
+        out.push_str(&format!(
+            "edgeflow_workflow_signals_dropped_total{{workflow=\"{workflow}\",signal=\"{signal}\"}} {n}\n"
+        ));
+    }
+    out
+}

@@ -245,6 +245,9 @@ fn worker_options(
         .deployment_options(deployment)
         .client_identity_override(identity.to_string())
         .max_cached_workflows(w.max_cached_workflows)
+        .sticky_queue_schedule_to_start_timeout(Duration::from_secs(
+            w.sticky_schedule_to_start_timeout_secs,
+        ))
         .tuner(tuner)
         .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(
             queue.workflow_pollers.unwrap_or(w.workflow_pollers),

@@ -260,11 +260,16 @@ pub struct JobSettings {
     pub max_attempts: u32,
     pub initial_retry_secs: u64,
     pub max_retry_secs: u64,
+    /// Task queue of the call: the service's own queue, filled in by the worker (absent: the
+    /// workflow's queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_queue: Option<String>,
 }
 
 impl JobSettings {
     fn options(&self) -> ActivityOptions {
         ActivityOptions::with_start_to_close_timeout(Duration::from_secs(self.timeout_secs))
+            .maybe_task_queue(self.task_queue.clone())
             .heartbeat_timeout(Duration::from_secs(self.timeout_secs.max(10)))
             .retry_policy(
                 RetryPolicy::builder()

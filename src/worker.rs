@@ -135,9 +135,8 @@ pub async fn run(
             let service_queue = crate::registry::service_task_queue(name, service);
             let slots = limits.max_concurrent.max(1) as usize;
             let options = service_worker_options(&common, &service_queue, queue, slots)?;
-            let worker = Worker::new(&runtime, client.clone(), options).with_context(|| {
-                format!("creating the worker for task queue {service_queue}")
-            })?;
+            let worker = Worker::new(&runtime, client.clone(), options)
+                .with_context(|| format!("creating the worker for task queue {service_queue}"))?;
             tracing::info!(task_queue = %service_queue, %service, slots, "registered service task queue");
             workers.push(worker);
         }
@@ -319,7 +318,10 @@ fn service_worker_options(
         .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(1))
         .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
         .build();
-    let pollers = queue.activity_pollers.unwrap_or(w.activity_pollers).min(slots);
+    let pollers = queue
+        .activity_pollers
+        .unwrap_or(w.activity_pollers)
+        .min(slots);
     let mut options = WorkerOptions::new(service_queue)
         .deployment_options(deployment(common))
         .client_identity_override(common.identity.to_string())

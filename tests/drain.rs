@@ -32,11 +32,12 @@ async fn client(server: &DevServer) -> Client {
     Client::new(connection, ClientOptions::new("default").build()).expect("client")
 }
 
-/// Starts `RUNS` echo workflows whose activities take 0–1.5 s, so workflow tasks keep flowing.
+/// Starts `RUNS` echo workflows whose activities take 2–6 s, so a worker stopped a few seconds in
+/// still has activities running, whose completions schedule workflow tasks during its drain.
 async fn start_load(client: &Client, queue: &str) -> Vec<String> {
     let ids: Vec<String> = (0..RUNS).map(|i| format!("{queue}-{i}")).collect();
     let starts = ids.iter().enumerate().map(|(i, id)| {
-        let input = serde_json::json!({"message": i, "delay_ms": (i * 37) % 1500});
+        let input = serde_json::json!({"message": i, "delay_ms": 2000 + (i * 37) % 4000});
         let payload = Payload {
             metadata: [("encoding".to_string(), b"json/plain".to_vec())].into(),
             data: serde_json::to_vec(&input).unwrap(),
@@ -137,7 +138,7 @@ async fn sigterm_under_load_hands_its_runs_on_without_a_workflow_task_timing_out
     .unwrap();
     let client = client(&server).await;
     let ids = start_load(&client, &queue).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     first.signal("TERM");
     let first = tokio::task::spawn_blocking(move || {

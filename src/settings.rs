@@ -144,6 +144,9 @@ pub struct WorkerSettings {
     pub max_concurrent_local_activities: usize,
     pub workflow_pollers: usize,
     pub activity_pollers: usize,
+    /// How long a workflow task may wait on this worker's sticky queue, and, once the worker
+    /// has stopped, on the normal queue it is moved to, before the server times it out.
+    pub sticky_schedule_to_start_timeout_secs: u64,
     /// How often readiness asks the Temporal server whether it is reachable.
     pub readiness_check_secs: u64,
     /// Run `edgeflow schedules sync` before polling.
@@ -500,6 +503,12 @@ fn validate_worker(w: &WorkerSettings) -> Vec<SettingError> {
     // The SDK needs two workflow pollers when sticky queues are on (a cache size above 0).
     if w.workflow_pollers < 2 {
         out.push(problem("worker.workflow_pollers", "must be at least 2"));
+    }
+    if w.sticky_schedule_to_start_timeout_secs == 0 {
+        out.push(problem(
+            "worker.sticky_schedule_to_start_timeout_secs",
+            "must be at least 1",
+        ));
     }
     if w.readiness_check_secs == 0 {
         out.push(problem("worker.readiness_check_secs", "must be at least 1"));

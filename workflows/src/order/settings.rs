@@ -69,6 +69,10 @@ pub struct JobSettings {
     pub max_attempts: u32,
     pub initial_retry_secs: u64,
     pub max_retry_secs: u64,
+    /// Task queue of the call: the service's own queue, filled in by the worker (absent: the
+    /// workflow's queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_queue: Option<String>,
 }
 
 /// A lost attempt (a worker killed mid-call) is noticed after this long without a heartbeat,
@@ -79,6 +83,7 @@ impl JobSettings {
     pub(crate) fn options(&self) -> ActivityOptions {
         let timeout = Duration::from_secs(self.timeout_secs);
         ActivityOptions::with_start_to_close_timeout(timeout)
+            .maybe_task_queue(self.task_queue.clone())
             .heartbeat_timeout(HEARTBEAT_TIMEOUT.min(timeout))
             .retry_policy(
                 RetryPolicy::builder()

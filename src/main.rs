@@ -4,6 +4,7 @@
 //! - [`settings`]: the layered `Settings` tree and its checks.
 //! - [`telemetry`]: logs and traces.
 //! - [`connection`]: the Temporal connection and credential rotation.
+//! - [`temporal_env`]: Temporal's standard client configuration as a settings layer.
 //! - [`worker`]: the worker runtime (poll, readiness, drain).
 //! - [`registry`]: the workflows and activity families the worker registers.
 //! - [`observe`]: per-activity log span and metrics.
@@ -29,6 +30,7 @@ mod schedules;
 mod schema;
 mod settings;
 mod telemetry;
+mod temporal_env;
 mod worker;
 
 use std::process::ExitCode;
@@ -68,6 +70,8 @@ async fn run(cli: Cli) -> ExitCode {
                     "{}",
                     serde_json::to_string_pretty(&settings.redacted()).unwrap_or_default()
                 );
+                let (compression, why) = connection::compression(&settings.temporal);
+                eprintln!("gRPC compression: {compression:?} ({why})");
                 eprintln!("settings are valid");
                 ExitCode::SUCCESS
             }

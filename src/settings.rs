@@ -1,7 +1,9 @@
 //! The one `Settings` tree: layered, checked as a whole, then turned into typed values.
 //!
-//! Layers, later ones winning: `config/default.toml` → `config/{EDGEFLOW_ENV}.toml` →
-//! environment variables `EDGEFLOW__SECTION__KEY` → the file given with `--config`.
+//! Layers, later ones winning: `config/default.toml` → `config/{EDGEFLOW_ENV}.toml` → Temporal's
+//! standard client configuration (`TEMPORAL_*` variables, a `temporal.toml` profile; see
+//! [`crate::temporal_env`]) → environment variables `EDGEFLOW__SECTION__KEY` → the file given with
+//! `--config`.
 //! `config/default.toml` is the single place that holds every default and documents every key.
 //!
 //! Loading never stops at the first problem. The merged tree is checked against the JSON Schema
@@ -24,6 +26,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::schedules::ScheduleSettings;
+use crate::temporal_env::TemporalClientEnv;
 
 /// Where the layered files live unless `EDGEFLOW_CONFIG_DIR` says otherwise.
 pub const DEFAULT_CONFIG_DIR: &str = "config";
@@ -87,7 +90,9 @@ pub struct DevSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemporalSettings {
-    /// gRPC address of the frontend, `http://host:port` or `https://host:port`.
+    /// gRPC address of the frontend: `host:port` (as the `temporal` CLI and every SDK take it;
+    /// TLS when `[temporal.tls]` or an API key asks for it), `http://host:port` or
+    /// `https://host:port`.
     pub address: String,
     pub namespace: String,
     /// API key given inline. Prefer `api_key_env` or `api_key_file`.
@@ -100,7 +105,8 @@ pub struct TemporalSettings {
     /// How often the API key and client certificate files are checked for changes.
     pub credentials_check_secs: u64,
     /// gRPC message compression: `gzip` saves bandwidth over a wide-area link (e.g. to Temporal
-    /// Cloud); `none` saves the worker about a third of its CPU on loopback or a LAN.
+    /// Cloud); `none` saves the worker about a third of its CPU on loopback or a LAN; `auto` picks
+    /// `none` when the address is loopback or private, `gzip` otherwise.
     pub grpc_compression: GrpcCompression,
     pub tls: TlsSettings,
 }
@@ -108,8 +114,33 @@ pub struct TemporalSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GrpcCompression {
+    Auto,
     Gzip,
     None,
+}
+
+impl TemporalSettings {
+    /// The address as a URL. `host:port` takes `https://` when `tls` (TLS is wanted for other
+    /// reasons: `[temporal.tls]`, an API key), else `http://`.
+    pub fn endpoint(&self, tls: bool) -> Result<url::Url, String> {
+        let address = self.address.trim();
+        let text = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("{}://{address}", if tls { "https" } else { "http" })
+        };
+        let url =
+            url::Url::parse(&text).map_err(|e| format!("`{address}` is not an address: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(format!(
+                "`{address}` must be host:port, http://host:port or https://host:port"
+            ));
+        }
+        if !address.contains("://") && url.port().is_none() {
+            return Err(format!("`{address}` needs a port, e.g. `{address}:7233`"));
+        }
+        Ok(url)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -244,6 +275,8 @@ pub struct Sources {
     /// `EDGEFLOW__…` variables, already read.
     pub vars: BTreeMap<String, String>,
     pub file: Option<PathBuf>,
+    /// Temporal's own client variables and profile file.
+    pub temporal_client: TemporalClientEnv,
 }
 
 impl Sources {
@@ -257,6 +290,7 @@ impl Sources {
                 .filter(|(k, _)| k.starts_with("EDGEFLOW__"))
                 .collect(),
             file,
+            temporal_client: TemporalClientEnv::from_process(),
         }
     }
 }
@@ -410,19 +444,8 @@ fn validate_dev(dev: &DevSettings) -> Vec<SettingError> {
 
 fn validate_temporal(t: &TemporalSettings) -> Vec<SettingError> {
     let mut out = Vec::new();
-    match url::Url::parse(&t.address) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-        Ok(_) => out.push(problem(
-            "temporal.address",
-            format!(
-                "`{}` must be an http:// or https:// URL with a host",
-                t.address
-            ),
-        )),
-        Err(e) => out.push(problem(
-            "temporal.address",
-            format!("`{}` is not a URL: {e}", t.address),
-        )),
+    if let Err(e) = t.endpoint(false) {
+        out.push(problem("temporal.address", e));
     }
     if t.namespace.trim().is_empty() {
         out.push(problem("temporal.namespace", "must not be empty"));
@@ -632,6 +655,13 @@ fn merged_tree(sources: &Sources) -> Result<serde_json::Value, SettingsErrors> {
             ));
         }
     }
+    match sources.temporal_client.layer() {
+        Ok(Some(layer)) => {
+            builder = builder.add_source(config::File::from_str(&layer, config::FileFormat::Toml));
+        }
+        Ok(None) => {}
+        Err(found) => problems.extend(found),
+    }
     let mut env = config::Environment::with_prefix("EDGEFLOW")
         .prefix_separator("__")
         .separator("__")
@@ -777,6 +807,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             file: Some(file),
+            temporal_client: TemporalClientEnv::default(),
         };
         (dir, sources)
     }

@@ -346,9 +346,12 @@ async fn connect_until_stopped(
     loop {
         match connection::connect(&settings.temporal, identity, None).await {
             Ok(c) => {
+                let (compression, why) = connection::compression(&settings.temporal);
                 tracing::info!(
                     address = %settings.temporal.address,
                     namespace = %settings.temporal.namespace,
+                    grpc_compression = ?compression,
+                    grpc_compression_reason = %why,
                     "connected to Temporal"
                 );
                 return Some(c);

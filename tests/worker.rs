@@ -345,6 +345,69 @@ fn readyz_follows_the_temporal_server_down_and_back_in_the_same_process() {
     );
 }
 
+/// A Temporal user's existing setup just works: a `temporal.toml` profile and `TEMPORAL_*`
+/// variables, with the `host:port` address every SDK takes, and no edgeflow address setting.
+#[test]
+fn temporals_own_client_settings_and_host_port_addresses_are_accepted() {
+    let server = DevServer::start().expect("dev server");
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("temporal.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[profile.local]\naddress = \"127.0.0.1:{}\"\nnamespace = \"wrong\"\n",
+            server.grpc_port
+        ),
+    )
+    .unwrap();
+    let queue = unique_queue("temporal-env");
+    let env = [
+        ("TEMPORAL_CONFIG_FILE", profile.display().to_string()),
+        ("TEMPORAL_PROFILE", "local".to_string()),
+        // A variable wins over the profile, as in every SDK.
+        ("TEMPORAL_NAMESPACE", "default".to_string()),
+    ];
+    let out = edgeflow(&["config", "check"], &env).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        printed["temporal"]["address"],
+        format!("127.0.0.1:{}", server.grpc_port)
+    );
+    assert_eq!(printed["temporal"]["namespace"], "default");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("gRPC compression: None (auto: 127.0.0.1 is a loopback or private address)"),
+        "{stderr}"
+    );
+
+    let mut worker = WorkerProcess::spawn("", &queue, &env);
+    worker.wait_readyz(200, Duration::from_secs(60));
+    assert!(
+        worker.logs().contains("connected to Temporal"),
+        "{}",
+        worker.logs()
+    );
+
+    let bad = edgeflow(
+        &["config", "check"],
+        &[("TEMPORAL_TLS_CLIENT_CERT_DATA", "-----BEGIN".to_string())],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("TEMPORAL_TLS_CLIENT_CERT_DATA"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_api_key_file_is_sent_without_a_restart() {
     let server = tokio::task::spawn_blocking(DevServer::start)

@@ -107,16 +107,21 @@ pub async fn connect(
     identity: &str,
     meter: Option<TemporalMeter>,
 ) -> anyhow::Result<(Connection, Option<Arc<RotatingClientCert>>)> {
-    let target = url::Url::parse(&t.address).context("temporal.address")?;
     let api_key = read_api_key(t)?;
     let client_cert = match (&t.tls.client_cert_file, &t.tls.client_key_file) {
         (Some(cert), Some(key)) => Some(Arc::new(RotatingClientCert::load(cert, key)?)),
         _ => None,
     };
+    // A bare `host:port` follows Temporal's convention: an API key means TLS (Temporal Cloud).
+    let bare = !t.address.contains("://");
     let tls_wanted = t.tls.enabled
         || t.tls.ca_file.is_some()
         || client_cert.is_some()
-        || target.scheme() == "https";
+        || (bare && api_key.is_some());
+    let target = t
+        .endpoint(tls_wanted)
+        .map_err(|e| anyhow::anyhow!("temporal.address: {e}"))?;
+    let tls_wanted = tls_wanted || target.scheme() == "https";
     if api_key.is_some() && !tls_wanted {
         tracing::warn!(address = %t.address, "sending the Temporal API key without TLS");
     }
@@ -147,9 +152,9 @@ pub async fn connect(
         .maybe_tls_options(tls)
         .maybe_metrics_meter(meter)
         .connect_timeout(Duration::from_secs(t.connect_timeout_secs))
-        .grpc_compression(match t.grpc_compression {
+        .grpc_compression(match compression(t).0 {
             GrpcCompression::Gzip => temporalio_client::GrpcCompression::Gzip,
-            GrpcCompression::None => temporalio_client::GrpcCompression::None,
+            _ => temporalio_client::GrpcCompression::None,
         })
         // The SDK refuses a certificate resolver together with DNS load balancing.
         .dns_load_balancing(None)
@@ -158,6 +163,69 @@ pub async fn connect(
         .await
         .with_context(|| format!("connecting to Temporal at {}", t.address))?;
     Ok((connection, client_cert))
+}
+
+/// The gRPC compression to use and why: `auto` is `none` when every address the host resolves to is
+/// loopback or private (compression only costs CPU there), else `gzip` (a wide-area link, e.g.
+/// Temporal Cloud). Stated by `edgeflow config check` and logged at start-up.
+pub fn compression(t: &TemporalSettings) -> (GrpcCompression, String) {
+    match t.grpc_compression {
+        GrpcCompression::Gzip => (GrpcCompression::Gzip, "set to gzip".into()),
+        GrpcCompression::None => (GrpcCompression::None, "set to none".into()),
+        GrpcCompression::Auto => {
+            let Ok(url) = t.endpoint(false) else {
+                return (
+                    GrpcCompression::Gzip,
+                    "auto: the address does not parse".into(),
+                );
+            };
+            let host = url
+                .host_str()
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_string();
+            let port = url.port_or_known_default().unwrap_or(7233);
+            let addresses: Vec<std::net::IpAddr> = match host.parse() {
+                Ok(ip) => vec![ip],
+                Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+                    .map(|a| a.map(|a| a.ip()).collect())
+                    .unwrap_or_default(),
+            };
+            if addresses.is_empty() {
+                (
+                    GrpcCompression::Gzip,
+                    format!("auto: {host} does not resolve here, so it is treated as remote"),
+                )
+            } else if addresses.iter().all(is_local) {
+                (
+                    GrpcCompression::None,
+                    format!("auto: {host} is a loopback or private address"),
+                )
+            } else {
+                (
+                    GrpcCompression::Gzip,
+                    format!("auto: {host} is a public address"),
+                )
+            }
+        }
+    }
+}
+
+/// Loopback, private (RFC 1918, unique local), link-local or shared (100.64/10) addresses.
+fn is_local(ip: &std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
 }
 
 /// Re-reads the API key file and client certificate files until `stop`, swapping changes into
@@ -223,4 +291,82 @@ fn fingerprint(file: &Path) -> Option<u64> {
 
 fn fingerprint_pair(a: &Path, b: &Path) -> Option<(u64, u64)> {
     Some((fingerprint(a)?, fingerprint(b)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temporal(address: &str, compression: GrpcCompression) -> TemporalSettings {
+        TemporalSettings {
+            address: address.to_string(),
+            namespace: "default".into(),
+            api_key: None,
+            api_key_env: None,
+            api_key_file: None,
+            connect_timeout_secs: 1,
+            credentials_check_secs: 1,
+            grpc_compression: compression,
+            tls: crate::settings::TlsSettings {
+                enabled: false,
+                ca_file: None,
+                client_cert_file: None,
+                client_key_file: None,
+                domain: None,
+            },
+        }
+    }
+
+    #[test]
+    fn auto_compression_is_none_on_loopback_and_private_addresses_and_gzip_elsewhere() {
+        for local in [
+            "127.0.0.1:7233",
+            "http://10.1.2.3:7233",
+            "192.168.0.9:7233",
+            "[::1]:7233",
+            "localhost:7233",
+            "[fd00::1]:7233",
+        ] {
+            assert_eq!(
+                compression(&temporal(local, GrpcCompression::Auto)).0,
+                GrpcCompression::None,
+                "{local}"
+            );
+        }
+        for remote in ["8.8.8.8:7233", "https://1.1.1.1:7233"] {
+            assert_eq!(
+                compression(&temporal(remote, GrpcCompression::Auto)).0,
+                GrpcCompression::Gzip,
+                "{remote}"
+            );
+        }
+        assert_eq!(
+            compression(&temporal("127.0.0.1:7233", GrpcCompression::Gzip)).0,
+            GrpcCompression::Gzip
+        );
+    }
+
+    #[test]
+    fn host_port_is_an_address_as_in_every_temporal_sdk() {
+        let t = temporal("127.0.0.1:7233", GrpcCompression::Auto);
+        assert_eq!(
+            t.endpoint(false).unwrap().as_str(),
+            "http://127.0.0.1:7233/"
+        );
+        assert_eq!(
+            t.endpoint(true).unwrap().as_str(),
+            "https://127.0.0.1:7233/"
+        );
+        assert!(
+            temporal("ns.acct.tmprl.cloud", GrpcCompression::Auto)
+                .endpoint(true)
+                .unwrap_err()
+                .contains("needs a port")
+        );
+        assert!(
+            temporal("ftp://x:1", GrpcCompression::Auto)
+                .endpoint(false)
+                .is_err()
+        );
+    }
 }

@@ -68,7 +68,10 @@ fn temporal_cli() -> PathBuf {
 }
 
 fn grpc_addr(settings: &Settings) -> anyhow::Result<SocketAddr> {
-    let url = url::Url::parse(&settings.temporal.address)?;
+    let url = settings
+        .temporal
+        .endpoint(false)
+        .map_err(|e| anyhow::anyhow!("temporal.address: {e}"))?;
     let host = url.host_str().unwrap_or("127.0.0.1");
     let port = url.port().unwrap_or(7233);
     format!("{host}:{port}")
@@ -105,7 +108,8 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
         .args([
             "server",
             "start-dev",
-            "--headless",
+            // The web UI is served from the binary itself (no network needed): the banner points
+            // at it.
             "--ip",
             &addr.ip().to_string(),
         ])

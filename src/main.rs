@@ -4,6 +4,7 @@
 //! - [`settings`]: the layered `Settings` tree and its checks.
 //! - [`telemetry`]: logs and traces.
 //! - [`connection`]: the Temporal connection and credential rotation.
+//! - [`temporal_env`]: Temporal's standard client configuration as a settings layer.
 //! - [`worker`]: the worker runtime (poll, readiness, drain).
 //! - [`registry`]: the workflows and activity families the worker registers.
 //! - [`observe`]: per-activity log span and metrics.
@@ -31,6 +32,7 @@ mod schedules;
 mod schema;
 mod settings;
 mod telemetry;
+mod temporal_env;
 mod worker;
 
 use std::process::ExitCode;
@@ -70,6 +72,8 @@ async fn run(cli: Cli) -> ExitCode {
                     "{}",
                     serde_json::to_string_pretty(&settings.redacted()).unwrap_or_default()
                 );
+                let (compression, why) = connection::compression(&settings.temporal);
+                eprintln!("gRPC compression: {compression:?} ({why})");
                 eprintln!("settings are valid");
                 ExitCode::SUCCESS
             }
@@ -170,6 +174,41 @@ async fn run(cli: Cli) -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             })
             .await
+        }
+        Command::Schema {
+            command:
+                SchemaCommand::Check {
+                    workflow,
+                    message,
+                    file,
+                },
+        } => {
+            let result = match file.filter(|f| f.as_os_str() != "-") {
+                Some(path) => std::fs::File::open(&path)
+                    .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))
+                    .and_then(|f| {
+                        schema::check(
+                            &workflow,
+                            message.as_deref(),
+                            std::io::BufReader::new(f),
+                            std::io::stdout().lock(),
+                        )
+                    }),
+                None => schema::check(
+                    &workflow,
+                    message.as_deref(),
+                    std::io::stdin().lock(),
+                    std::io::stdout().lock(),
+                ),
+            };
+            match result {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("edgeflow: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Status { id, config } => with_settings(config, |s| operator::status(s, id)).await,
     }

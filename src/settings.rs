@@ -1,7 +1,9 @@
 //! The one `Settings` tree: layered, checked as a whole, then turned into typed values.
 //!
-//! Layers, later ones winning: `config/default.toml` → `config/{EDGEFLOW_ENV}.toml` →
-//! environment variables `EDGEFLOW__SECTION__KEY` → the file given with `--config`.
+//! Layers, later ones winning: `config/default.toml` → `config/{EDGEFLOW_ENV}.toml` → Temporal's
+//! standard client configuration (`TEMPORAL_*` variables, a `temporal.toml` profile; see
+//! [`crate::temporal_env`]) → environment variables `EDGEFLOW__SECTION__KEY` → the file given with
+//! `--config`.
 //! `config/default.toml` is the single place that holds every default and documents every key.
 //!
 //! Loading never stops at the first problem. The merged tree is checked against the JSON Schema
@@ -24,6 +26,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::schedules::ScheduleSettings;
+use crate::temporal_env::TemporalClientEnv;
 
 /// Where the layered files live unless `EDGEFLOW_CONFIG_DIR` says otherwise.
 pub const DEFAULT_CONFIG_DIR: &str = "config";
@@ -129,7 +132,9 @@ pub enum EdgeTransport {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemporalSettings {
-    /// gRPC address of the frontend, `http://host:port` or `https://host:port`.
+    /// gRPC address of the frontend: `host:port` (as the `temporal` CLI and every SDK take it;
+    /// TLS when `[temporal.tls]` or an API key asks for it), `http://host:port` or
+    /// `https://host:port`.
     pub address: String,
     pub namespace: String,
     /// API key given inline. Prefer `api_key_env` or `api_key_file`.
@@ -142,7 +147,8 @@ pub struct TemporalSettings {
     /// How often the API key and client certificate files are checked for changes.
     pub credentials_check_secs: u64,
     /// gRPC message compression: `gzip` saves bandwidth over a wide-area link (e.g. to Temporal
-    /// Cloud); `none` saves the worker about a third of its CPU on loopback or a LAN.
+    /// Cloud); `none` saves the worker about a third of its CPU on loopback or a LAN; `auto` picks
+    /// `none` when the address is loopback or private, `gzip` otherwise.
     pub grpc_compression: GrpcCompression,
     pub tls: TlsSettings,
 }
@@ -150,8 +156,33 @@ pub struct TemporalSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GrpcCompression {
+    Auto,
     Gzip,
     None,
+}
+
+impl TemporalSettings {
+    /// The address as a URL. `host:port` takes `https://` when `tls` (TLS is wanted for other
+    /// reasons: `[temporal.tls]`, an API key), else `http://`.
+    pub fn endpoint(&self, tls: bool) -> Result<url::Url, String> {
+        let address = self.address.trim();
+        let text = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("{}://{address}", if tls { "https" } else { "http" })
+        };
+        let url =
+            url::Url::parse(&text).map_err(|e| format!("`{address}` is not an address: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(format!(
+                "`{address}` must be host:port, http://host:port or https://host:port"
+            ));
+        }
+        if !address.contains("://") && url.port().is_none() {
+            return Err(format!("`{address}` needs a port, e.g. `{address}:7233`"));
+        }
+        Ok(url)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -186,6 +217,9 @@ pub struct WorkerSettings {
     pub max_concurrent_local_activities: usize,
     pub workflow_pollers: usize,
     pub activity_pollers: usize,
+    /// How long a workflow task may wait on this worker's sticky queue, and, once the worker
+    /// has stopped, on the normal queue it is moved to, before the server times it out.
+    pub sticky_schedule_to_start_timeout_secs: u64,
     /// How often readiness asks the Temporal server whether it is reachable.
     pub readiness_check_secs: u64,
     /// Run `edgeflow schedules sync` before polling.
@@ -283,6 +317,8 @@ pub struct Sources {
     /// `EDGEFLOW__…` variables, already read.
     pub vars: BTreeMap<String, String>,
     pub file: Option<PathBuf>,
+    /// Temporal's own client variables and profile file.
+    pub temporal_client: TemporalClientEnv,
 }
 
 impl Sources {
@@ -296,6 +332,7 @@ impl Sources {
                 .filter(|(k, _)| k.starts_with("EDGEFLOW__"))
                 .collect(),
             file,
+            temporal_client: TemporalClientEnv::from_process(),
         }
     }
 }
@@ -388,7 +425,9 @@ impl Settings {
 
     /// The effective settings as JSON with every secret shown as `[redacted]`.
     pub fn redacted(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        let mut tree = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        redact_credentials(&mut tree);
+        tree
     }
 
     pub fn ops_listen(&self) -> SocketAddr {
@@ -397,6 +436,43 @@ impl Settings {
             .listen
             .parse()
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9464)))
+    }
+}
+
+/// Besides the `Secret` settings (redacted by their own serialization), credentials hide in two
+/// places: static request headers (`services.NAME.headers`: API keys) and URLs (a password in the
+/// userinfo, a token in the query string). Their values are replaced wherever they appear.
+fn redact_credentials(value: &mut serde_json::Value) {
+    const REDACTED: &str = "[redacted]";
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key == "headers" {
+                    if let serde_json::Value::Object(headers) = child {
+                        for v in headers.values_mut() {
+                            *v = serde_json::Value::String(REDACTED.into());
+                        }
+                    }
+                } else {
+                    redact_credentials(child);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_credentials),
+        serde_json::Value::String(text) => {
+            if let Ok(mut url) = url::Url::parse(text) {
+                if url.has_host() && (url.password().is_some() || url.query().is_some()) {
+                    if url.password().is_some() {
+                        let _ = url.set_password(Some(REDACTED));
+                    }
+                    if url.query().is_some() {
+                        url.set_query(Some(REDACTED));
+                    }
+                    *text = url.to_string();
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -487,19 +563,8 @@ fn validate_dev(dev: &DevSettings) -> Vec<SettingError> {
 
 fn validate_temporal(t: &TemporalSettings) -> Vec<SettingError> {
     let mut out = Vec::new();
-    match url::Url::parse(&t.address) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-        Ok(_) => out.push(problem(
-            "temporal.address",
-            format!(
-                "`{}` must be an http:// or https:// URL with a host",
-                t.address
-            ),
-        )),
-        Err(e) => out.push(problem(
-            "temporal.address",
-            format!("`{}` is not a URL: {e}", t.address),
-        )),
+    if let Err(e) = t.endpoint(false) {
+        out.push(problem("temporal.address", e));
     }
     if t.namespace.trim().is_empty() {
         out.push(problem("temporal.namespace", "must not be empty"));
@@ -580,6 +645,12 @@ fn validate_worker(w: &WorkerSettings) -> Vec<SettingError> {
     // The SDK needs two workflow pollers when sticky queues are on (a cache size above 0).
     if w.workflow_pollers < 2 {
         out.push(problem("worker.workflow_pollers", "must be at least 2"));
+    }
+    if w.sticky_schedule_to_start_timeout_secs == 0 {
+        out.push(problem(
+            "worker.sticky_schedule_to_start_timeout_secs",
+            "must be at least 1",
+        ));
     }
     if w.readiness_check_secs == 0 {
         out.push(problem("worker.readiness_check_secs", "must be at least 1"));
@@ -702,6 +773,13 @@ fn merged_tree(sources: &Sources) -> Result<serde_json::Value, SettingsErrors> {
                 format!("`{env}` names no file `{}`", env_file.display()),
             ));
         }
+    }
+    match sources.temporal_client.layer() {
+        Ok(Some(layer)) => {
+            builder = builder.add_source(config::File::from_str(&layer, config::FileFormat::Toml));
+        }
+        Ok(None) => {}
+        Err(found) => problems.extend(found),
     }
     let mut env = config::Environment::with_prefix("EDGEFLOW")
         .prefix_separator("__")
@@ -848,6 +926,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             file: Some(file),
+            temporal_client: TemporalClientEnv::default(),
         };
         (dir, sources)
     }
@@ -987,6 +1066,31 @@ mod tests {
         assert_eq!(
             s.temporal.api_key.as_ref().map(|k| k.expose_secret()),
             Some("sk-very-secret")
+        );
+    }
+
+    #[test]
+    fn config_check_redacts_header_values_and_url_credentials() {
+        let (_d, sources) = sources_with(
+            r#"
+[services.payments]
+base_url = "https://payments.example/api/"
+headers = { "X-Api-Key" = "key-in-a-header" }
+[webhooks.edge]
+url = "https://edge.example/v1/hooks/temporal?token=token-in-a-query"
+"#,
+            &[],
+        );
+        let s = Settings::load(&sources).expect("loads");
+        let printed = serde_json::to_string(&s.redacted()).unwrap();
+        for secret in ["key-in-a-header", "token-in-a-query"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        // What is not a credential stays readable.
+        assert!(printed.contains("X-Api-Key"), "{printed}");
+        assert!(
+            printed.contains("edge.example/v1/hooks/temporal"),
+            "{printed}"
         );
     }
 }

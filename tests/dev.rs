@@ -87,6 +87,14 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         "{}",
         logs()
     );
+    // The banner's promise holds: the UI answers on that port (served offline by the dev server).
+    let (status, page) = edgeflow_testkit::temporal::http_get(&format!("127.0.0.1:{ui}"), "/")
+        .unwrap_or((0, String::new()));
+    assert_eq!(
+        status, 200,
+        "the Temporal UI does not answer on {ui}: {page}"
+    );
+    assert!(page.to_lowercase().contains("<html"), "{page}");
     assert!(
         var.path().join("temporal.db").exists(),
         "Temporal does not persist under var_dir"

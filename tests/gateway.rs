@@ -813,6 +813,65 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
         "{event}"
     );
 
+    // Update: a valid `reject` through each door, once the orders wait for a decision.
+    for (id, direct) in [("gw-4", false), ("direct-4", true)] {
+        let body = start_body(id, "order", &stack.queue, &large_order(id), id);
+        let started = if direct {
+            stack.direct("POST", &stack.path(id), Some(&body)).await
+        } else {
+            stack
+                .call("POST", &stack.path(id), Some(&t()), Some(&body))
+                .await
+        };
+        assert_eq!(started.0, 200);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let query = json!({"query": {}});
+            let path = stack.path(&format!("{id}/query/status"));
+            let answer = stack.direct("POST", &path, Some(&query)).await;
+            let step = answer.1["queryResult"]["payloads"]
+                .get(0)
+                .map(decode_payload)
+                .map(|s| s["step"].clone());
+            if step == Some(json!("awaiting_approval")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} never waits: {answer:?}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    let update = |id: &str| {
+        json!({"waitPolicy": {"lifecycleStage": "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"},
+               "request": {"meta": {"updateId": format!("u-{id}"), "identity": "someone-else"},
+                           "input": {"args": {"payloads": [json_payload(&json!({"approver": "ada", "reason": "no"}))]}}}})
+    };
+    let via = stack
+        .call(
+            "POST",
+            &stack.path("gw-4/update/reject"),
+            Some(&t()),
+            Some(&update("gw-4")),
+        )
+        .await;
+    let direct = stack
+        .direct(
+            "POST",
+            &stack.path("direct-4/update/reject"),
+            Some(&update("direct-4")),
+        )
+        .await;
+    assert_eq!((via.0, direct.0), (200, 200), "{via:?} {direct:?}");
+    assert!(via.1["outcome"]["success"].is_object(), "{via:?}");
+    assert_eq!(shape(&via.1), shape(&direct.1));
+    let accepted = common::history(&stack.server.address(), "gw-4")
+        .into_iter()
+        .find(|e| e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED")
+        .expect("the update was accepted");
+    assert_eq!(
+        accepted["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]["meta"]["identity"],
+        "edge:ada"
+    );
+
     // Errors keep the HTTP API's status and shape.
     let missing = stack
         .call("GET", &stack.path("no-such-run"), Some(&t()), None)

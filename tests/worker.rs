@@ -185,7 +185,7 @@ fn sigterm_drains_an_in_flight_activity_and_leaves_a_clean_history() {
     let logs = worker.logs();
     assert!(
         logs.contains(
-            "drained: 1 activity in flight at shutdown, 1 completed, 0 failed, 0 cancelled"
+            "drained: 1 activity in flight at shutdown, 1 completed, 0 failed, 0 timed out, 0 cancelled at the grace deadline"
         ),
         "{logs}"
     );
@@ -266,7 +266,39 @@ fn an_activity_still_running_after_the_grace_period_is_cancelled() {
     assert!(status.success(), "exit status {status}\n{}", worker.logs());
     assert!(
         worker.logs().contains(
-            "drained: 1 activity in flight at shutdown, 0 completed, 0 failed, 1 cancelled"
+            "drained: 1 activity in flight at shutdown, 0 completed, 0 failed, 0 timed out, 1 cancelled at the grace deadline"
+        ),
+        "{}",
+        worker.logs()
+    );
+}
+
+#[test]
+fn the_drain_log_counts_what_finished_within_the_grace_period_and_what_was_cancelled_at_it() {
+    let server = DevServer::start().expect("dev server");
+    let queue = unique_queue("drain-log");
+    let mut worker = WorkerProcess::spawn(
+        &server.address(),
+        &queue,
+        &[("EDGEFLOW__SHUTDOWN__GRACE_PERIOD_SECS", "3".to_string())],
+    );
+    worker.wait_readyz(200, Duration::from_secs(60));
+    for (id, delay) in [("echo-quick", 1000), ("echo-stuck", 60000)] {
+        let input = format!(r#"{{"message":"{id}","delay_ms":{delay}}}"#);
+        let out = start_echo(&server, &queue, id, &input, false);
+        assert!(out.status.success(), "{out:?}");
+        wait_for_log(
+            &worker,
+            &format!("echo delay_ms={delay}"),
+            Duration::from_secs(20),
+        );
+    }
+    worker.signal("TERM");
+    let status = worker.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "exit status {status}\n{}", worker.logs());
+    assert!(
+        worker.logs().contains(
+            "drained: 2 activities in flight at shutdown, 1 completed, 0 failed, 0 timed out, 1 cancelled at the grace deadline"
         ),
         "{}",
         worker.logs()
@@ -310,6 +342,69 @@ fn readyz_follows_the_temporal_server_down_and_back_in_the_same_process() {
         "{}\n{}",
         String::from_utf8_lossy(&out.stderr),
         worker.logs()
+    );
+}
+
+/// A Temporal user's existing setup just works: a `temporal.toml` profile and `TEMPORAL_*`
+/// variables, with the `host:port` address every SDK takes, and no edgeflow address setting.
+#[test]
+fn temporals_own_client_settings_and_host_port_addresses_are_accepted() {
+    let server = DevServer::start().expect("dev server");
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("temporal.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[profile.local]\naddress = \"127.0.0.1:{}\"\nnamespace = \"wrong\"\n",
+            server.grpc_port
+        ),
+    )
+    .unwrap();
+    let queue = unique_queue("temporal-env");
+    let env = [
+        ("TEMPORAL_CONFIG_FILE", profile.display().to_string()),
+        ("TEMPORAL_PROFILE", "local".to_string()),
+        // A variable wins over the profile, as in every SDK.
+        ("TEMPORAL_NAMESPACE", "default".to_string()),
+    ];
+    let out = edgeflow(&["config", "check"], &env).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        printed["temporal"]["address"],
+        format!("127.0.0.1:{}", server.grpc_port)
+    );
+    assert_eq!(printed["temporal"]["namespace"], "default");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("gRPC compression: None (auto: 127.0.0.1 is a loopback or private address)"),
+        "{stderr}"
+    );
+
+    let mut worker = WorkerProcess::spawn("", &queue, &env);
+    worker.wait_readyz(200, Duration::from_secs(60));
+    assert!(
+        worker.logs().contains("connected to Temporal"),
+        "{}",
+        worker.logs()
+    );
+
+    let bad = edgeflow(
+        &["config", "check"],
+        &[("TEMPORAL_TLS_CLIENT_CERT_DATA", "-----BEGIN".to_string())],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("TEMPORAL_TLS_CLIENT_CERT_DATA"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
     );
 }
 

@@ -70,20 +70,13 @@ impl Contract {
             .into_iter()
             .filter(|w| w.edge)
             .map(|w| {
-                let names = |m: &[edgeflow_workflows::catalog::MessageSpec]| {
-                    m.iter().map(|s| s.name.clone()).collect()
+                let edge = EdgeWorkflow {
+                    task_queue: task_queue.to_string(),
+                    signals: w.signals.iter().map(|m| m.name.clone()).collect(),
+                    updates: w.updates.iter().map(|m| m.name.clone()).collect(),
+                    queries: w.queries.iter().map(|m| m.name.clone()).collect(),
                 };
-                (
-                    w.name.to_string(),
-                    EdgeWorkflow {
-                        task_queue: task_queue.to_string(),
-                        signals: names(&w.signals),
-                        // The catalog declares no Temporal Updates yet, so every update is
-                        // refused (404); when `WorkflowSpec` gains them, list them here.
-                        updates: BTreeSet::new(),
-                        queries: names(&w.queries),
-                    },
-                )
+                (w.name.to_string(), edge)
             })
             .collect();
         Self { workflows }

@@ -42,17 +42,20 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts `edgeflow worker` against `temporal_address`, polling `queue`.
+    /// Starts `edgeflow worker` against `temporal_address` (empty: as `extra` and `config/`
+    /// say), polling `queue`.
     pub fn spawn(temporal_address: &str, queue: &str, extra: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("worker.log");
         let ops = format!("127.0.0.1:{}", free_port());
         let mut env = vec![
-            ("EDGEFLOW__TEMPORAL__ADDRESS", temporal_address.to_string()),
             ("EDGEFLOW__TASK_QUEUES__MAIN__NAME", queue.to_string()),
             ("EDGEFLOW__OPS__LISTEN", ops.clone()),
             ("RUST_LOG", "info".to_string()),
         ];
+        if !temporal_address.is_empty() {
+            env.push(("EDGEFLOW__TEMPORAL__ADDRESS", temporal_address.to_string()));
+        }
         env.extend(extra.iter().cloned());
         let out = std::fs::File::create(&log).expect("log file");
         let child = edgeflow(&["worker"], &env)

@@ -106,8 +106,6 @@ async function startOrReplay(
   const workflowId = key
     ? `${name}-${(await sha256Hex(`${caller.subject}\n${key}`)).slice(0, 32)}`
     : `${name}-${crypto.randomUUID().replaceAll("-", "")}`;
-  // Derived from key and input, so a retried start is deduplicated by Temporal itself.
-  const requestId = key ? uuidFromHex(await sha256Hex(`${caller.subject}\n${key}\n${inputHash}`)) : crypto.randomUUID();
   const callback = c.settings.callback;
   try {
     const started = await c.temporal.start({
@@ -115,7 +113,9 @@ async function startOrReplay(
       workflowType: name,
       taskQueue: wf.taskQueue,
       input,
-      requestId,
+      // A new one every time, so a repeat of this key always meets the existing run as a conflict (409,
+      // below) and is known to be a replay; Temporal's answer to a repeated request id looks like a first start.
+      requestId: crypto.randomUUID(),
       identity: temporalIdentity(caller),
       memo: {
         edge_subject: caller.subject,
@@ -128,10 +128,6 @@ async function startOrReplay(
       header: traceHeader(c.request.headers),
       completionCallbacks: callback ? [await completionCallback(callback, c.settings.temporal.namespace, workflowId)] : [],
     });
-    // Temporal matched our request id (same key and input) to the run it started before.
-    if (!started.started) {
-      return { workflowId, runId: started.runId, replayed: { workflowId, runId: started.runId, workflowType: name, status: started.status, memo: {} } };
-    }
     return { workflowId, runId: started.runId, replayed: null };
   } catch (e) {
     if (callback && e instanceof TemporalError && e.kind === "rejected" && /callback|url/i.test(e.message)) {

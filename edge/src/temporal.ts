@@ -121,10 +121,11 @@ export class TemporalClient {
 
   /**
    * Starts a run; a duplicate id (running or closed) throws `already-started`
-   * with the existing run id. A repeated `requestId` is answered with the run it
-   * started (`started: false`), whose `status` may then already be terminal.
+   * with the existing run id. (A repeated `requestId` would be answered with the
+   * run it started, exactly as the first time, `started: true` included: the
+   * answer cannot tell a replay, so callers send a new request id every time.)
    */
-  async start(req: StartRequest): Promise<{ runId: string; status: RunStatus; started: boolean }> {
+  async start(req: StartRequest): Promise<{ runId: string; status: RunStatus }> {
     const body = {
       workflowId: req.workflowId,
       workflowType: { name: req.workflowType },
@@ -141,7 +142,7 @@ export class TemporalClient {
       ...(req.completionCallbacks.length ? { completionCallbacks: req.completionCallbacks.map((nexus) => ({ nexus })) } : {}),
     };
     const res = await this.call("POST", this.wf(req.workflowId), body, { workflowId: req.workflowId });
-    return { runId: String(res.runId ?? ""), status: res.status ? mapStatus(res.status) : "running", started: res.started !== false };
+    return { runId: String(res.runId ?? ""), status: res.status ? mapStatus(res.status) : "running" };
   }
 
   async describe(workflowId: string): Promise<Execution> {

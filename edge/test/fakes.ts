@@ -94,7 +94,8 @@ export class FakeTemporal {
 
     if (!action && method === "POST") {
       if (run) {
-        if (run.requestId === body!.requestId) return reply(200, { runId: run.runId, started: false, status: run.status });
+        // Like the real API's JSON, `started: false` is left out.
+        if (run.requestId === body!.requestId) return reply(200, { runId: run.runId, status: run.status });
         return reply(409, {
           code: 6,
           message: `Workflow execution is already running. WorkflowId: ${id}`,

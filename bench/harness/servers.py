@@ -45,6 +45,9 @@ async def start_dev_server(run_dir: Path, timeout_s: float = 60.0) -> DevServer:
         "temporal",
         [str(TEMPORAL_CLI), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
          "--port", str(port), "--http-port", str(http_port), "--ui-port", str(ui_port),
+         # Completion callbacks to the edge on loopback, as `edgeflow dev` allows them.
+         "--dynamic-config-value",
+         'callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]',
          "--log-level", "error"],
         run_dir / "temporal.log",
     )

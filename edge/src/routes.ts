@@ -255,7 +255,7 @@ async function temporalHook(c: Ctx): Promise<Response> {
   if (!ev) return json(200, { status: "ignored" });
   const waiter = c.env.RUN_WAITER.get(c.env.RUN_WAITER.idFromName(ev.workflowId));
   if ((await waiter.claim(webhookId)) === "duplicate") return json(200, { status: "duplicate" });
-  c.exec.waitUntil(settle(c.env, c.temporal, ev.workflowId, (type) => !!c.catalog.get(type)));
+  c.exec.waitUntil(settle(c.env, c.temporal, ev.workflowId, { isServed: (type) => !!c.catalog.get(type), closed: false }));
   return json(200, { status: "accepted" });
 }
 
@@ -270,7 +270,7 @@ async function temporalCallback(c: Ctx): Promise<Response> {
   const workflowId = await verifyCallback(c.request, c.settings.callback, c.settings.temporal.namespace);
   // The body (the run's result or failure) is not needed: Temporal is asked instead.
   await drain(c.request);
-  c.exec.waitUntil(settle(c.env, c.temporal, workflowId, (type) => !!c.catalog.get(type)));
+  c.exec.waitUntil(settle(c.env, c.temporal, workflowId, { isServed: (type) => !!c.catalog.get(type), closed: true }));
   return json(200, { status: "accepted" });
 }
 

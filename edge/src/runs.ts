@@ -136,19 +136,40 @@ export async function waitForOutcome(
 }
 
 /**
- * Follows up a completion event for `workflowId`: waits (briefly) until
- * Temporal reports the run closed, then keeps how it ended in KV and wakes the
- * callers waiting on it. A run that does not close, or is not one the edge
- * serves, changes nothing. Runs after the event was answered (waitUntil).
+ * Follows up a completion event for `workflowId`: reads from Temporal how the
+ * run ended (waiting briefly for the close when the event may come before it,
+ * as the worker's webhook does), keeps that in KV and wakes the callers waiting
+ * on the run. A run that does not close, or is not one the edge serves, changes
+ * nothing. Runs after the event was answered (waitUntil).
  */
-export async function settle(env: Env, temporal: TemporalClient, workflowId: string, isServed: (type: string) => boolean): Promise<void> {
+export async function settle(
+  env: Env,
+  temporal: TemporalClient,
+  workflowId: string,
+  o: { isServed: (type: string) => boolean; closed: boolean },
+): Promise<void> {
   try {
     const stub = waiter(env, workflowId);
     if (await stub.delivered()) return;
-    const read = await temporal.waitForClose(workflowId, Date.now() + SETTLE_SECONDS * 1000);
-    if (!read) return;
-    const exec = await temporal.describe(workflowId);
-    if (!isTerminal(exec.status) || !isServed(exec.workflowType)) return;
+    let read: Outcome | undefined;
+    let exec: Execution | undefined;
+    if (o.closed) {
+      // Temporal calls back only once the run has closed: ask for its state and its close event at once
+      // (the latter is held by Temporal while the run is open, so it is dropped when the run turns out open).
+      const stop = new AbortController();
+      const close = temporal.closeEvent(workflowId, { wait: false, signal: stop.signal }).catch(() => null);
+      try {
+        exec = await temporal.describe(workflowId);
+      } finally {
+        if (!exec || !isTerminal(exec.status)) stop.abort();
+      }
+      read = (await close)?.outcome ?? undefined;
+    } else {
+      read = (await temporal.waitForClose(workflowId, Date.now() + SETTLE_SECONDS * 1000)) ?? undefined;
+      if (!read) return;
+      exec = await temporal.describe(workflowId);
+    }
+    if (!isTerminal(exec.status) || !o.isServed(exec.workflowType)) return;
     const writes: Promise<unknown>[] = [];
     const outcome = await closedOutcome(env, exec, temporal, (p) => writes.push(p), read);
     await Promise.all([stub.deliver(outcome), ...writes]);

@@ -75,14 +75,14 @@ describe("POST /v1/hooks/temporal-callback", () => {
     expect(r.body).toMatchObject({ status: "completed", result: { late: true } });
   });
 
-  it("records nothing while Temporal reports the run open (a token replayed from history), then Temporal's ending", async () => {
+  it("answers 200 and records nothing for a run Temporal reports open (a token replayed from history)", async () => {
     const run = up.temporal.seed({ workflowId: `order-${crypto.randomUUID()}`, type: "order" });
-    const answered = callback(run.workflowId, { Authorization: `Bearer ${await runToken(run.workflowId)}` });
-    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    const res = await callback(run.workflowId, { Authorization: `Bearer ${await runToken(run.workflowId)}` });
+    expect(res.status).toBe(200);
+    // Followed up (describe, close event) without waiting for a close that a genuine callback comes after.
+    expect(Date.now() - t0).toBeLessThan(1000);
     expect(await env.RUN_STATUS.get(`run:${run.workflowId}`)).toBeNull();
-    up.temporal.fail(run.workflowId, "declined");
-    expect((await answered).status).toBe(200);
-    expect(await env.RUN_STATUS.get(`run:${run.workflowId}`, "json")).toMatchObject({ status: "failed", error: { message: "declined" } });
   });
 
   const refusals: [string, () => Promise<Response>, number, string | undefined][] = [

@@ -321,7 +321,7 @@ export function idempotencyKey(h: Headers): string | null {
   v = v.trim();
   if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
   if (!/^[\x20-\x7e]{1,255}$/.test(v) || !v.trim()) {
-    throw problem("invalid-request", { detail: "Idempotency-Key must be 1 to 255 visible ASCII characters" });
+    throw problem("invalid-request", { detail: "Idempotency-Key must be 1 to 255 printable ASCII characters, not all spaces" });
   }
   return v;
 }

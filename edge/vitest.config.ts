@@ -18,6 +18,7 @@ const onConsoleLog = (log: string) => (process.env.EDGE_TEST_LOGS ? undefined : 
 
 export default defineConfig({
   test: {
+    onConsoleLog,
     projects: [
       {
         plugins: [
@@ -27,7 +28,7 @@ export default defineConfig({
             miniflare: { bindings: TEST_VARS },
           }),
         ],
-        test: { name: "workerd", include: ["test/**/*.test.ts"], exclude: ["test/**/*.node.test.ts"], testTimeout: 20_000, onConsoleLog },
+        test: { name: "workerd", include: ["test/**/*.test.ts"], exclude: ["test/**/*.node.test.ts"], testTimeout: 20_000 },
       },
       {
         test: { name: "node", include: ["test/**/*.node.test.ts"], environment: "node", testTimeout: 120_000 },

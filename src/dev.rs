@@ -28,6 +28,12 @@ use crate::telemetry::Telemetry;
 /// Custom search attributes the edge sets on every workflow it starts.
 pub const SEARCH_ATTRIBUTES: [&str; 2] = ["EdgeSubject", "EdgeRequestId"];
 
+/// Dynamic config that lets the dev server call the edge's completion callback on loopback over
+/// plain http (Temporal refuses every callback URL by default; docs/operations.md says what a
+/// production cluster needs).
+pub const CALLBACKS_ON_LOOPBACK: &str =
+    r#"callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]"#;
+
 /// A child process this command started; killed (TERM, then KILL) when dropped.
 struct Owned {
     name: &'static str,
@@ -118,6 +124,7 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
         .args(["--http-port", &dev.temporal_http_port.to_string()])
         .args(["--db-filename", &db.display().to_string()])
         .args(["--namespace", &settings.temporal.namespace])
+        .args(["--dynamic-config-value", CALLBACKS_ON_LOOPBACK])
         .args(["--log-level", "warn"]);
     for name in SEARCH_ATTRIBUTES {
         command.args(["--search-attribute", &format!("{name}=Keyword")]);
@@ -311,10 +318,31 @@ fn edge_temporal_vars(
     }
 }
 
-/// Starts the edge Worker in `wrangler dev`, trusting the dev issuer and signing secrets.
+/// The key of the edge's completion-callback tokens, made once per var dir (runs started before a
+/// restart keep callbacks the edge can still verify).
+fn callback_secret(var_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = var_dir.join("edge-callback.secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(secret.trim().to_string());
+    }
+    let mut key = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .map_err(|_| anyhow::anyhow!("generating the edge's callback key"))?;
+    let secret = format!(
+        "whsec_{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key)
+    );
+    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret)
+}
+
+/// Starts the edge Worker in `wrangler dev`, trusting the dev issuer and signing secrets; with
+/// `callbacks`, every start carries a completion callback to the edge (the Temporal server must
+/// allow it: the one `edgeflow dev` starts does).
 async fn start_edge(
     settings: &Settings,
     temporal_vars: Vec<(&'static str, String)>,
+    callbacks: bool,
 ) -> anyhow::Result<Owned> {
     let dev = &settings.dev;
     let edge_dir = PathBuf::from("edge");
@@ -350,6 +378,16 @@ async fn start_edge(
         ("WEBHOOK_SECRETS", secrets.join(" ")),
     ];
     vars.extend(temporal_vars);
+    if callbacks {
+        vars.push((
+            "CALLBACK_URL",
+            format!(
+                "http://127.0.0.1:{}/v1/hooks/temporal-callback",
+                dev.edge_port
+            ),
+        ));
+        vars.push(("CALLBACK_SECRETS", callback_secret(&var)?));
+    }
     let text: String = vars.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect();
     std::fs::write(&env_file, text).with_context(|| format!("writing {}", env_file.display()))?;
     let log_path = var.join("edge.log");
@@ -464,8 +502,16 @@ pub async fn run(
         Some((addr, _)) => format!("http://{addr} (the edge reaches Temporal through it)"),
         None => "(not started: dev.edge_transport = \"temporal_http\")".to_string(),
     };
+    // A reused server may not allow callbacks to the edge: then the edge relies on the worker's
+    // webhook and on long-polling the close event.
+    let callbacks = temporal.is_some();
+    if !callbacks {
+        eprintln!(
+            "[dev] completion callbacks off: the reused server may not allow them ({CALLBACKS_ON_LOOPBACK})"
+        );
+    }
     let edge = if dev.start_edge {
-        Some(start_edge(&settings, edge_temporal_vars(&settings, gateway)).await?)
+        Some(start_edge(&settings, edge_temporal_vars(&settings, gateway), callbacks).await?)
     } else {
         None
     };

@@ -37,6 +37,15 @@ export interface Settings {
   maxJsonDepth: number;
   /** HMAC keys of the completion webhook (several while rotating); empty disables the receiver. */
   webhookKeys: Uint8Array[];
+  /** Temporal's completion callbacks: attached to every start when set (see callback.ts). */
+  callback?: CallbackSettings;
+}
+
+export interface CallbackSettings {
+  /** Where Temporal reaches this edge's `/v1/hooks/temporal-callback`; `?wf=<workflow id>` is appended. */
+  url: string;
+  /** HMAC keys of the per-run tokens: the first signs, every one verifies (rotation). */
+  keys: Uint8Array[];
 }
 
 export type Loaded = { ok: true; settings: Settings } | { ok: false; errors: string[] };
@@ -154,17 +163,32 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
     }
   }
 
-  const webhookKeys: Uint8Array[] = [];
-  list("WEBHOOK_SECRETS").forEach((secret, i) => {
-    try {
-      const key = b64decode(secret.startsWith("whsec_") ? secret.slice(6) : secret);
-      if (key.length < 16) throw new Error();
-      webhookKeys.push(key);
-    } catch {
-      // The secret itself is never logged, only its position.
-      errors.push(`WEBHOOK_SECRETS: entry ${i + 1} is not whsec_<base64 of at least 16 bytes>`);
-    }
-  });
+  const keys = (k: string): Uint8Array[] =>
+    list(k).flatMap((secret, i) => {
+      try {
+        const key = b64decode(secret.startsWith("whsec_") ? secret.slice(6) : secret);
+        if (key.length < 16) throw new Error();
+        return [key];
+      } catch {
+        // The secret itself is never logged, only its position.
+        errors.push(`${k}: entry ${i + 1} is not whsec_<base64 of at least 16 bytes>`);
+        return [];
+      }
+    });
+  const webhookKeys = keys("WEBHOOK_SECRETS");
+
+  let callback: CallbackSettings | undefined;
+  const callbackUrl = str("CALLBACK_URL");
+  if (callbackUrl) {
+    const cu = url("CALLBACK_URL", callbackUrl);
+    if (cu && (cu.search || cu.hash)) errors.push("CALLBACK_URL: must have no query string or fragment (the edge appends ?wf=<workflow id>)");
+    // Temporal refuses callback URLs over 1000 characters; a workflow id takes up to ~600 escaped.
+    if (callbackUrl.length > 300) errors.push("CALLBACK_URL: longer than 300 characters");
+    if (cu && production && cu.protocol !== "https:") errors.push("CALLBACK_URL: must be https when ENVIRONMENT=production (the token travels in it)");
+    const callbackKeys = keys("CALLBACK_SECRETS");
+    if (!callbackKeys.length && !list("CALLBACK_SECRETS").length) errors.push("CALLBACK_SECRETS: missing (required with CALLBACK_URL)");
+    callback = { url: callbackUrl, keys: callbackKeys };
+  }
 
   const transport = str("TEMPORAL_TRANSPORT") || "temporal_http";
   const apiKey = str("TEMPORAL_API_KEY") || undefined;
@@ -206,6 +230,7 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
     maxBodyBytes: int("MAX_BODY_BYTES", 65536, 256, 10 * 1024 * 1024),
     maxJsonDepth: int("MAX_JSON_DEPTH", 32, 2, 512),
     webhookKeys,
+    callback,
   };
   return errors.length ? { ok: false, errors } : { ok: true, settings };
 }
@@ -241,6 +266,6 @@ function checkPermission(p: string, catalog: Catalog): string | null {
   if (wf === "*") return null;
   const def = catalog.get(wf);
   if (!def) return `names workflow ${wf}, which is not in the schema manifest`;
-  if (sig && sig !== "*" && !def.signals.has(sig)) return `names signal ${sig}, which ${wf} does not declare`;
+  if (sig && sig !== "*" && !def.message(sig)) return `names signal ${sig}, which ${wf} does not declare`;
   return null;
 }

@@ -536,7 +536,7 @@ pub async fn run(
          [dev] Try it (another terminal):\n\
          [dev]   target/debug/edgeflow start order --input @examples/order.json --wait\n\
          [dev]   curl -s -X POST {edge_url}/v1/workflows/order -H \"Authorization: Bearer $TOKEN\" \\\n\
-         [dev]        -H 'Prefer: wait=10' -H 'Content-Type: application/json' --data @examples/order.json\n\
+         [dev]        -H 'Prefer: wait=10' -H 'Content-Type: application/json' --data @examples/order-web.json\n\
          [dev] Ctrl-C stops everything this command started.\n",
         if edge.is_some() {
             edge_url.clone()

@@ -103,9 +103,16 @@ async function startOrReplay(
 ): Promise<{ workflowId: string; runId: string; replayed: Execution | null }> {
   const name = wf.name;
   const inputHash = await canonicalHash(input);
-  const workflowId = key
-    ? `${name}-${(await sha256Hex(`${caller.subject}\n${key}`)).slice(0, 32)}`
-    : `${name}-${crypto.randomUUID().replaceAll("-", "")}`;
+  // A run about one business object (an order) is named after it (the schema has checked the
+  // field is a safe id), so sending the same order again finds the same run; otherwise the
+  // Idempotency-Key names it, scoped to the caller.
+  const natural = wf.idField ? (input as Record<string, unknown>)[wf.idField] : undefined;
+  const workflowId =
+    typeof natural === "string"
+      ? `${name}-${natural}`
+      : key
+        ? `${name}-${(await sha256Hex(`${caller.subject}\n${key}`)).slice(0, 32)}`
+        : `${name}-${crypto.randomUUID().replaceAll("-", "")}`;
   const callback = c.settings.callback;
   try {
     const started = await c.temporal.start({
@@ -133,11 +140,19 @@ async function startOrReplay(
     if (callback && e instanceof TemporalError && e.kind === "rejected" && /callback|url/i.test(e.message)) {
       console.error(JSON.stringify({ level: "error", msg: "Temporal refuses the completion callback: allow CALLBACK_URL's host in the cluster's callback.allowedAddresses, or unset CALLBACK_URL", error: e.message }));
     }
-    if (!(key && e instanceof TemporalError && e.kind === "already-started")) throw e;
+    if (!((key || typeof natural === "string") && e instanceof TemporalError && e.kind === "already-started")) throw e;
     const existing = await c.temporal.describe(workflowId);
+    // Another caller's run (or one started outside the edge) says nothing about itself.
+    const visible = existing.memo.edge_subject === caller.subject || can(caller, c.settings, "read", name);
+    if (!visible) {
+      throw problem("already-started", { detail: `This ${wf.idField ?? "Idempotency-Key"} is already in use` });
+    }
     if (existing.memo.edge_input_sha256 !== inputHash) {
       throw problem("already-started", {
-        detail: "This Idempotency-Key was already used with a different input",
+        detail:
+          typeof natural === "string"
+            ? `${name} ${wf.idField} ${natural} already exists with a different input`
+            : "This Idempotency-Key was already used with a different input",
         headers: { Location: runPath(workflowId) },
         extra: { workflow_id: workflowId, run_id: existing.runId },
       });

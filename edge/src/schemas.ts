@@ -15,6 +15,8 @@ export interface Manifest {
   workflows: {
     name: string;
     task_queue: string;
+    /** The input field a run's workflow id is made from (`<name>-<value>`), e.g. `order_id`. */
+    workflow_id_from?: string | null;
     input?: string | null;
     signals?: { name: string; input?: string | null }[];
     updates?: { name: string; input?: string | null; result?: string | null }[];
@@ -34,6 +36,9 @@ export interface MessageDef {
 export interface WorkflowDef {
   name: string;
   taskQueue: string;
+  /** The input field that names the business object (an order id): the workflow id is
+   * `<name>-<value>`, so the same object is one run however often it is sent. */
+  idField: string | null;
   validator: Validator | null;
   /** What the input's schema cannot say (rules.ts), if anything. */
   rule: Rule | null;
@@ -70,6 +75,7 @@ export class Catalog {
       workflows.set(wf.name, {
         name: wf.name,
         taskQueue: wf.task_queue,
+        idField: wf.workflow_id_from ?? null,
         validator: load(wf.input),
         rule: RULES[wf.name] ?? null,
         signals,

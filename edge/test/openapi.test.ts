@@ -136,11 +136,12 @@ const scenarios: Scenario[] = [
   {
     op: "POST /v1/workflows/{name}",
     status: 409,
-    name: "key reused with another input",
+    name: "order id reused with another input",
     run: async () => {
-      const first = await read(await start({ headers: { "Idempotency-Key": "k" } }));
+      const input = order();
+      const first = await read(await start({ body: input, headers: { "Idempotency-Key": "k" } }));
       up.temporal.runs.get(first.body.workflow_id)!.requestId = "other";
-      return start({ body: order({ currency: "USD" }), headers: { "Idempotency-Key": "k" } });
+      return start({ body: { ...input, currency: "USD" }, headers: { "Idempotency-Key": "k" } });
     },
   },
   { op: "POST /v1/workflows/{name}", status: 413, name: "too large", run: () => start({ body: order({ order_id: "x".repeat(5000) }) }) },

@@ -23,7 +23,8 @@ describe("POST /v1/workflows/{name}", () => {
     const input = order();
     const r = await read(await start(input, { "X-Request-Id": "req-123" }));
     expect(r.status).toBe(202);
-    expect(r.body.workflow_id).toMatch(/^order-[0-9a-f]{32}$/);
+    // An order's run is named after its order id: the same order is one run.
+    expect(r.body.workflow_id).toBe(`order-${input.order_id}`);
     expect(r.headers.get("Location")).toBe(`/v1/runs/${r.body.workflow_id}`);
     expect(r.headers.get("X-Request-Id")).toBe("req-123");
     expect(r.body).toMatchObject({ status: "running", workflow_type: "order", links: { self: `/v1/runs/${r.body.workflow_id}` } });
@@ -120,7 +121,7 @@ describe("input validation", () => {
 
   const raw = (text: string) => call("/v1/workflows/order", { token, raw: text, headers: { "Content-Type": "application/json" } });
   const orderText = (amount: string, extra = "") =>
-    `{"order_id":"o-1","customer_email":"a@example.com","items":[{"sku":"S","quantity":1,"unit_price_cents":${amount}}],"amount_cents":${amount},"currency":"EUR"${extra}}`;
+    `{"order_id":"o-${crypto.randomUUID().slice(0, 8)}","customer_email":"a@example.com","items":[{"sku":"S","quantity":1,"unit_price_cents":${amount}}],"amount_cents":${amount},"currency":"EUR"${extra}}`;
 
   it("refuses integers past 2^53 - 1 instead of rounding them (JavaScript would store 9007199254740993 as …992)", async () => {
     for (const big of ["9007199254740993", "18446744073709551616", "1e20", "9007199254740992"]) {
@@ -236,25 +237,33 @@ describe("Idempotency-Key", () => {
     expect(up.temporal.runs.size).toBe(1);
   });
 
-  it("answers 409 pointing at the existing run when the key is reused with another input", async () => {
-    const first = await read(await start(order(), { "Idempotency-Key": "key-4" }));
+  it("answers 409 pointing at the existing run when the order id is reused with another input", async () => {
+    const input = order();
+    const first = await read(await start(input, { "Idempotency-Key": "key-4" }));
     up.temporal.runs.get(first.body.workflow_id)!.requestId = "other";
-    const clash = await read(await start(order({ currency: "USD" }), { "Idempotency-Key": "key-4" }));
+    const clash = await read(await start({ ...input, currency: "USD" }, { "Idempotency-Key": "key-4" }));
     expect(clash.status).toBe(409);
     expect(clash.body.type).toBe("urn:edgeflow:problem:already-started");
+    expect(clash.body.detail).toBe(`order order_id ${input.order_id} already exists with a different input`);
     expect(clash.headers.get("Location")).toBe(`/v1/runs/${first.body.workflow_id}`);
     expect(clash.body.workflow_id).toBe(first.body.workflow_id);
     expect(up.temporal.runs.size).toBe(1);
   });
 
-  it("derives the id from subject and key, so two callers' keys never collide", async () => {
+  it("replays the same order sent again without a key, and tells another caller nothing about it", async () => {
+    const input = order();
+    const first = await read(await start(input));
+    const again = await read(await start(input));
+    expect(again.status).toBe(202);
+    expect(again.headers.get("Idempotent-Replayed")).toBe("true");
+    expect(again.body.run_id).toBe(first.body.run_id);
     const other = await up.issuer.mint({ claims: { sub: "someone-else", roles: ["customer"] } });
-    const a = await read(await start(order(), { "Idempotency-Key": "shared" }));
-    const b = await read(await start(order(), { "Idempotency-Key": "shared" }, other));
-    expect(a.body.workflow_id).not.toBe(b.body.workflow_id);
-    const expected = await crypto.subtle.digest("SHA-256", new TextEncoder().encode("someone-else\nshared"));
-    const hex = [...new Uint8Array(expected)].map((x) => x.toString(16).padStart(2, "0")).join("");
-    expect(b.body.workflow_id).toBe(`order-${hex.slice(0, 32)}`);
+    const stranger = await read(await start(input, {}, other));
+    expect(stranger.status).toBe(409);
+    expect(stranger.body.detail).toBe("This order_id is already in use");
+    expect(stranger.headers.get("Location")).toBeNull();
+    expect(stranger.body.workflow_id).toBeUndefined();
+    expect(up.temporal.runs.size).toBe(1);
   });
 
   it("gives each request without a key its own run", async () => {

@@ -5,7 +5,7 @@ mod common;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, edgeflow, signal, wait_exit};
+use common::{InterruptOnDrop, KillOnDrop, edgeflow, signal, wait_exit};
 use edgeflow_testkit::tools::free_port;
 
 fn listening(port: u16) -> bool {
@@ -57,11 +57,13 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     ];
     let log = var.path().join("dev.log");
     let out = std::fs::File::create(&log).unwrap();
-    let mut dev = edgeflow(&["dev"], &env)
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .expect("edgeflow dev");
+    let mut dev = InterruptOnDrop(
+        edgeflow(&["dev"], &env)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("edgeflow dev"),
+    );
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
 
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -76,7 +78,7 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
             logs()
         );
         assert!(
-            dev.try_wait().unwrap().is_none(),
+            dev.0.try_wait().unwrap().is_none(),
             "edgeflow dev exited:\n{}",
             logs()
         );
@@ -171,8 +173,8 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         );
     }
 
-    signal(&dev, "INT");
-    let exit = wait_exit(&mut dev, Duration::from_secs(30))
+    signal(&dev.0, "INT");
+    let exit = wait_exit(&mut dev.0, Duration::from_secs(30))
         .unwrap_or_else(|| panic!("edgeflow dev did not stop:\n{}", logs()));
     assert!(exit.success(), "{exit}\n{}", logs());
     assert!(

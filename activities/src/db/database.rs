@@ -60,6 +60,32 @@ pub struct Database {
     pool: Pool,
 }
 
+/// Run the SQLite migrations, tolerating another worker migrating the same file at once.
+///
+/// PostgreSQL's migrator holds an advisory lock; SQLite's has no lock, so two workers starting
+/// together on one file can both try the same migration and one loses with a UNIQUE or
+/// "already exists" error. Each migration is one transaction, so the loser changed nothing:
+/// running the migrator again sees what the winner recorded and goes on from there.
+async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<(), DatabaseError> {
+    const ATTEMPTS: u32 = 10;
+    let mut migrator = sqlx::migrate!("./migrations/sqlite");
+    migrator.set_ignore_missing(true);
+    let mut attempt = 1;
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(
+                sqlx::migrate::MigrateError::Execute(_)
+                | sqlx::migrate::MigrateError::ExecuteMigration(..),
+            ) if attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(DatabaseError::Migrate(error)),
+        }
+    }
+}
+
 impl Database {
     /// Connect (creating a SQLite file and its folder if needed) and run the migrations that
     /// create the ledger and the sample `orders` table.
@@ -111,9 +137,7 @@ impl Database {
                     .connect_with(options)
                     .await
                     .map_err(DatabaseError::Connect)?;
-                let mut migrator = sqlx::migrate!("./migrations/sqlite");
-                migrator.set_ignore_missing(true);
-                migrator.run(&pool).await.map_err(DatabaseError::Migrate)?;
+                migrate_sqlite(&pool).await?;
                 Pool::Sqlite(pool)
             }
         };

@@ -52,10 +52,10 @@ mod runtime {
     use super::templates::Templates;
     use super::transport::{Outgoing, Transport};
     use super::{EmailSendInput, EmailSendOutput, EmailSettings};
-    use crate::db::Database;
+    use crate::db::{Database, LedgerConnection};
     use crate::metrics::Family;
     use crate::settings::is_identifier;
-    use crate::{ActivityMetrics, CallContext, Failure, Untrusted, names};
+    use crate::{ActivityMetrics, CallContext, Failure, IdempotencyKey, Untrusted, names};
 
     const LEDGER_KIND: &str = "email";
 
@@ -170,7 +170,11 @@ mod runtime {
             let rendered = self.templates.render(&input.template, &input.vars)?;
             let message_id = message::message_id(&key, &self.from);
 
-            if let Some(stored) = self.ledger.ledger_get(LEDGER_KIND, &key).await? {
+            // The ledger's connection is taken before anything is sent, so that once the server
+            // has accepted the message, recording it waits for nothing: under load the pool can
+            // be busy for seconds, and a worker that dies in that time sends the email twice.
+            let mut ledger = self.ledger.ledger_connection().await?;
+            if let Some(stored) = ledger.get(LEDGER_KIND, &key).await? {
                 let mut output: EmailSendOutput = serde_json::from_str(&stored)
                     .map_err(|e| Failure::Internal(format!("unreadable sent-ledger row: {e}")))?;
                 output.replayed = true;
@@ -178,39 +182,46 @@ mod runtime {
                 return Ok(output);
             }
 
-            let mime = message::build(
-                &self.from,
-                &recipients,
-                &rendered,
-                &message_id,
-                ctx.scheduled_at,
-            )?;
-            let provider_id = self
-                .transport
-                .send(Outgoing {
-                    key: &key,
-                    from: &self.from,
-                    recipients: &recipients,
-                    rendered: &rendered,
-                    message: mime,
-                })
-                .await?;
-            let output = EmailSendOutput {
-                message_id,
-                transport: self.transport.name().to_owned(),
-                provider_id,
-                replayed: false,
+            let mime = message::build(&self.from, &recipients, &rendered, &key, ctx.scheduled_at)?;
+            let outgoing = Outgoing {
+                key: key.clone(),
+                from: self.from.clone(),
+                recipients,
+                rendered,
+                message: mime,
             };
-            match serde_json::to_string(&output) {
-                Ok(json) => {
-                    if let Err(e) = self.ledger.ledger_put(LEDGER_KIND, &key, &json).await {
-                        tracing::error!(error = %e, message_id = %output.message_id,
-                            "sent, but could not record it in the sent-ledger; a retry would send again");
-                    }
+            // Sending and recording are one task of their own: if the activity is cancelled
+            // (its timeout, a shutdown's deadline) while the server is taking the message, the
+            // task still records the send the moment the server accepts it, instead of being
+            // dropped in between and leaving a retry to send again.
+            let transport = Arc::clone(&self.transport);
+            let sent = tokio::spawn(async move {
+                let provider_id = transport.send(outgoing).await?;
+                let output = EmailSendOutput {
+                    message_id,
+                    transport: transport.name().to_owned(),
+                    provider_id,
+                    replayed: false,
+                };
+                record(&mut ledger, &key, &output).await;
+                Ok(output)
+            });
+            sent.await
+                .map_err(|e| Failure::Internal(format!("the send task ended abnormally: {e}")))?
+        }
+    }
+
+    /// Writes the sent-ledger row. A failure is logged, not returned: the email went out, and
+    /// failing the activity would only make a retry send it again.
+    async fn record(ledger: &mut LedgerConnection, key: &IdempotencyKey, output: &EmailSendOutput) {
+        match serde_json::to_string(output) {
+            Ok(json) => {
+                if let Err(e) = ledger.put(LEDGER_KIND, key, &json).await {
+                    tracing::error!(error = %e, message_id = %output.message_id,
+                        "sent, but could not record it in the sent-ledger; a retry would send again");
                 }
-                Err(e) => tracing::error!(error = %e, "cannot serialise the send result"),
             }
-            Ok(output)
+            Err(e) => tracing::error!(error = %e, "cannot serialise the send result"),
         }
     }
 

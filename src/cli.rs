@@ -144,6 +144,18 @@ pub enum SchemaCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Check inputs as the worker checks them: one JSON text per line of FILE (or stdin), one
+    /// verdict per line on stdout (`{"ok":true}` or `{"ok":false,"errors":[{"path","message"}]}`);
+    /// exit 0 when every input is valid, 1 otherwise.
+    Check {
+        /// Workflow type name.
+        workflow: String,
+        /// Check a signal's or update's payload instead of the run's input.
+        #[arg(long)]
+        message: Option<String>,
+        /// JSON Lines; `-` or absent: stdin.
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

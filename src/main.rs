@@ -168,6 +168,41 @@ async fn run(cli: Cli) -> ExitCode {
             })
             .await
         }
+        Command::Schema {
+            command:
+                SchemaCommand::Check {
+                    workflow,
+                    message,
+                    file,
+                },
+        } => {
+            let result = match file.filter(|f| f.as_os_str() != "-") {
+                Some(path) => std::fs::File::open(&path)
+                    .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))
+                    .and_then(|f| {
+                        schema::check(
+                            &workflow,
+                            message.as_deref(),
+                            std::io::BufReader::new(f),
+                            std::io::stdout().lock(),
+                        )
+                    }),
+                None => schema::check(
+                    &workflow,
+                    message.as_deref(),
+                    std::io::stdin().lock(),
+                    std::io::stdout().lock(),
+                ),
+            };
+            match result {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("edgeflow: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Status { id, config } => with_settings(config, |s| operator::status(s, id)).await,
     }
 }

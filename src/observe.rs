@@ -5,13 +5,13 @@
 //!   line the activity writes inherits;
 //! - `edgeflow_activity_executions_total` and `edgeflow_activity_duration_seconds`, labelled by
 //!   family (the type name's prefix before the first `.`) and outcome;
-//! - the number in flight, which the shutdown drain reports.
+//! - `edgeflow_activities_in_flight` by task queue, and the outcome counts the shutdown drain
+//!   reports.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
 
-use edgeflow_activities::Outcome;
 use futures_util::FutureExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -25,14 +25,85 @@ use temporalio_sdk::interceptors::{
 };
 use tracing::Instrument;
 
-/// How an attempt ended, read from the activity's result (the label values are the families').
-fn outcome_of<T>(result: &Result<T, ActivityError>) -> Outcome {
-    match result {
-        Ok(_) | Err(ActivityError::WillCompleteAsync) => Outcome::Ok,
-        Err(ActivityError::Cancelled { .. }) => Outcome::Cancelled,
-        Err(ActivityError::Application(f)) if f.is_non_retryable() => Outcome::NonRetryable,
-        Err(_) => Outcome::Retryable,
+/// How an activity attempt ended, as this worker saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Completed in time.
+    Ok,
+    /// Failed; Temporal will retry.
+    Retryable,
+    /// Failed for good.
+    NonRetryable,
+    /// Ended at or after its deadline (start-to-close or schedule-to-close): Temporal has already
+    /// timed the attempt out, so whatever it returned is discarded. The SDK does not pass on why
+    /// an attempt was cancelled, so the deadline is what tells a timeout from a cancellation.
+    TimedOut,
+    /// Cancelled before its deadline: by its workflow, or by a shutdown's grace deadline.
+    Cancelled,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::Retryable,
+        Outcome::NonRetryable,
+        Outcome::TimedOut,
+        Outcome::Cancelled,
+    ];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Retryable => "retryable",
+            Outcome::NonRetryable => "non_retryable",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Cancelled => "cancelled",
+        }
     }
+
+    /// Reads the activity's result, and whether it ended past `deadline`.
+    fn of<T>(
+        result: &Result<T, ActivityError>,
+        deadline: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Self {
+        if deadline.is_some_and(|d| now >= d) {
+            return Outcome::TimedOut;
+        }
+        match result {
+            Ok(_) | Err(ActivityError::WillCompleteAsync) => Outcome::Ok,
+            Err(ActivityError::Cancelled { .. }) => Outcome::Cancelled,
+            Err(ActivityError::Application(f)) if f.is_non_retryable() => Outcome::NonRetryable,
+            Err(_) => Outcome::Retryable,
+        }
+    }
+}
+
+/// Attempts that ended since start, by outcome; the shutdown drain reports the difference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Finished {
+    pub completed: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub cancelled: u64,
+}
+
+impl std::ops::Sub for Finished {
+    type Output = Finished;
+    fn sub(self, earlier: Finished) -> Finished {
+        Finished {
+            completed: self.completed - earlier.completed,
+            failed: self.failed - earlier.failed,
+            timed_out: self.timed_out - earlier.timed_out,
+            cancelled: self.cancelled - earlier.cancelled,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    task_queue: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,9 +124,10 @@ pub struct Metrics {
     registry: Registry,
     executions: Family<Labels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
-    in_flight: Gauge,
-    /// Attempts that ended, by outcome, since start: read by the shutdown drain report.
-    finished: [AtomicU64; 4],
+    in_flight: Family<QueueLabels, Gauge>,
+    in_flight_total: AtomicI64,
+    /// Attempts that ended, by outcome (in [`Outcome::ALL`] order), since start.
+    finished: [AtomicU64; 5],
 }
 
 impl Metrics {
@@ -67,7 +139,7 @@ impl Metrics {
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
             ])
         });
-        let in_flight = Gauge::default();
+        let in_flight = Family::<QueueLabels, Gauge>::default();
         registry.register(
             "activity_executions",
             "Activity attempts run by this worker, by family, activity type and outcome",
@@ -80,7 +152,7 @@ impl Metrics {
         );
         registry.register(
             "activities_in_flight",
-            "Activity attempts running now",
+            "Activity attempts running now, by the task queue they came from",
             in_flight.clone(),
         );
         Arc::new(Self {
@@ -88,6 +160,7 @@ impl Metrics {
             executions,
             latency,
             in_flight,
+            in_flight_total: AtomicI64::new(0),
             finished: Default::default(),
         })
     }
@@ -107,22 +180,35 @@ impl Metrics {
                 outcome: outcome.as_str().to_string(),
             })
             .observe(elapsed.as_secs_f64());
-        let slot = match outcome {
-            Outcome::Ok => 0,
-            Outcome::Retryable => 1,
-            Outcome::NonRetryable => 2,
-            Outcome::Cancelled => 3,
-        };
-        self.finished[slot].fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = Outcome::ALL.iter().position(|o| *o == outcome) {
+            self.finished[slot].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
+    /// Attempts running now, on every task queue.
     pub fn in_flight(&self) -> i64 {
-        self.in_flight.get()
+        self.in_flight_total.load(Ordering::Relaxed)
     }
 
-    /// Attempts finished so far as (ok, retryable, non_retryable, cancelled).
-    pub fn finished(&self) -> [u64; 4] {
-        [0, 1, 2, 3].map(|i| self.finished[i].load(Ordering::Relaxed))
+    fn started(&self, task_queue: &str, by: i64) {
+        self.in_flight_total.fetch_add(by, Ordering::Relaxed);
+        self.in_flight
+            .get_or_create(&QueueLabels {
+                task_queue: task_queue.to_string(),
+            })
+            .inc_by(by);
+    }
+
+    /// Attempts finished so far.
+    pub fn finished(&self) -> Finished {
+        let [ok, retryable, non_retryable, timed_out, cancelled] =
+            self.finished.each_ref().map(|n| n.load(Ordering::Relaxed));
+        Finished {
+            completed: ok,
+            failed: retryable + non_retryable,
+            timed_out,
+            cancelled,
+        }
     }
 
     /// Prometheus text exposition of edgeflow's own metrics.
@@ -150,6 +236,8 @@ impl ActivityInboundInterceptor for ObserveActivities {
     ) -> ExecuteActivityOutput<'a> {
         let info = input.activity_info();
         let activity = info.activity_type.clone();
+        let task_queue = info.task_queue.clone();
+        let deadline = info.deadline;
         let span = tracing::info_span!(
             "activity",
             workflow_id = info.workflow_id.as_deref().unwrap_or(""),
@@ -160,16 +248,20 @@ impl ActivityInboundInterceptor for ObserveActivities {
         );
         let metrics = self.0.clone();
         async move {
-            metrics.in_flight.inc();
+            metrics.started(&task_queue, 1);
             let started = Instant::now();
             let result = next.run(input).await;
-            let outcome = outcome_of(&result);
-            metrics.in_flight.dec();
+            let outcome = Outcome::of(&result, deadline, SystemTime::now());
+            metrics.started(&task_queue, -1);
             metrics.record(&activity, outcome, started.elapsed());
             match (&result, outcome) {
                 (Err(e), Outcome::Retryable | Outcome::NonRetryable) => {
                     tracing::warn!(outcome = outcome.as_str(), error = ?e, "activity attempt failed")
                 }
+                (_, Outcome::TimedOut) => tracing::warn!(
+                    outcome = outcome.as_str(),
+                    "activity attempt ended after its deadline; Temporal has timed it out"
+                ),
                 _ => tracing::debug!(outcome = outcome.as_str(), "activity attempt ended"),
             }
             result
@@ -214,6 +306,43 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("# EOF"));
-        assert_eq!(m.finished(), [1, 1, 0, 1]);
+        assert_eq!(
+            m.finished(),
+            Finished {
+                completed: 1,
+                failed: 1,
+                timed_out: 0,
+                cancelled: 1
+            }
+        );
     }
+
+    #[test]
+    fn an_attempt_that_ends_past_its_deadline_timed_out_whatever_it_returned() {
+        let now = SystemTime::now();
+        let past = Some(now - std::time::Duration::from_secs(1));
+        let future = Some(now + std::time::Duration::from_secs(1));
+        let ok: Result<(), ActivityError> = Ok(());
+        let cancelled: Result<(), ActivityError> = Err(ActivityError::cancelled());
+        assert_eq!(Outcome::of(&ok, past, now), Outcome::TimedOut);
+        assert_eq!(Outcome::of(&cancelled, past, now), Outcome::TimedOut);
+        assert_eq!(Outcome::of(&ok, future, now), Outcome::Ok);
+        assert_eq!(Outcome::of(&cancelled, future, now), Outcome::Cancelled);
+        assert_eq!(Outcome::of(&cancelled, None, now), Outcome::Cancelled);
+    }
+}
+
+/// `edgeflow_workflow_signals_dropped_total`: signals a workflow dropped because their payload
+/// broke the input rules (counted by the workflows themselves, see `edgeflow_workflows::dropped`).
+pub fn render_dropped_signals() -> String {
+    let mut out = String::from(
+        "# HELP edgeflow_workflow_signals_dropped_total Signals dropped because their payload broke the input rules, by workflow type and signal.\n\
+         # TYPE edgeflow_workflow_signals_dropped_total counter\n",
+    );
+    for (workflow, signal, n) in edgeflow_workflows::dropped::signals() {
+        out.push_str(&format!(
+            "edgeflow_workflow_signals_dropped_total{{workflow=\"{workflow}\",signal=\"{signal}\"}} {n}\n"
+        ));
+    }
+    out
 }

@@ -18,17 +18,27 @@ use temporalio_common::protos::temporal::api::common::v1::Payload;
 
 use crate::settings::Settings;
 
-/// Parses `--input`: inline JSON, or `@path` to read JSON from a file.
-pub fn parse_input(arg: &str) -> anyhow::Result<serde_json::Value> {
-    let (text, origin) = match arg.strip_prefix('@') {
-        Some(path) => (
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading --input file {path}"))?,
-            format!("file {path}"),
-        ),
-        None => (arg.to_string(), "--input".to_string()),
-    };
-    serde_json::from_str(&text).with_context(|| format!("{origin} is not valid JSON"))
+/// Reads `--input`: inline JSON, or `@path` to read JSON from a file; the text as given.
+pub fn read_input(arg: &str) -> anyhow::Result<String> {
+    match arg.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading --input file {path}"))
+        }
+        None => Ok(arg.to_string()),
+    }
+}
+
+/// Refuses, before anything is sent, input the worker would refuse: the same rules and field
+/// paths. Workflows and messages the catalog does not know (another SDK's) are sent unchecked.
+fn check(
+    check: Option<edgeflow_workflows::catalog::Check>,
+    what: &str,
+    text: &str,
+) -> anyhow::Result<()> {
+    match check.map(|check| check(text.as_bytes())) {
+        Some(Err(e)) => bail!("{what} is invalid, nothing was sent: {e}"),
+        _ => Ok(()),
+    }
 }
 
 /// A JSON value as one Temporal payload (`json/plain`), the encoding every SDK reads.
@@ -78,7 +88,15 @@ pub async fn start(
     task_queue: Option<String>,
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
-    let input = parse_input(&input)?;
+    let text = read_input(&input)?;
+    let known = edgeflow_workflows::catalog::find(&workflow);
+    check(
+        known.map(|w| w.check_input),
+        &format!("the input of {workflow}"),
+        &text,
+    )?;
+    let input: serde_json::Value =
+        serde_json::from_str(&text).context("--input is not valid JSON")?;
     let task_queue = match task_queue {
         Some(q) => q,
         None => default_task_queue(&settings)?,
@@ -140,10 +158,24 @@ pub async fn signal(
     name: String,
     input: String,
 ) -> anyhow::Result<ExitCode> {
-    let input = parse_input(&input)?;
+    let text = read_input(&input)?;
     let client = client(&settings).await?;
-    client
-        .get_workflow_handle::<UntypedWorkflow>(id.clone())
+    let handle = client.get_workflow_handle::<UntypedWorkflow>(id.clone());
+    let workflow_type = handle
+        .describe(WorkflowDescribeOptions::default())
+        .await
+        .with_context(|| format!("describing workflow {id}"))?
+        .workflow_type()
+        .to_string();
+    let known = edgeflow_workflows::catalog::find(&workflow_type);
+    check(
+        known.and_then(|w| w.message_check(&name)),
+        &format!("the payload of {workflow_type}'s signal {name}"),
+        &text,
+    )?;
+    let input: serde_json::Value =
+        serde_json::from_str(&text).context("--input is not valid JSON")?;
+    handle
         .signal(
             UntypedSignal::new(name.clone()),
             RawValue::new(vec![json_payload(&input)]),

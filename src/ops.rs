@@ -110,6 +110,7 @@ async fn metrics_text(State(ops): State<Ops>) -> Response {
         }
     }
     body.push_str(&ops.metrics.render());
+    body.push_str(&crate::observe::render_dropped_signals());
     (
         [(
             header::CONTENT_TYPE,

@@ -142,6 +142,13 @@ impl EchoActivities {
     }
 }
 
+/// The task queue on which `service`'s `http.call`s wait for a worker that has a free call for
+/// that service: the workflow's queue, a `.`, and the service's name (`edgeflow.payments`).
+/// Every process that runs activities for `queue` polls it with `max_concurrent` slots.
+pub fn service_task_queue(queue: &str, service: &str) -> String {
+    format!("{queue}.{service}")
+}
+
 /// `settings.order`: hands the `order` workflow its settings, recorded in history.
 #[derive(Clone)]
 pub struct WorkflowSettingsActivities {
@@ -150,12 +157,27 @@ pub struct WorkflowSettingsActivities {
 
 #[activities]
 impl WorkflowSettingsActivities {
+    /// The settings, each job's call routed to its service's task queue (unless configured).
     #[activity(definition = edgeflow_workflows::order::OrderSettingsDefinition)]
     pub async fn order(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         _input: (),
     ) -> Result<OrderSettings, ActivityError> {
-        Ok(self.order.clone())
+        let mut order = self.order.clone();
+        // A local activity runs on the workflow's worker, with the workflow's task queue.
+        let queue = &ctx.info().task_queue;
+        for job in [
+            &mut order.reserve_inventory,
+            &mut order.charge_payment,
+            &mut order.notify_shipping,
+            &mut order.release_inventory,
+            &mut order.refund_payment,
+        ] {
+            if job.task_queue.is_none() {
+                job.task_queue = Some(service_task_queue(queue, &job.service));
+            }
+        }
+        Ok(order)
     }
 }

@@ -3,8 +3,10 @@
 //! Written from the Rust types (the workflow catalog and the activity contract), so the edge
 //! validates exactly what the worker accepts. Layout:
 //! - `manifest.json`: `workflows` (those callers at the edge may start: name, task queue, input,
-//!   result, signals, queries), `internal_workflows` (operator-only, same shape) and `activities`;
+//!   result, signals, updates, queries), `internal_workflows` (operator-only, same shape) and
+//!   `activities`;
 //! - `workflows/<name>.{input,result}.schema.json`, `workflows/<name>.<signal>.schema.json`,
+//!   `workflows/<name>.<update>.update.schema.json` and `.update-result.schema.json`,
 //!   `workflows/<name>.<query>.query.schema.json`;
 //! - `activities/<type>.{input,output}.schema.json`.
 
@@ -41,11 +43,16 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
             "result": put(format!("workflows/{}.result.schema.json", w.name), &w.result),
             "signals": w.signals.iter().map(|s| json!({
                 "name": s.name,
-                "input": put(format!("workflows/{}.{}.schema.json", w.name, s.name), &s.schema),
+                "input": put(format!("workflows/{}.{}.schema.json", w.name, s.name), &s.input),
+            })).collect::<Vec<_>>(),
+            "updates": w.updates.iter().map(|u| json!({
+                "name": u.name,
+                "input": put(format!("workflows/{}.{}.update.schema.json", w.name, u.name), &u.input),
+                "result": put(format!("workflows/{}.{}.update-result.schema.json", w.name, u.name), &u.result),
             })).collect::<Vec<_>>(),
             "queries": w.queries.iter().map(|q| json!({
                 "name": q.name,
-                "result": put(format!("workflows/{}.{}.query.schema.json", w.name, q.name), &q.schema),
+                "result": put(format!("workflows/{}.{}.query.schema.json", w.name, q.name), &q.result),
             })).collect::<Vec<_>>(),
         });
         if w.edge {
@@ -73,6 +80,44 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
     });
     files.insert("manifest.json".to_string(), pretty(&manifest));
     Ok(files)
+}
+
+/// `edgeflow schema check`: verdicts for each line of `input`, as the worker would decide them;
+/// `Ok(true)` when every line is valid.
+pub fn check(
+    workflow: &str,
+    message: Option<&str>,
+    input: impl std::io::BufRead,
+    mut out: impl std::io::Write,
+) -> anyhow::Result<bool> {
+    let spec = edgeflow_workflows::catalog::find(workflow)
+        .with_context(|| format!("no workflow called {workflow} is registered"))?;
+    let check = match message {
+        None => spec.check_input,
+        Some(name) => spec
+            .message_check(name)
+            .with_context(|| format!("{workflow} has no signal or update called {name}"))?,
+    };
+    let mut all_valid = true;
+    for line in input.split(b'\n') {
+        let line = line.context("reading the inputs")?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let verdict = match check(&line) {
+            Ok(()) => json!({ "ok": true }),
+            Err(e) => {
+                all_valid = false;
+                let errors: Vec<Value> =
+                    e.0.iter()
+                        .map(|p| json!({ "path": p.path, "message": p.message }))
+                        .collect();
+                json!({ "ok": false, "errors": errors })
+            }
+        };
+        writeln!(out, "{verdict}")?;
+    }
+    Ok(all_valid)
 }
 
 fn pretty(value: &Value) -> String {

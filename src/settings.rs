@@ -146,6 +146,9 @@ pub struct WorkerSettings {
     pub max_concurrent_local_activities: usize,
     pub workflow_pollers: usize,
     pub activity_pollers: usize,
+    /// How long a workflow task may wait on this worker's sticky queue, and, once the worker
+    /// has stopped, on the normal queue it is moved to, before the server times it out.
+    pub sticky_schedule_to_start_timeout_secs: u64,
     /// How often readiness asks the Temporal server whether it is reachable.
     pub readiness_check_secs: u64,
     /// Run `edgeflow schedules sync` before polling.
@@ -347,7 +350,9 @@ impl Settings {
 
     /// The effective settings as JSON with every secret shown as `[redacted]`.
     pub fn redacted(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        let mut tree = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        redact_credentials(&mut tree);
+        tree
     }
 
     pub fn ops_listen(&self) -> SocketAddr {
@@ -356,6 +361,43 @@ impl Settings {
             .listen
             .parse()
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9464)))
+    }
+}
+
+/// Besides the `Secret` settings (redacted by their own serialization), credentials hide in two
+/// places: static request headers (`services.NAME.headers`: API keys) and URLs (a password in the
+/// userinfo, a token in the query string). Their values are replaced wherever they appear.
+fn redact_credentials(value: &mut serde_json::Value) {
+    const REDACTED: &str = "[redacted]";
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key == "headers" {
+                    if let serde_json::Value::Object(headers) = child {
+                        for v in headers.values_mut() {
+                            *v = serde_json::Value::String(REDACTED.into());
+                        }
+                    }
+                } else {
+                    redact_credentials(child);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_credentials),
+        serde_json::Value::String(text) => {
+            if let Ok(mut url) = url::Url::parse(text) {
+                if url.has_host() && (url.password().is_some() || url.query().is_some()) {
+                    if url.password().is_some() {
+                        let _ = url.set_password(Some(REDACTED));
+                    }
+                    if url.query().is_some() {
+                        url.set_query(Some(REDACTED));
+                    }
+                    *text = url.to_string();
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -463,6 +505,12 @@ fn validate_worker(w: &WorkerSettings) -> Vec<SettingError> {
     // The SDK needs two workflow pollers when sticky queues are on (a cache size above 0).
     if w.workflow_pollers < 2 {
         out.push(problem("worker.workflow_pollers", "must be at least 2"));
+    }
+    if w.sticky_schedule_to_start_timeout_secs == 0 {
+        out.push(problem(
+            "worker.sticky_schedule_to_start_timeout_secs",
+            "must be at least 1",
+        ));
     }
     if w.readiness_check_secs == 0 {
         out.push(problem("worker.readiness_check_secs", "must be at least 1"));
@@ -837,6 +885,31 @@ mod tests {
         assert_eq!(
             s.temporal.api_key.as_ref().map(|k| k.expose_secret()),
             Some("sk-very-secret")
+        );
+    }
+
+    #[test]
+    fn config_check_redacts_header_values_and_url_credentials() {
+        let (_d, sources) = sources_with(
+            r#"
+[services.payments]
+base_url = "https://payments.example/api/"
+headers = { "X-Api-Key" = "key-in-a-header" }
+[webhooks.edge]
+url = "https://edge.example/v1/hooks/temporal?token=token-in-a-query"
+"#,
+            &[],
+        );
+        let s = Settings::load(&sources).expect("loads");
+        let printed = serde_json::to_string(&s.redacted()).unwrap();
+        for secret in ["key-in-a-header", "token-in-a-query"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        // What is not a credential stays readable.
+        assert!(printed.contains("X-Api-Key"), "{printed}");
+        assert!(
+            printed.contains("edge.example/v1/hooks/temporal"),
+            "{printed}"
         );
     }
 }

@@ -103,10 +103,23 @@ pub async fn run(
     }
     let activities = crate::registry::Activities::build(&settings).await?;
 
+    // Hashing the executable takes seconds for a large binary: once per process.
+    let build_id = settings
+        .worker
+        .build_id
+        .clone()
+        .unwrap_or_else(|| temporalio_common::worker::build_id_from_current_exe().to_string());
+    let common = Common {
+        settings: &settings,
+        identity: &identity,
+        build_id: &build_id,
+        metrics: &metrics,
+        activities: &activities,
+    };
     let mut workers = Vec::new();
     for queue in settings.task_queues.values() {
         let name = &queue.name;
-        let options = worker_options(&settings, name, queue, &identity, &metrics, &activities)?;
+        let options = worker_options(&common, name, queue)?;
         let worker = Worker::new(&runtime, client.clone(), options)
             .with_context(|| format!("creating the worker for task queue {name}"))?;
         tracing::info!(
@@ -115,6 +128,18 @@ pub async fn run(
             "registered task queue"
         );
         workers.push(worker);
+        if !queue.runs.activities() {
+            continue;
+        }
+        for (service, limits) in &settings.services.services {
+            let service_queue = crate::registry::service_task_queue(name, service);
+            let slots = limits.max_concurrent.max(1) as usize;
+            let options = service_worker_options(&common, &service_queue, queue, slots)?;
+            let worker = Worker::new(&runtime, client.clone(), options)
+                .with_context(|| format!("creating the worker for task queue {service_queue}"))?;
+            tracing::info!(task_queue = %service_queue, %service, slots, "registered service task queue");
+            workers.push(worker);
+        }
     }
     let shutdowns: Vec<Box<dyn Fn()>> = workers
         .iter()
@@ -174,20 +199,21 @@ pub async fn run(
     readiness.set_not_ready("stopped");
 
     if let Some((in_flight, before, took)) = drain {
-        let after = metrics.finished();
-        let ended: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+        let ended = metrics.finished() - before;
         tracing::info!(
             in_flight_at_signal = in_flight,
-            completed = ended[0],
-            failed = ended[1] + ended[2],
-            cancelled = ended[3],
+            completed = ended.completed,
+            failed = ended.failed,
+            timed_out = ended.timed_out,
+            cancelled = ended.cancelled,
             took_ms = took.as_millis() as u64,
-            "drained: {} activit{} in flight at shutdown, {} completed, {} failed, {} cancelled after the grace period",
+            "drained: {} activit{} in flight at shutdown, {} completed, {} failed, {} timed out, {} cancelled at the grace deadline",
             in_flight,
             if in_flight == 1 { "y" } else { "ies" },
-            ended[0],
-            ended[1] + ended[2],
-            ended[3],
+            ended.completed,
+            ended.failed,
+            ended.timed_out,
+            ended.cancelled,
         );
     }
     activities.close().await;
@@ -200,23 +226,21 @@ pub async fn run(
     Ok(())
 }
 
-fn worker_options(
-    settings: &Settings,
-    name: &str,
-    queue: &TaskQueueSettings,
-    identity: &str,
-    metrics: &Arc<Metrics>,
-    activities: &crate::registry::Activities,
-) -> anyhow::Result<WorkerOptions> {
-    let w = &settings.worker;
-    let build_id = w
-        .build_id
-        .clone()
-        .unwrap_or_else(|| temporalio_common::worker::build_id_from_current_exe().to_string());
-    let deployment = WorkerDeploymentOptions::new(
+/// What every SDK worker of this process shares.
+struct Common<'a> {
+    settings: &'a Settings,
+    identity: &'a str,
+    build_id: &'a str,
+    metrics: &'a Arc<Metrics>,
+    activities: &'a crate::registry::Activities,
+}
+
+fn deployment(common: &Common) -> WorkerDeploymentOptions {
+    let w = &common.settings.worker;
+    WorkerDeploymentOptions::new(
         WorkerDeploymentVersion::builder()
             .deployment_name(w.deployment_name.clone().unwrap_or_default())
-            .build_id(build_id)
+            .build_id(common.build_id.to_string())
             .build(),
     )
     .use_worker_versioning(w.use_worker_versioning)
@@ -224,7 +248,16 @@ fn worker_options(
         w.use_worker_versioning
             .then_some(temporalio_common::worker::VersioningBehavior::AutoUpgrade),
     )
-    .build();
+    .build()
+}
+
+fn worker_options(
+    common: &Common,
+    name: &str,
+    queue: &TaskQueueSettings,
+) -> anyhow::Result<WorkerOptions> {
+    let settings = common.settings;
+    let w = &settings.worker;
     let slots =
         |own: Option<usize>, default: usize| FixedSizeSlotSupplier::new(own.unwrap_or(default));
     let tuner = TunerHolder::builder()
@@ -242,9 +275,12 @@ fn worker_options(
         .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
         .build();
     let mut options = WorkerOptions::new(name)
-        .deployment_options(deployment)
-        .client_identity_override(identity.to_string())
+        .deployment_options(deployment(common))
+        .client_identity_override(common.identity.to_string())
         .max_cached_workflows(w.max_cached_workflows)
+        .sticky_queue_schedule_to_start_timeout(Duration::from_secs(
+            w.sticky_schedule_to_start_timeout_secs,
+        ))
         .tuner(tuner)
         .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(
             queue.workflow_pollers.unwrap_or(w.workflow_pollers),
@@ -254,15 +290,48 @@ fn worker_options(
         ))
         .maybe_max_worker_activities_per_second(queue.max_activities_per_sec)
         .graceful_shutdown_period(Duration::from_secs(settings.shutdown.grace_period_secs))
-        .activity_inbound_interceptor(ObserveActivities(metrics.clone()))
+        .activity_inbound_interceptor(ObserveActivities(common.metrics.clone()))
         .build();
     if queue.runs.workflows() {
         crate::registry::register_workflows(&mut options)
             .with_context(|| format!("registering workflows on task queue {name}"))?;
     }
     if queue.runs.activities() {
-        activities.register(&mut options);
+        common.activities.register(&mut options);
     }
+    Ok(options)
+}
+
+/// An activities-only worker on a service's task queue: it takes no more of that service's calls
+/// than the service's `max_concurrent` lets run, so the rest wait in Temporal, not in the worker.
+fn service_worker_options(
+    common: &Common,
+    service_queue: &str,
+    queue: &TaskQueueSettings,
+    slots: usize,
+) -> anyhow::Result<WorkerOptions> {
+    let settings = common.settings;
+    let w = &settings.worker;
+    let tuner = TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .build();
+    let pollers = queue
+        .activity_pollers
+        .unwrap_or(w.activity_pollers)
+        .min(slots);
+    let mut options = WorkerOptions::new(service_queue)
+        .deployment_options(deployment(common))
+        .client_identity_override(common.identity.to_string())
+        .tuner(tuner)
+        .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(pollers.max(1)))
+        .maybe_max_worker_activities_per_second(queue.max_activities_per_sec)
+        .graceful_shutdown_period(Duration::from_secs(settings.shutdown.grace_period_secs))
+        .activity_inbound_interceptor(ObserveActivities(common.metrics.clone()))
+        .build();
+    common.activities.register(&mut options);
     Ok(options)
 }
 

@@ -598,3 +598,325 @@ async fn first_attempt_failures_of_db_email_and_webhook_are_retried_into_one_sid
         "webhook.notify was not retried"
     );
 }
+
+// ── Untrusted input: nothing a client sends can wedge a run ───────────────────────────────────
+// Payloads go in through Temporal's HTTP API with their bytes exactly as a careless or hostile
+// client (another SDK, the CLI) would send them: no client library re-encodes them on the way.
+
+impl Stack {
+    fn payloads(raw: &str) -> serde_json::Value {
+        serde_json::json!({"payloads": [{
+            "metadata": {"encoding": "anNvbi9wbGFpbg=="},
+            "data": base64::engine::general_purpose::STANDARD.encode(raw.as_bytes()),
+        }]})
+    }
+
+    fn http_api(&self, path: &str) -> String {
+        format!(
+            "{}/api/v1/namespaces/default/workflows/{path}",
+            self.server.http_url()
+        )
+    }
+
+    async fn start_raw(&self, id: &str, raw_input: &str) {
+        let res = reqwest::Client::new()
+            .post(self.http_api(id))
+            .json(&serde_json::json!({
+                "workflowId": id,
+                "workflowType": {"name": "order"},
+                "taskQueue": {"name": self.queue},
+                "input": Self::payloads(raw_input),
+            }))
+            .send()
+            .await
+            .expect("start");
+        assert!(res.status().is_success(), "{:?}", res.text().await);
+    }
+
+    async fn signal_raw(&self, id: &str, name: &str, raw: &str) {
+        let res = reqwest::Client::new()
+            .post(self.http_api(&format!("{id}/signal/{name}")))
+            .json(&serde_json::json!({"input": Self::payloads(raw)}))
+            .send()
+            .await
+            .expect("signal");
+        assert!(res.status().is_success(), "{:?}", res.text().await);
+    }
+
+    /// An update through the HTTP API, waiting for its outcome (the answer the edge relays).
+    async fn update_raw(&self, id: &str, name: &str, raw: &str) -> serde_json::Value {
+        let update_id = format!("{name}-{}", rand_suffix());
+        loop {
+            let res = reqwest::Client::new()
+                .post(self.http_api(&format!("{id}/update/{name}")))
+                .json(&serde_json::json!({
+                    "request": {"meta": {"updateId": update_id, "identity": "test"},
+                                "input": {"args": Self::payloads(raw)}},
+                    "waitPolicy": {"lifecycleStage": "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"},
+                }))
+                .send()
+                .await
+                .expect("update");
+            let status = res.status();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            if !status.is_success() || body.get("outcome").is_some() {
+                return serde_json::json!({"http": status.as_u16(), "body": body});
+            }
+        }
+    }
+
+    fn task_failures(&self, id: &str) -> Vec<serde_json::Value> {
+        history(&self.server.address(), id)
+            .into_iter()
+            .filter(|e| {
+                e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_FAILED"
+                    || e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT"
+            })
+            .collect()
+    }
+}
+
+fn rand_suffix() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// An order as raw JSON text, with `amount` written exactly as given (`9470.0`, `1e20`, …).
+fn raw_order(order_id: &str, amount: &str, name: &str) -> String {
+    format!(
+        r#"{{"order_id":"{order_id}","customer_email":"ada@example.com","customer_name":"{name}","items":[{{"sku":"s","quantity":1,"unit_price_cents":{amount}}}],"amount_cents":{amount},"currency":"EUR"}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_that_breaks_the_rules_fails_the_run_at_once_naming_the_field() {
+    let stack = Stack::up("order-untrusted").await;
+    services_answer(&stack.mocks).await;
+    let _worker = stack.worker().await;
+    let cases = [
+        (
+            "too-big",
+            raw_order("o-big", "18446744073709551616", "Ada"),
+            "$.amount_cents",
+        ),
+        (
+            "exponent",
+            raw_order("o-exp", "1e20", "Ada"),
+            "$.amount_cents",
+        ),
+        (
+            "surrogate",
+            raw_order("o-sur", "2500", r"\ud800"),
+            "$.customer_name",
+        ),
+        (
+            "local-email",
+            raw_order("o-mail", "2500", "Ada").replace("ada@example.com", "a@localhost"),
+            "$.customer_email",
+        ),
+        (
+            "no-approver-field",
+            raw_order("o-extra", "2500", "Ada")
+                .replace(r#""currency""#, r#""colour":"red","currency""#),
+            "$.colour",
+        ),
+    ];
+    for (id, raw, _) in &cases {
+        stack.start_raw(id, raw).await;
+    }
+    // What JSON Schema calls an integer is one: 9470.0 from the Python SDK is accepted.
+    stack
+        .start_raw("float", &raw_order("o-float", "9470.0", "Ada"))
+        .await;
+
+    for (id, _, field) in &cases {
+        let status = stack.ended(id, Duration::from_secs(30)).await;
+        assert_eq!(status["status"], "failed", "{id}: {status}");
+        let error = status["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("invalid order") && error.contains(field),
+            "{id}: the reason does not name {field}: {error}"
+        );
+        assert_eq!(
+            stack.task_failures(id),
+            Vec::<serde_json::Value>::new(),
+            "{id}"
+        );
+        assert_eq!(
+            stack.order_rows(&format!("o-{}", &id[..3])).await,
+            0,
+            "{id}"
+        );
+    }
+    let float = stack.ended("float", Duration::from_secs(30)).await;
+    assert_eq!(float["status"], "completed", "{float}");
+    assert_eq!(float["result"]["order_id"], "o-float");
+
+    // The completion event names the field too.
+    let events = stack.webhook_events().await;
+    let failed = events
+        .iter()
+        .find(|(_, e)| e["data"]["workflow_id"] == "surrogate")
+        .expect("a completion event for the refused order");
+    assert_eq!(failed.1["type"], "workflow.failed");
+    assert!(
+        failed.1["data"]["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("$.customer_name"),
+        "{failed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_that_breaks_the_rules_is_dropped_and_a_later_decision_still_counts() {
+    let stack = Stack::up("order-bad-signal").await;
+    services_answer(&stack.mocks).await;
+    let worker = stack.worker().await;
+    stack.start_order("wedge-1", &order("ord-wedge", 250_000));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // No approver (what the Python SDK or the temporal CLI would send), then a lone surrogate.
+    stack
+        .signal_raw("wedge-1", "approve", r#"{"reason":"ok"}"#)
+        .await;
+    stack
+        .signal_raw(
+            "wedge-1",
+            "approve",
+            r#"{"approver":"boss","reason":"\ud800"}"#,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Queries still answer: the run is not wedged.
+    let out = stack.cli(&["status", "wedge-1"]);
+    assert!(out.status.success(), "{out:?}");
+    // `edgeflow signal` refuses the same payload before sending anything.
+    let out = stack.cli(&[
+        "signal",
+        "wedge-1",
+        "approve",
+        "--input",
+        r#"{"reason":"ok"}"#,
+    ]);
+    assert!(
+        !out.status.success(),
+        "edgeflow signal sent an invalid payload"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("$.approver: is required"), "{stderr}");
+
+    stack
+        .signal_raw(
+            "wedge-1",
+            "approve",
+            r#"{"approver":"boss","reason":"fine"}"#,
+        )
+        .await;
+    let approved = stack.ended("wedge-1", Duration::from_secs(30)).await;
+    assert_eq!(approved["status"], "completed", "{approved}");
+    assert_eq!(
+        approved["result"]["approval"],
+        serde_json::json!({"state": "approved", "approver": "boss", "reason": "fine"})
+    );
+    assert_eq!(
+        stack.task_failures("wedge-1"),
+        Vec::<serde_json::Value>::new()
+    );
+    let signals = history(&stack.server.address(), "wedge-1")
+        .iter()
+        .filter(|e| e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED")
+        .count();
+    assert_eq!(
+        signals, 3,
+        "edgeflow signal must not have sent its invalid payload"
+    );
+    let (_, metrics) = worker.ops_get("/metrics");
+    assert!(
+        metrics.contains(
+            r#"edgeflow_workflow_signals_dropped_total{workflow="order",signal="approve"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        worker.logs().contains("signal dropped"),
+        "no warning was logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_as_updates_answer_the_approver_and_let_nothing_invalid_in() {
+    let stack = Stack::up("order-update").await;
+    services_answer(&stack.mocks).await;
+    let _worker = stack.worker().await;
+    stack.start_order("upd-1", &order("ord-upd", 250_000));
+    stack.start_order("upd-small", &order("ord-upd-small", 2_500));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    let invalid = stack
+        .update_raw("upd-1", "approve", r#"{"reason":"ok"}"#)
+        .await;
+    let failure = &invalid["body"]["outcome"]["failure"];
+    assert!(
+        failure["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("invalid input: $.approver: is required"),
+        "{invalid}"
+    );
+    let surrogate = stack
+        .update_raw("upd-1", "approve", r#"{"approver":"\ud800"}"#)
+        .await;
+    assert!(
+        surrogate["body"]["outcome"]["failure"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("$.approver: is not well-formed Unicode"),
+        "{surrogate}"
+    );
+
+    let applied = stack
+        .update_raw("upd-1", "approve", r#"{"approver":"boss","reason":"ok"}"#)
+        .await;
+    assert_eq!(
+        applied["body"]["outcome"]["success"],
+        serde_json::json!([{"state": "approved", "approver": "boss", "reason": "ok"}]),
+        "{applied}"
+    );
+    let again = stack
+        .update_raw("upd-1", "reject", r#"{"approver":"other"}"#)
+        .await;
+    assert_eq!(
+        again["body"]["outcome"]["failure"]["message"], "the order was already approved",
+        "{again}"
+    );
+    let small = stack
+        .update_raw("upd-small", "approve", r#"{"approver":"boss"}"#)
+        .await;
+    let message = small["body"]["outcome"]["failure"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message == "this order does not need approval" || small["http"] == 404,
+        "{small}"
+    );
+
+    let approved = stack.ended("upd-1", Duration::from_secs(30)).await;
+    assert_eq!(approved["status"], "completed", "{approved}");
+    // Rejected updates leave nothing in the history; the accepted one is there once.
+    let events = history(&stack.server.address(), "upd-1");
+    let accepted = events
+        .iter()
+        .filter(|e| e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED")
+        .count();
+    assert_eq!(accepted, 1);
+    assert!(!serde_json::to_string(&events).unwrap().contains("other"));
+    let closed = stack
+        .update_raw("upd-1", "reject", r#"{"approver":"late"}"#)
+        .await;
+    assert_eq!(closed["http"], 404, "{closed}");
+}

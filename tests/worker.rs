@@ -185,7 +185,7 @@ fn sigterm_drains_an_in_flight_activity_and_leaves_a_clean_history() {
     let logs = worker.logs();
     assert!(
         logs.contains(
-            "drained: 1 activity in flight at shutdown, 1 completed, 0 failed, 0 cancelled"
+            "drained: 1 activity in flight at shutdown, 1 completed, 0 failed, 0 timed out, 0 cancelled at the grace deadline"
         ),
         "{logs}"
     );
@@ -266,7 +266,39 @@ fn an_activity_still_running_after_the_grace_period_is_cancelled() {
     assert!(status.success(), "exit status {status}\n{}", worker.logs());
     assert!(
         worker.logs().contains(
-            "drained: 1 activity in flight at shutdown, 0 completed, 0 failed, 1 cancelled"
+            "drained: 1 activity in flight at shutdown, 0 completed, 0 failed, 0 timed out, 1 cancelled at the grace deadline"
+        ),
+        "{}",
+        worker.logs()
+    );
+}
+
+#[test]
+fn the_drain_log_counts_what_finished_within_the_grace_period_and_what_was_cancelled_at_it() {
+    let server = DevServer::start().expect("dev server");
+    let queue = unique_queue("drain-log");
+    let mut worker = WorkerProcess::spawn(
+        &server.address(),
+        &queue,
+        &[("EDGEFLOW__SHUTDOWN__GRACE_PERIOD_SECS", "3".to_string())],
+    );
+    worker.wait_readyz(200, Duration::from_secs(60));
+    for (id, delay) in [("echo-quick", 1000), ("echo-stuck", 60000)] {
+        let input = format!(r#"{{"message":"{id}","delay_ms":{delay}}}"#);
+        let out = start_echo(&server, &queue, id, &input, false);
+        assert!(out.status.success(), "{out:?}");
+        wait_for_log(
+            &worker,
+            &format!("echo delay_ms={delay}"),
+            Duration::from_secs(20),
+        );
+    }
+    worker.signal("TERM");
+    let status = worker.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "exit status {status}\n{}", worker.logs());
+    assert!(
+        worker.logs().contains(
+            "drained: 2 activities in flight at shutdown, 1 completed, 0 failed, 0 timed out, 1 cancelled at the grace deadline"
         ),
         "{}",
         worker.logs()

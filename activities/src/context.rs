@@ -27,6 +27,8 @@ pub struct CallContext {
     pub workflow_id: String,
     /// Workflow run id (empty outside a workflow).
     pub run_id: String,
+    /// Workflow type name (empty outside a workflow).
+    pub workflow_type: String,
     /// Registered activity type, e.g. `http.call`.
     pub activity_type: String,
     /// Attempt number, from 1.
@@ -73,6 +75,7 @@ impl CallContext {
                 .clone()
                 .unwrap_or_else(|| format!("activity:{}", info.activity_id)),
             run_id: info.workflow_run_id.clone().unwrap_or_default(),
+            workflow_type: info.workflow_type.clone().unwrap_or_default(),
             activity_type: info.activity_type.clone(),
             attempt: info.attempt,
             scheduled_at: info.scheduled_time.unwrap_or_else(SystemTime::now),
@@ -87,6 +90,7 @@ impl CallContext {
         Self {
             workflow_id: workflow_id.into(),
             run_id: run_id.into(),
+            workflow_type: String::new(),
             activity_type: String::new(),
             attempt: 1,
             scheduled_at: SystemTime::now(),
@@ -99,6 +103,12 @@ impl CallContext {
     }
 
     /// The same caller on attempt `attempt`.
+    /// The workflow type the context reports (detached contexts have none).
+    pub fn with_workflow_type(mut self, workflow_type: impl Into<String>) -> Self {
+        self.workflow_type = workflow_type.into();
+        self
+    }
+
     pub fn with_attempt(mut self, attempt: u32) -> Self {
         self.attempt = attempt;
         self
@@ -202,9 +212,13 @@ impl CallContext {
 
 /// Input that did not decode into the activity's input type: counted, logged, and returned as
 /// a non-retryable failure.
-pub(crate) fn invalid_input(metrics: &ActivityMetrics, family: Family, message: String) -> Failure {
+pub(crate) fn invalid_input(
+    metrics: &ActivityMetrics,
+    family: Family,
+    error: crate::InputError,
+) -> Failure {
     metrics.record(family, Outcome::NonRetryable, Duration::ZERO);
-    let failure = Failure::InvalidInput(message);
+    let failure = Failure::InvalidInput(error.to_string());
     tracing::warn!(outcome = Outcome::NonRetryable.as_str(), error = %failure, "activity failed");
     failure
 }

@@ -16,7 +16,8 @@
 //! - [`settings`]: the validation error type every settings check reports;
 //! - [`context`]: what an activity knows about its caller (workflow id, attempt, heartbeats,
 //!   cancellation), from Temporal or built by hand in tests;
-//! - [`Untrusted`]: input decoding that turns malformed input into a non-retryable failure.
+//! - [`Untrusted`]: input from any client, checked against its type's JSON Schema without ever
+//!   failing to decode (workflow inputs, signal and update payloads, activity inputs).
 //!
 //! Without the default `runtime` feature only the contract is built: the [`Activity`]
 //! definitions (type names with input and output types) that workflows call, and the input and
@@ -53,7 +54,7 @@ pub use idempotency::IdempotencyKey;
 pub use metrics::{ActivityMetrics, Outcome};
 #[cfg(feature = "runtime")]
 pub use settings::SettingError;
-pub use untrusted::Untrusted;
+pub use untrusted::{InputError, InputProblem, MAX_SAFE_INTEGER, Untrusted};
 
 use temporalio_common::ActivityError;
 use temporalio_macros::activity_definitions;

@@ -49,7 +49,7 @@ fn activities(
 }
 
 fn ctx() -> CallContext {
-    CallContext::detached("order-o-1001", "run-9")
+    CallContext::detached("order-o-1001", "run-9").with_workflow_type("OrderWorkflow")
 }
 
 fn progress(step: &str) -> WebhookNotifyInput {
@@ -137,6 +137,44 @@ async fn events_are_signed_per_standard_webhooks_with_the_contract_body() {
     tampered.body = br#"{"type":"workflow.completed","timestamp":"x","data":{}}"#.to_vec();
     assert!(verify(OLD_SECRET, &tampered).is_err());
     assert_eq!(metrics.calls(Family::Webhook, Outcome::Ok), 1);
+}
+
+/// A run cannot report another run's outcome: the identity fields come from the caller.
+#[tokio::test]
+async fn a_completion_event_names_the_run_that_sent_it_whatever_the_input_says() {
+    let server = receiver(204).await;
+    let (hooks, _) = activities(
+        format!("{}/v1/hooks/temporal", server.uri()),
+        vec![OLD_SECRET.into()],
+        5.0,
+    );
+    let forged = WorkflowCompletion {
+        workflow_id: "order-victim".into(),
+        run_id: "victim-run".into(),
+        workflow_type: "order".into(),
+        status: CompletionStatus::Completed,
+        result: Some(json!({"forged": true})),
+        error: None,
+    };
+    hooks
+        .deliver_event(
+            &ctx(),
+            WebhookNotifyInput::completion("completed", "edge", &forged),
+        )
+        .await
+        .unwrap();
+    let r = &server.received_requests().await.unwrap()[0];
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["data"]["workflow_id"], "order-o-1001");
+    assert_eq!(body["data"]["run_id"], "run-9");
+    assert_eq!(body["data"]["workflow_type"], "OrderWorkflow");
+
+    // Other event types pass through as given; a completion whose data is not an object is refused.
+    let mut odd = progress("not-an-object");
+    odd.event_type = "workflow.completed".into();
+    odd.data = json!("done");
+    let err = hooks.deliver_event(&ctx(), odd).await.unwrap_err();
+    assert!(matches!(err, Failure::InvalidInput(_)), "{err:?}");
 }
 
 #[tokio::test]

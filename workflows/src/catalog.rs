@@ -1,14 +1,20 @@
 //! Every workflow's public contract in one list: type name, whether the edge may start it, and
-//! the JSON Schemas of its input, result, signals and queries. `edgeflow schema export` writes it
+//! the JSON Schemas of its input, result, signals, updates and queries. `edgeflow schema export` writes it
 //! out for the edge; names come from the workflow definitions themselves, never spelled twice.
 
+use edgeflow_activities::{InputError, Untrusted};
 use schemars::{JsonSchema, Schema, schema_for};
-use temporalio_common::{QueryDefinition, SignalDefinition};
+use serde::de::DeserializeOwned;
+use temporalio_common::{QueryDefinition, SignalDefinition, UpdateDefinition};
 
 use crate::echo::{EchoInput, EchoWorkflow};
 use crate::fanout::{FanoutInput, FanoutWorkflow};
 use crate::order::{OrderInput, OrderResult, OrderWorkflow};
 use crate::report::{ReportInput, ReportResult, ReportWorkflow};
+
+/// Checks JSON text exactly as the worker checks that input when it arrives: the same rules,
+/// the same field paths (`edgeflow schema check`, and the operator commands before they send).
+pub type Check = fn(&[u8]) -> Result<(), InputError>;
 
 /// One workflow's contract.
 pub struct WorkflowSpec {
@@ -16,34 +22,100 @@ pub struct WorkflowSpec {
     /// Callers at the edge may start it; others are for operators (`edgeflow start`).
     pub edge: bool,
     pub input: Schema,
+    pub check_input: Check,
     pub result: Schema,
-    pub signals: Vec<MessageSpec>,
-    pub queries: Vec<MessageSpec>,
+    pub signals: Vec<SignalSpec>,
+    pub updates: Vec<UpdateSpec>,
+    pub queries: Vec<QuerySpec>,
 }
 
-/// A signal (schema of its payload) or a query (schema of its answer).
-pub struct MessageSpec {
+/// A signal: the schema of its payload.
+pub struct SignalSpec {
     pub name: String,
-    pub schema: Schema,
+    pub input: Schema,
+    pub check: Check,
 }
 
-fn signal<S: SignalDefinition>(s: S) -> MessageSpec
-where
-    S::Input: JsonSchema,
-{
-    MessageSpec {
-        name: s.name().to_string(),
-        schema: schema_for!(S::Input),
+/// An update: the schemas of its payload and of its answer.
+pub struct UpdateSpec {
+    pub name: String,
+    pub input: Schema,
+    pub check: Check,
+    pub result: Schema,
+}
+
+/// A query: the schema of its answer.
+pub struct QuerySpec {
+    pub name: String,
+    pub result: Schema,
+}
+
+impl WorkflowSpec {
+    /// The checker of a message's payload: a signal's, else an update's of that name.
+    pub fn message_check(&self, name: &str) -> Option<Check> {
+        self.signals
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.check)
+            .or_else(|| {
+                self.updates
+                    .iter()
+                    .find(|u| u.name == name)
+                    .map(|u| u.check)
+            })
     }
 }
 
-fn query<Q: QueryDefinition>(q: Q) -> MessageSpec
+/// Message payloads and run inputs are all `Untrusted<T>`: this reaches the `T`.
+pub trait Checked {
+    fn check_json(bytes: &[u8]) -> Result<(), InputError>;
+}
+
+impl<T: DeserializeOwned + JsonSchema + 'static> Checked for Untrusted<T> {
+    fn check_json(bytes: &[u8]) -> Result<(), InputError> {
+        Untrusted::<T>::from_json(bytes).0.map(|_| ())
+    }
+}
+
+fn check<T: DeserializeOwned + JsonSchema + 'static>(bytes: &[u8]) -> Result<(), InputError> {
+    Untrusted::<T>::check_json(bytes)
+}
+
+fn check_order(bytes: &[u8]) -> Result<(), InputError> {
+    OrderInput::accept(Untrusted::from_json(bytes)).map(|_| ())
+}
+
+fn signal<S: SignalDefinition>(s: S) -> SignalSpec
+where
+    S::Input: JsonSchema + Checked,
+{
+    SignalSpec {
+        name: s.name().to_string(),
+        input: schema_for!(S::Input),
+        check: S::Input::check_json,
+    }
+}
+
+fn update<U: UpdateDefinition>(u: U) -> UpdateSpec
+where
+    U::Input: JsonSchema + Checked,
+    U::Output: JsonSchema,
+{
+    UpdateSpec {
+        name: u.name().to_string(),
+        input: schema_for!(U::Input),
+        check: U::Input::check_json,
+        result: schema_for!(U::Output),
+    }
+}
+
+fn query<Q: QueryDefinition>(q: Q) -> QuerySpec
 where
     Q::Output: JsonSchema,
 {
-    MessageSpec {
+    QuerySpec {
         name: q.name().to_string(),
-        schema: schema_for!(Q::Output),
+        result: schema_for!(Q::Output),
     }
 }
 
@@ -54,10 +126,15 @@ pub fn workflows() -> Vec<WorkflowSpec> {
             name: OrderWorkflow::name(),
             edge: true,
             input: schema_for!(OrderInput),
+            check_input: check_order,
             result: schema_for!(OrderResult),
             signals: vec![
                 signal(OrderWorkflow::approve),
                 signal(OrderWorkflow::reject),
+            ],
+            updates: vec![
+                update(OrderWorkflow::approve_update),
+                update(OrderWorkflow::reject_update),
             ],
             queries: vec![query(OrderWorkflow::status)],
         },
@@ -65,32 +142,101 @@ pub fn workflows() -> Vec<WorkflowSpec> {
             name: ReportWorkflow::name(),
             edge: false,
             input: schema_for!(ReportInput),
+            check_input: check::<ReportInput>,
             result: schema_for!(ReportResult),
             signals: vec![],
+            updates: vec![],
             queries: vec![],
         },
         WorkflowSpec {
             name: FanoutWorkflow::name(),
             edge: false,
             input: schema_for!(FanoutInput),
+            check_input: check::<FanoutInput>,
             result: schema_for!(serde_json::Value),
             signals: vec![],
+            updates: vec![],
             queries: vec![],
         },
         WorkflowSpec {
             name: EchoWorkflow::name(),
             edge: false,
             input: schema_for!(EchoInput),
+            check_input: check::<EchoInput>,
             result: schema_for!(serde_json::Value),
             signals: vec![],
+            updates: vec![],
             queries: vec![],
         },
     ]
 }
 
+/// The contract of the workflow called `name`, if the worker registers it.
+pub fn find(name: &str) -> Option<WorkflowSpec> {
+    workflows().into_iter().find(|w| w.name == name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every integer a client may send is bounded by what both the edge (JavaScript numbers) and
+    /// the worker carry exactly, so no number is rounded on its way in.
+    #[test]
+    fn every_input_integer_is_within_javascripts_exact_range() {
+        fn walk(at: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    let integer = map.get("type").is_some_and(|t| {
+                        t == "integer"
+                            || t.as_array()
+                                .is_some_and(|a| a.iter().any(|x| x == "integer"))
+                    });
+                    let bound = |k: &str, ok: fn(f64) -> bool| {
+                        map.get(k).and_then(|b| b.as_f64()).is_some_and(ok)
+                    };
+                    if integer
+                        && !(bound("maximum", |m| {
+                            m <= edgeflow_activities::MAX_SAFE_INTEGER as f64
+                        }) && bound("minimum", |m| m >= -9_007_199_254_740_991.0))
+                    {
+                        out.push(format!("{at}: {v}"));
+                    }
+                    for (k, child) in map {
+                        walk(&format!("{at}/{k}"), child, out);
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        walk(&format!("{at}/{i}"), child, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut unbounded = Vec::new();
+        for w in workflows().iter().filter(|w| w.edge) {
+            let mut schemas = vec![(format!("{}.input", w.name), &w.input)];
+            schemas.extend(
+                w.signals
+                    .iter()
+                    .map(|s| (format!("{}.{}", w.name, s.name), &s.input)),
+            );
+            schemas.extend(
+                w.updates
+                    .iter()
+                    .map(|u| (format!("{}.{}", w.name, u.name), &u.input)),
+            );
+            for (name, schema) in schemas {
+                walk(
+                    &name,
+                    &serde_json::to_value(schema).unwrap(),
+                    &mut unbounded,
+                );
+            }
+        }
+        assert!(unbounded.is_empty(), "unbounded integers: {unbounded:#?}");
+    }
 
     #[test]
     fn names_come_from_the_definitions() {
@@ -98,6 +244,8 @@ mod tests {
         let order = specs.iter().find(|w| w.name == "order").expect("order");
         let signals: Vec<&str> = order.signals.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(signals, ["approve", "reject"]);
+        let updates: Vec<&str> = order.updates.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(updates, ["approve", "reject"]);
         assert_eq!(order.queries[0].name, "status");
     }
 }

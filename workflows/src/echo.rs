@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use edgeflow_activities::Untrusted;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use temporalio_common::ActivityError;
@@ -47,8 +48,9 @@ impl EchoWorkflow {
     #[run(name = "echo")]
     pub async fn run(
         ctx: &mut WorkflowContext<Self>,
-        input: EchoInput,
+        input: Untrusted<EchoInput>,
     ) -> WorkflowResult<serde_json::Value> {
+        let input = crate::accept(input)?;
         // The activity may hold for `delay_ms`; give it that plus a margin to answer.
         let timeout =
             Duration::from_millis(input.delay_ms.min(MAX_DELAY_MS)) + Duration::from_secs(30);

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use edgeflow_activities::Activity;
+use edgeflow_activities::Untrusted;
 use edgeflow_activities::http::{HttpCallInput, HttpMethod};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -67,8 +68,9 @@ impl FanoutWorkflow {
     #[run(name = "fanout")]
     pub async fn run(
         ctx: &mut WorkflowContext<Self>,
-        input: FanoutInput,
+        input: Untrusted<FanoutInput>,
     ) -> WorkflowResult<serde_json::Value> {
+        let input = crate::accept(input)?;
         let (first, second, third) = join!(
             ctx.execute_activity(Activity::http_call, input.call(1), call_options()),
             ctx.execute_activity(Activity::http_call, input.call(2), call_options()),

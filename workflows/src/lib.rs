@@ -5,12 +5,14 @@
 //! workflow task that breaks this at run time; the replay tests catch it before a deploy.
 //!
 //! - [`catalog`]: every workflow's contract (names and JSON Schemas), for `edgeflow schema export`.
+//! - [`dropped`]: signals dropped for breaking the input rules, logged and counted.
 //! - [`fanout`]: three `http.call`s in parallel, then `echo`; the benchmarks' I/O workload.
 //! - [`echo`]: one `echo` activity; a deployment check and the benchmark workload.
 //! - [`report`]: a named read query emailed; the scheduled workflow (`[schedules.*]`).
 //! - [`order`]: the flagship: record, confirm, approve, three jobs with a saga, notify the edge.
 
 pub mod catalog;
+pub mod dropped;
 pub mod echo;
 pub mod fanout;
 pub mod order;
@@ -20,3 +22,17 @@ pub use echo::EchoWorkflow;
 pub use fanout::FanoutWorkflow;
 pub use order::OrderWorkflow;
 pub use report::ReportWorkflow;
+
+use edgeflow_activities::Untrusted;
+use temporalio_sdk::ApplicationFailure;
+
+/// A run's input that broke the input rules (see [`Untrusted`]): the run fails at once,
+/// non-retryably, with every offending field named, instead of failing its workflow tasks forever.
+pub(crate) fn accept<T>(input: Untrusted<T>) -> Result<T, ApplicationFailure> {
+    input.0.map_err(|e| {
+        ApplicationFailure::builder(format!("invalid input: {e}"))
+            .type_name("InvalidInput".to_string())
+            .non_retryable(true)
+            .build()
+    })
+}

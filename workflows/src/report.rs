@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use edgeflow_activities::Activity;
+use edgeflow_activities::Untrusted;
 use edgeflow_activities::db::{DbExecuteInput, DbStatementCall};
 use edgeflow_activities::email::EmailSendInput;
 use schemars::JsonSchema;
@@ -58,8 +59,9 @@ impl ReportWorkflow {
     #[run(name = "report")]
     pub async fn run(
         ctx: &mut WorkflowContext<Self>,
-        input: ReportInput,
+        input: Untrusted<ReportInput>,
     ) -> WorkflowResult<ReportResult> {
+        let input = crate::accept(input)?;
         let queried = ctx
             .execute_activity(
                 Activity::db_execute,

@@ -7,6 +7,11 @@
 //! configured secret, space-separated). The body's `timestamp` is when the workflow scheduled
 //! the notification, so a retried event's body is byte-for-byte the same.
 //!
+//! A completion event (`workflow.completed` / `workflow.failed`) speaks only for the run that
+//! sends it: its `data.workflow_id`, `data.run_id` and `data.workflow_type` are always taken from
+//! the activity's own info, whatever the input says, so no workflow can report another run's
+//! outcome. Any other event type is sent as given.
+//!
 //! A 2xx answer is delivery. Anything else, a redirect included, fails retryably (honouring
 //! `Retry-After`): a receiver that is down or misconfigured may recover, and Temporal's retry
 //! policy bounds the attempts.
@@ -138,11 +143,12 @@ mod runtime {
                         name: input.endpoint.clone(),
                     })?;
             check_event_type(&input.event_type)?;
+            let data = speak_for_caller(ctx, &input.event_type, input.data)?;
             let body = serde_json::to_vec(&Event {
                 event_type: &input.event_type,
                 timestamp: DateTime::<Utc>::from(ctx.scheduled_at)
                     .to_rfc3339_opts(SecondsFormat::Millis, true),
-                data: &input.data,
+                data: &data,
             })
             .map_err(|e| Failure::InvalidInput(format!("cannot encode the event: {e}")))?;
             let webhook_id = format!("msg_{}", key.digest());
@@ -179,6 +185,30 @@ mod runtime {
                 retry_after,
             })
         }
+    }
+
+    /// A completion event's identity fields from the calling run, never from the input.
+    fn speak_for_caller(
+        ctx: &CallContext,
+        event_type: &str,
+        data: serde_json::Value,
+    ) -> Result<serde_json::Value, Failure> {
+        if event_type != super::WORKFLOW_COMPLETED && event_type != super::WORKFLOW_FAILED {
+            return Ok(data);
+        }
+        let serde_json::Value::Object(mut fields) = data else {
+            return Err(Failure::InvalidInput(format!(
+                "data of a {event_type} event must be an object"
+            )));
+        };
+        for (key, value) in [
+            ("workflow_id", &ctx.workflow_id),
+            ("run_id", &ctx.run_id),
+            ("workflow_type", &ctx.workflow_type),
+        ] {
+            fields.insert(key.to_string(), serde_json::Value::String(value.clone()));
+        }
+        Ok(serde_json::Value::Object(fields))
     }
 
     /// `[a-z0-9_.-]`, 1 to 100 characters: event types end up in logs and KV keys.

@@ -1,0 +1,735 @@
+//! `order`: the flagship. A request arrives; the order is recorded and confirmed by email; a
+//! large order waits for a human; three background jobs run in parallel with their own retry
+//! policies; if one fails for good, every job that may have had an effect is undone; the edge
+//! hears how it ended.
+//!
+//! Steps, as the `status` query reports them ([`Step`]):
+//! 1. `validating`: the input is checked against the same rules the edge checks (its JSON Schema,
+//!    through [`Untrusted`]) plus the total; input that is invalid or does not even decode fails
+//!    the run at once, non-retryably, naming each field.
+//! 2. `recording`: `db.execute` of `insert_order` (step `record-order`).
+//! 3. `confirming`: `email.send` of `order_confirmation` (step `confirmation-email`).
+//! 4. `awaiting_approval` (only at or above `approval_threshold_cents`): the first `approve` or
+//!    `reject` decides, sent as an update (the caller hears at once whether it was applied) or
+//!    as a signal; after `approval_escalate_after_secs` the approvers are emailed, after
+//!    `approval_timeout_secs` more the order is rejected. Approval comes before the jobs so
+//!    nothing is charged for an order that may be refused.
+//! 5. `processing`: `reserve_inventory`, `charge_payment` and `notify_shipping` in parallel, each an
+//!    `http.call` with its own timeout and retry policy.
+//! 6. `compensating`, when any job failed for good: `refund_payment`, then `release_inventory`, for
+//!    every job, whether it succeeded, failed or its outcome is unknown (a charge whose last
+//!    attempt timed out after the payment service executed it is refunded too). Both are
+//!    idempotent (keyed on the order) and harmless when nothing happened. The run fails with the
+//!    final cause of each failure.
+//! 7. `notifying`: `webhook.notify` of `workflow.completed` / `workflow.failed` to the edge.
+//!
+//! A decision that does not decode or breaks the rules never reaches the order's state: an update
+//! is rejected (nothing enters the history), a signal is dropped with a warning and counted in
+//! [`crate::dropped`]; the run goes on to process later valid decisions.
+//!
+//! Settings ([`OrderSettings`]) are read through the `settings.order` local activity at the start
+//! of each run, so they are recorded in history: a settings change applies to new runs and never
+//! makes a running one nondeterministic.
+
+mod contract;
+mod settings;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use edgeflow_activities::Activity;
+use edgeflow_activities::Untrusted;
+use edgeflow_activities::db::{DbExecuteInput, DbStatementCall};
+use edgeflow_activities::email::EmailSendInput;
+use edgeflow_activities::http::{HttpCallInput, HttpCallOutput};
+use edgeflow_activities::webhook::{
+    CompletionError, CompletionStatus, WebhookNotifyInput, WorkflowCompletion,
+};
+use serde_json::json;
+use temporalio_common::protos::temporal::api::enums::v1::TimeoutType;
+use temporalio_common::protos::temporal::api::failure::v1::{Failure, failure::FailureInfo};
+use temporalio_common::{ActivityError, RetryPolicy};
+use temporalio_macros::{activity_definitions, workflow, workflow_methods};
+use temporalio_sdk::workflows::{join, select};
+use temporalio_sdk::{
+    ActivityExecutionError, ActivityOptions, ApplicationFailure, LocalActivityOptions,
+    SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult,
+};
+
+pub use contract::{
+    ApprovalDecision, ApprovalState, Compensation, EMAIL_PATTERN, Job, JobState, LineItem,
+    OrderInput, OrderResult, OrderStatus, Step,
+};
+use settings::step_options;
+pub use settings::{JobSettings, OrderSettings};
+
+/// Patch id of the confirmation email that lists the line items. Runs that recorded the email
+/// before the change replay without the list.
+pub const PATCH_CONFIRMATION_LISTS_ITEMS: &str = "order-confirmation-lists-items";
+
+/// Patch id of the saga that also undoes jobs whose outcome is unknown (failed after attempts
+/// that may have had an effect). Runs that compensated before the change replay as they ran.
+pub const PATCH_COMPENSATE_UNKNOWN_OUTCOMES: &str = "order-compensate-unknown-outcomes";
+
+/// The worker-side activities the order workflow needs besides the four families.
+pub struct OrderActivity;
+
+#[activity_definitions]
+impl OrderActivity {
+    /// Returns `[workflows.order]` from the worker's settings (a local activity).
+    #[activity(name = "settings.order")]
+    pub fn settings(input: ()) -> Result<OrderSettings, ActivityError> {
+        unimplemented!()
+    }
+}
+
+/// The `settings.order` definition, for the worker that implements it.
+pub use order_activity::Settings as OrderSettingsDefinition;
+
+/// A decision that reached the order.
+#[derive(Debug, Clone)]
+struct Decision {
+    approved: bool,
+    by: ApprovalDecision,
+}
+
+impl Decision {
+    fn state(&self) -> ApprovalState {
+        let (approver, reason) = (self.by.approver.clone(), self.by.reason.clone());
+        if self.approved {
+            ApprovalState::Approved { approver, reason }
+        } else {
+            ApprovalState::Rejected { approver, reason }
+        }
+    }
+}
+
+/// Why an `approve` or `reject` update was refused. The message's first words are the contract
+/// with the edge: `invalid input:` (422) or anything else (409).
+#[derive(Debug, thiserror::Error)]
+enum DecisionRefused {
+    #[error("invalid input: {0}")]
+    Invalid(edgeflow_activities::InputError),
+    #[error("the order was already {0}")]
+    AlreadyDecided(&'static str),
+    #[error("this order does not need approval")]
+    NotNeeded,
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct OrderWorkflow {
+    status: OrderStatus,
+    /// Whether this order waits for a human: known once its settings are read.
+    needs_approval: Option<bool>,
+    decision: Option<Decision>,
+}
+
+#[workflow_methods]
+impl OrderWorkflow {
+    #[run(name = "order")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: Untrusted<OrderInput>,
+    ) -> WorkflowResult<OrderResult> {
+        let settings = ctx
+            .execute_local_activity(
+                OrderActivity::settings,
+                (),
+                LocalActivityOptions::builder()
+                    .start_to_close_timeout(Duration::from_secs(10))
+                    .build(),
+            )
+            .await?;
+        let outcome = Self::process(ctx, input, &settings).await;
+
+        set_step(ctx, Step::Notifying);
+        let (workflow_id, run_id) = {
+            let info = ctx.info();
+            (info.workflow_id().to_string(), info.run_id().to_string())
+        };
+        // The worker fills workflow id, run id and type from the activity's own info; these are
+        // for readers of the history.
+        let completion = WorkflowCompletion {
+            workflow_id,
+            run_id,
+            workflow_type: Self::name().to_string(),
+            status: if outcome.is_ok() {
+                CompletionStatus::Completed
+            } else {
+                CompletionStatus::Failed
+            },
+            result: outcome
+                .as_ref()
+                .ok()
+                .map(|r| serde_json::to_value(r).unwrap_or_default()),
+            error: outcome.as_ref().err().map(|message| CompletionError {
+                message: message.clone(),
+            }),
+        };
+        let notified = ctx
+            .execute_activity(
+                Activity::webhook_notify,
+                WebhookNotifyInput::completion(
+                    "completion",
+                    settings.completion_webhook.clone(),
+                    &completion,
+                ),
+                // Keep trying for about a day: the edge falls back to Temporal's own record
+                // meanwhile, and the order's outcome does not depend on the webhook.
+                ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+                    .retry_policy(
+                        RetryPolicy::builder()
+                            .initial_interval(Duration::from_secs(1))
+                            .maximum_interval(Duration::from_secs(300))
+                            .maximum_attempts(300)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await;
+        let _ = notified; // A lost notification is visible in history; the order stands.
+
+        match outcome {
+            Ok(result) => {
+                set_step(ctx, Step::Completed);
+                Ok(result)
+            }
+            Err(reason) => {
+                set_step(ctx, Step::Failed);
+                Err(ApplicationFailure::builder(reason)
+                    .type_name("OrderFailed".to_string())
+                    .non_retryable(true)
+                    .build()
+                    .into())
+            }
+        }
+    }
+
+    /// Everything up to the outcome; `Err` carries the reason shown to humans.
+    async fn process(
+        ctx: &mut WorkflowContext<Self>,
+        input: Untrusted<OrderInput>,
+        settings: &OrderSettings,
+    ) -> Result<OrderResult, String> {
+        set_step(ctx, Step::Validating);
+        let input = OrderInput::accept(input).map_err(|e| format!("invalid order: {e}"))?;
+        let needs_approval = input.amount_cents >= settings.approval_threshold_cents;
+        ctx.state_mut(|s| s.needs_approval = Some(needs_approval));
+
+        set_step(ctx, Step::Recording);
+        ctx.execute_activity(
+            Activity::db_execute,
+            DbExecuteInput {
+                step: "record-order".to_string(),
+                statements: vec![DbStatementCall {
+                    name: "insert_order".to_string(),
+                    params: object(json!({
+                        "order_id": input.order_id,
+                        "customer_email": input.customer_email,
+                        "total_cents": input.amount_cents,
+                        "currency": input.currency,
+                    })),
+                }],
+            },
+            step_options(30),
+        )
+        .await
+        .map_err(|e| format!("recording the order failed: {}", final_cause(&e)))?;
+
+        set_step(ctx, Step::Confirming);
+        let mut vars = object(json!({
+            "order_id": input.order_id,
+            "customer_name": input.customer_name.clone().unwrap_or_else(|| "there".to_string()),
+            "total": input.display_total(),
+        }));
+        if ctx.patched(PATCH_CONFIRMATION_LISTS_ITEMS) {
+            let items: Vec<_> = input
+                .items
+                .iter()
+                .map(|i| json!({ "name": i.name.clone().unwrap_or_else(|| i.sku.clone()), "quantity": i.quantity }))
+                .collect();
+            vars.insert("items".to_string(), serde_json::Value::Array(items));
+        }
+        ctx.execute_activity(
+            Activity::email_send,
+            EmailSendInput {
+                step: "confirmation-email".to_string(),
+                template: "order_confirmation".to_string(),
+                to: vec![input.customer_email.clone()],
+                cc: vec![],
+                bcc: vec![],
+                reply_to: None,
+                vars,
+            },
+            step_options(60),
+        )
+        .await
+        .map_err(|e| format!("sending the confirmation failed: {}", final_cause(&e)))?;
+
+        if needs_approval {
+            Self::await_approval(ctx, &input, settings).await?;
+        }
+
+        set_step(ctx, Step::Processing);
+        for job in Job::ALL {
+            set_job(ctx, job, JobState::Running);
+        }
+        let (reserved, charged, notified) = join!(
+            Self::job(ctx, &input, Job::ReserveInventory, settings),
+            Self::job(ctx, &input, Job::ChargePayment, settings),
+            Self::job(ctx, &input, Job::NotifyShipping, settings),
+        );
+        let results = [
+            (Job::ReserveInventory, reserved),
+            (Job::ChargePayment, charged),
+            (Job::NotifyShipping, notified),
+        ];
+        let mut done = BTreeMap::new();
+        let mut failures = Vec::new();
+        let mut to_undo = Vec::new();
+        for (job, result) in results {
+            match result {
+                Ok(out) => {
+                    set_job(ctx, job, JobState::Done);
+                    done.insert(job, out.json.unwrap_or(serde_json::Value::Null));
+                    to_undo.push(job);
+                }
+                Err(e) => {
+                    set_job(ctx, job, JobState::Failed);
+                    failures.push(format!("{} failed: {}", job.name(), final_cause(&e)));
+                    // Even a refusal may follow an earlier attempt that took effect and then
+                    // timed out: its outcome is unknown, and undoing is harmless.
+                    to_undo.push(job);
+                }
+            }
+        }
+        if !failures.is_empty() {
+            set_step(ctx, Step::Compensating);
+            if !ctx.patched(PATCH_COMPENSATE_UNKNOWN_OUTCOMES) {
+                // Runs from before the patch undid only the jobs that returned Ok.
+                to_undo.retain(|job| done.contains_key(job));
+            }
+            let undone = Self::compensate(ctx, &input, settings, &to_undo, &done).await;
+            return Err(format!("{}; {undone}", failures.join("; ")));
+        }
+        Ok(OrderResult {
+            order_id: input.order_id.clone(),
+            status: Step::Completed,
+            jobs: done,
+            approval: ctx.state(|s| s.status.approval.clone()),
+        })
+    }
+
+    async fn await_approval(
+        ctx: &mut WorkflowContext<Self>,
+        input: &OrderInput,
+        settings: &OrderSettings,
+    ) -> Result<(), String> {
+        set_step(ctx, Step::AwaitingApproval);
+        ctx.state_mut(|s| s.status.approval = ApprovalState::Waiting);
+        let decided = select! {
+            _ = ctx.wait_condition(|s| s.decision.is_some()) => true,
+            _ = ctx.timer(Duration::from_secs(settings.approval_escalate_after_secs)) => false,
+        };
+        if !decided {
+            ctx.state_mut(|s| s.status.approval = ApprovalState::Escalated);
+            let id = ctx.info().workflow_id().to_string();
+            let escalation = ctx
+                .execute_activity(
+                    Activity::email_send,
+                    EmailSendInput {
+                        step: "approval-escalation".to_string(),
+                        template: "approval_escalation".to_string(),
+                        to: vec![settings.approvers_email.clone()],
+                        cc: vec![],
+                        bcc: vec![],
+                        reply_to: None,
+                        vars: object(json!({
+                            "approver_name": "approvers",
+                            "order_id": input.order_id,
+                            "amount": input.display_total(),
+                            "requested_by": input.customer_email,
+                            "waiting_minutes": settings.approval_escalate_after_secs / 60,
+                            "timeout_minutes": settings.approval_timeout_secs / 60,
+                            "approve_url": format!("{}/v1/runs/{id}/signals/approve", settings.edge_url),
+                            "reject_url": format!("{}/v1/runs/{id}/signals/reject", settings.edge_url),
+                        })),
+                    },
+                    step_options(60),
+                )
+                .await;
+            // A failed escalation email does not change the order: the approval can still
+            // arrive and the timeout still applies. The failure is in the history.
+            let _ = escalation;
+            let decided = select! {
+                _ = ctx.wait_condition(|s| s.decision.is_some()) => true,
+                _ = ctx.timer(Duration::from_secs(settings.approval_timeout_secs)) => false,
+            };
+            if !decided {
+                ctx.state_mut(|s| s.status.approval = ApprovalState::TimedOut);
+                return Err(format!(
+                    "order {} was rejected automatically: nobody approved it within {} s",
+                    input.order_id,
+                    settings.approval_escalate_after_secs + settings.approval_timeout_secs
+                ));
+            }
+        }
+        let Some(decision) = ctx.state(|s| s.decision.clone()) else {
+            return Err(format!("order {} has no decision", input.order_id));
+        };
+        ctx.state_mut(|s| s.status.approval = decision.state());
+        if decision.approved {
+            Ok(())
+        } else {
+            let why = decision
+                .by
+                .reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            Err(format!(
+                "order {} was rejected by {}{why}",
+                input.order_id, decision.by.approver
+            ))
+        }
+    }
+
+    async fn job(
+        ctx: &WorkflowContext<Self>,
+        input: &OrderInput,
+        job: Job,
+        settings: &OrderSettings,
+    ) -> Result<HttpCallOutput, ActivityExecutionError> {
+        Self::call(ctx, input, job.name(), settings.job(job)).await
+    }
+
+    /// One `http.call` for a job or a compensation; its step key (`charge-payment`), with the
+    /// workflow id, is the `Idempotency-Key`.
+    async fn call(
+        ctx: &WorkflowContext<Self>,
+        input: &OrderInput,
+        name: &str,
+        job: &JobSettings,
+    ) -> Result<HttpCallOutput, ActivityExecutionError> {
+        ctx.execute_activity(
+            Activity::http_call,
+            HttpCallInput {
+                step: name.replace('_', "-"),
+                service: job.service.clone(),
+                method: job.method,
+                path: job.path.clone(),
+                path_params: BTreeMap::from([("order_id".to_string(), input.order_id.clone())]),
+                query: BTreeMap::new(),
+                body: Some(json!({
+                    "order_id": input.order_id,
+                    "items": input.items,
+                    "amount_cents": input.amount_cents,
+                    "currency": input.currency,
+                    "customer_email": input.customer_email,
+                })),
+                headers: BTreeMap::new(),
+            },
+            job.options(),
+        )
+        .await
+    }
+
+    /// Runs the compensation of each job in `jobs` that has one, refund first, each once; says
+    /// what was undone (`done` holds the jobs known to have succeeded).
+    async fn compensate(
+        ctx: &mut WorkflowContext<Self>,
+        input: &OrderInput,
+        settings: &OrderSettings,
+        jobs: &[Job],
+        done: &BTreeMap<Job, serde_json::Value>,
+    ) -> String {
+        let mut undone = Vec::new();
+        for compensation in Compensation::ALL {
+            let job = compensation.undoes();
+            if !jobs.contains(&job) {
+                continue;
+            }
+            let call = Self::call(
+                ctx,
+                input,
+                compensation.name(),
+                settings.compensation(compensation),
+            );
+            match call.await {
+                Ok(_) => {
+                    set_job(ctx, job, JobState::Compensated);
+                    undone.push(if done.contains_key(&job) {
+                        compensation.done_text().to_string()
+                    } else {
+                        format!(
+                            "{} run in case {} took effect",
+                            compensation.name(),
+                            job.name()
+                        )
+                    });
+                }
+                Err(e) => undone.push(format!(
+                    "{} FAILED ({}), needs a human",
+                    compensation.name(),
+                    final_cause(&e)
+                )),
+            }
+        }
+        if undone.is_empty() {
+            "nothing to compensate".to_string()
+        } else {
+            undone.join(", ")
+        }
+    }
+
+    #[signal(name = "approve")]
+    pub fn approve(
+        &mut self,
+        ctx: &mut SyncWorkflowContext<Self>,
+        decision: Untrusted<ApprovalDecision>,
+    ) {
+        self.take_signal(ctx, "approve", true, decision);
+    }
+
+    #[signal(name = "reject")]
+    pub fn reject(
+        &mut self,
+        ctx: &mut SyncWorkflowContext<Self>,
+        decision: Untrusted<ApprovalDecision>,
+    ) {
+        self.take_signal(ctx, "reject", false, decision);
+    }
+
+    /// A signalled decision: the first valid one counts; an invalid one is dropped and counted.
+    fn take_signal(
+        &mut self,
+        ctx: &SyncWorkflowContext<Self>,
+        signal: &'static str,
+        approved: bool,
+        decision: Untrusted<ApprovalDecision>,
+    ) {
+        match decision.0 {
+            Ok(by) => {
+                if self.decision.is_none() {
+                    self.decision = Some(Decision { approved, by });
+                }
+            }
+            Err(error) => crate::dropped::signal(
+                Self::name(),
+                signal,
+                ctx.workflow_id(),
+                ctx.run_id(),
+                &error,
+                ctx.is_replaying(),
+            ),
+        }
+    }
+
+    #[update_validator(approve_update)]
+    fn validate_approve(
+        &self,
+        _ctx: &WorkflowContextView,
+        decision: &Untrusted<ApprovalDecision>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.check_decision(decision).map_err(Into::into)
+    }
+
+    /// `approve` as an update: the approver hears at once whether it was applied.
+    #[update(name = "approve")]
+    pub fn approve_update(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        decision: Untrusted<ApprovalDecision>,
+    ) -> ApprovalState {
+        self.decide(true, decision)
+    }
+
+    #[update_validator(reject_update)]
+    fn validate_reject(
+        &self,
+        _ctx: &WorkflowContextView,
+        decision: &Untrusted<ApprovalDecision>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.check_decision(decision).map_err(Into::into)
+    }
+
+    /// `reject` as an update.
+    #[update(name = "reject")]
+    pub fn reject_update(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        decision: Untrusted<ApprovalDecision>,
+    ) -> ApprovalState {
+        self.decide(false, decision)
+    }
+
+    fn check_decision(
+        &self,
+        decision: &Untrusted<ApprovalDecision>,
+    ) -> Result<(), DecisionRefused> {
+        if let Err(e) = &decision.0 {
+            return Err(DecisionRefused::Invalid(e.clone()));
+        }
+        if let Some(existing) = &self.decision {
+            let how = if existing.approved {
+                "approved"
+            } else {
+                "rejected"
+            };
+            return Err(DecisionRefused::AlreadyDecided(how));
+        }
+        match self.status.approval {
+            ApprovalState::TimedOut => Err(DecisionRefused::AlreadyDecided(
+                "rejected automatically: nobody decided in time",
+            )),
+            _ if self.needs_approval == Some(false) => Err(DecisionRefused::NotNeeded),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies a validated decision (the validator ran before: on replay it does not, and the
+    /// same decision is applied again). Returns the decision as the order now holds it.
+    fn decide(&mut self, approved: bool, decision: Untrusted<ApprovalDecision>) -> ApprovalState {
+        if let (Ok(by), None) = (decision.0, &self.decision) {
+            self.decision = Some(Decision { approved, by });
+        }
+        self.decision
+            .as_ref()
+            .map(Decision::state)
+            .unwrap_or_default()
+    }
+
+    #[query(name = "status")]
+    pub fn status(&self, _ctx: &WorkflowContextView) -> OrderStatus {
+        self.status.clone()
+    }
+}
+
+fn set_step(ctx: &WorkflowContext<OrderWorkflow>, step: Step) {
+    ctx.state_mut(|s| s.status.step = step);
+}
+
+fn set_job(ctx: &WorkflowContext<OrderWorkflow>, job: Job, state: JobState) {
+    ctx.state_mut(|s| {
+        s.status.jobs.insert(job, state);
+    });
+}
+
+fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The activity failure's own cause: what ended the last attempt (a service's answer, a timeout,
+/// a cancellation), not an older attempt's failure that a timeout carries as its cause.
+fn final_cause(e: &ActivityExecutionError) -> String {
+    match e.failure() {
+        Some(failure) => describe_failure(unwrap_activity_failure(failure)),
+        None => e.to_string(),
+    }
+}
+
+/// The outer failure is Temporal's "activity task failed" wrapper; its cause says why.
+fn unwrap_activity_failure(failure: &Failure) -> &Failure {
+    match &failure.failure_info {
+        Some(FailureInfo::ActivityFailureInfo(_)) => failure.cause.as_deref().unwrap_or(failure),
+        _ => failure,
+    }
+}
+
+fn describe_failure(f: &Failure) -> String {
+    match &f.failure_info {
+        Some(FailureInfo::TimeoutFailureInfo(t)) => {
+            let kind = match TimeoutType::try_from(t.timeout_type) {
+                Ok(TimeoutType::StartToClose) => "its last attempt timed out (start-to-close)",
+                Ok(TimeoutType::Heartbeat) => {
+                    "its last attempt stopped answering (heartbeat timeout: the worker was lost)"
+                }
+                Ok(TimeoutType::ScheduleToClose) => "it ran out of time (schedule-to-close)",
+                Ok(TimeoutType::ScheduleToStart) => "no worker picked it up (schedule-to-start)",
+                _ => "it timed out",
+            };
+            match f.cause.as_deref() {
+                Some(earlier) if !earlier.message.is_empty() => {
+                    format!(
+                        "{kind}; an earlier attempt failed with: {}",
+                        earlier.message
+                    )
+                }
+                _ => kind.to_string(),
+            }
+        }
+        Some(FailureInfo::CanceledFailureInfo(_)) => "it was cancelled".to_string(),
+        Some(FailureInfo::TerminatedFailureInfo(_)) => "it was terminated".to_string(),
+        _ if !f.message.is_empty() => f.message.clone(),
+        _ => f
+            .cause
+            .as_deref()
+            .map(describe_failure)
+            .unwrap_or_else(|| "unknown failure".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use temporalio_common::protos::temporal::api::failure::v1::{
+        ActivityFailureInfo, ApplicationFailureInfo, TimeoutFailureInfo,
+    };
+
+    use super::*;
+
+    fn activity_failure(cause: Failure) -> Failure {
+        Failure {
+            message: "Activity task failed".into(),
+            failure_info: Some(FailureInfo::ActivityFailureInfo(
+                ActivityFailureInfo::default(),
+            )),
+            cause: Some(Box::new(cause)),
+            ..Default::default()
+        }
+    }
+
+    fn application(message: &str, non_retryable: bool) -> Failure {
+        Failure {
+            message: message.into(),
+            failure_info: Some(FailureInfo::ApplicationFailureInfo(
+                ApplicationFailureInfo {
+                    non_retryable,
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_timeout_is_the_final_cause_not_the_older_503_it_carries() {
+        let timeout = Failure {
+            message: "activity StartToClose timeout".into(),
+            failure_info: Some(FailureInfo::TimeoutFailureInfo(TimeoutFailureInfo {
+                timeout_type: TimeoutType::StartToClose as i32,
+                ..Default::default()
+            })),
+            cause: Some(Box::new(application("payments answered 503", false))),
+            ..Default::default()
+        };
+        let text = describe_failure(unwrap_activity_failure(&activity_failure(timeout)));
+        assert!(text.starts_with("its last attempt timed out"), "{text}");
+        assert!(
+            text.contains("earlier attempt failed with: payments answered 503"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_service_answer_is_its_own_message() {
+        let f = activity_failure(application("payments answered 422", true));
+        assert_eq!(
+            describe_failure(unwrap_activity_failure(&f)),
+            "payments answered 422"
+        );
+    }
+}

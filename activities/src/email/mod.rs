@@ -5,18 +5,20 @@
 //! and is refused, never stripped), every template variable (a missing one is an error).
 //!
 //! Idempotency: the `Message-ID` is derived from workflow id + step, and a sent-ledger row
-//! (`edgeflow_ledger`, kind `email`, in `database.url`) is written after a successful send; a
+//! (`edgeflow_ledger`, kind `email`, in `database.url`) is written the moment a send succeeds; a
 //! retry finds it and returns the first result without sending (`replayed: true`). The Resend
-//! transport also sends `Idempotency-Key`, which Resend honours for 24 hours.
+//! transport also sends `Idempotency-Key`, which Resend honours for 24 hours; SMTP messages carry
+//! the same key as `Resend-Idempotency-Key`, which Resend's SMTP relay honours.
 //!
 //! **The window SMTP leaves open.** SMTP has no idempotency: if the server accepted the
 //! message but the worker died (or the connection broke) before the ledger row was written,
 //! Temporal retries and the message is sent a second time, with the same `Message-ID`, which
-//! lets mail clients and some servers fold the copies together. The window is the time between
-//! the server's final `250` and the ledger insert (milliseconds), plus a lost `250` reply. If
-//! the ledger insert itself fails after a send, the activity still succeeds (the email went
-//! out; failing would only cause a duplicate) and logs the error. The outbox transport has no
-//! window: the file name is the key.
+//! lets mail clients and receivers drop the copy. The window is kept to the `250`'s way back plus
+//! one database round trip: the ledger's connection is taken before sending (so recording never
+//! waits for the pool), and sending and recording run as one task (so a cancelled attempt still
+//! records what the server accepted). If the ledger insert itself fails after a send, the
+//! activity still succeeds (the email went out; failing would only cause a duplicate) and logs the
+//! error. The outbox transport has no window: the file name is the key.
 
 mod model;
 pub use model::{EmailSendInput, EmailSendOutput};

@@ -98,10 +98,10 @@ async fn post_emails(
         let answer = answer.clone();
         tokio::spawn(async move {
             tokio::time::sleep(RESEND_ANSWER_DELAY).await;
-            if let Some(key) = key {
-                if let Some(entry) = fake.inner.lock().unwrap().keys.get_mut(&key) {
-                    entry.1 = Some(answer);
-                }
+            if let Some(key) = key
+                && let Some(entry) = fake.inner.lock().unwrap().keys.get_mut(&key)
+            {
+                entry.1 = Some(answer);
             }
         })
     };

@@ -47,13 +47,26 @@ def markdown(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
         for exp, a in failures:
             lines.append(f"- **{exp}**: {a['name']}: {a['detail'] or a['count']}")
         lines.append("")
-    windows = [(r["experiment"], r["emails"]["smtp_window_ms"]) for r in records if "emails" in r]
-    if windows:
-        lines.append("SMTP window (the server took the message → the worker's sent-ledger row), ms: " + "; ".join(
-            f"{exp} p50 {fmt(w['p50'])} / p99 {fmt(w['p99'])} / max {fmt(w['max'])} (n={w['n']})"
-            for exp, w in windows) + ".")
+    mailed = [r for r in records if "emails" in r]
+    if mailed:
+        lines += [
+            "SMTP window, ms, p50 / p99 / max over every message (a message sent twice counts its retry):",
+            "",
+            "| experiment | the server took it → ledger row | its envelope's last RCPT → ledger row |",
+            "|---|---|---|",
+        ]
+        for r in mailed:
+            e = r["emails"]
+            lines.append(f"| {r['experiment']} | {spread_text(e['smtp_window_ms'])} | "
+                         f"{spread_text(e.get('smtp_exchange_to_ledger_ms'))} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def spread_text(w: dict[str, Any] | None) -> str:
+    if not w or not w.get("n"):
+        return "–"
+    return f"{fmt(w['p50'])} / {fmt(w['p99'])} / {fmt(w['max'])}"
 
 
 def fmt(x: float | None) -> str:

@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -187,7 +188,13 @@ async def main(argv: list[str]) -> int:
     return 0 if passed == len(records) else 1
 
 
+def interrupted(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    # SIGTERM (a CI job cancelled; a background run stopped) cleans up like Ctrl-C does.
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         sys.exit(asyncio.run(main(sys.argv[1:])))
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Either, Executor, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
@@ -203,27 +204,45 @@ impl Database {
         })
     }
 
+    /// One pooled connection for the ledger of a side effect that has no transaction of its own
+    /// (an email): taken before the side effect, so recording it afterwards never waits for the
+    /// pool.
+    pub(crate) async fn ledger_connection(&self) -> Result<LedgerConnection, Failure> {
+        Ok(match &self.pool {
+            Pool::Postgres(p) => LedgerConnection::Postgres(p.acquire().await.map_err(from_sqlx)?),
+            Pool::Sqlite(p) => LedgerConnection::Sqlite(p.acquire().await.map_err(from_sqlx)?),
+        })
+    }
+}
+
+/// A connection held for one side effect's ledger row (see [`Database::ledger_connection`]).
+pub(crate) enum LedgerConnection {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl LedgerConnection {
     /// The recorded result of side effect `kind` for `key`, if it happened.
-    pub(crate) async fn ledger_get(
-        &self,
+    pub(crate) async fn get(
+        &mut self,
         kind: &str,
         key: &IdempotencyKey,
     ) -> Result<Option<String>, Failure> {
         let sql =
             "SELECT result FROM edgeflow_ledger WHERE kind = $1 AND workflow_id = $2 AND step = $3";
-        let row: Option<(Option<String>,)> = match &self.pool {
-            Pool::Postgres(p) => sqlx::query_as(sql)
+        let row: Option<(Option<String>,)> = match self {
+            LedgerConnection::Postgres(c) => sqlx::query_as(sql)
                 .bind(kind)
                 .bind(key.workflow_id())
                 .bind(key.step())
-                .fetch_optional(p)
+                .fetch_optional(&mut **c)
                 .await
                 .map_err(from_sqlx)?,
-            Pool::Sqlite(p) => sqlx::query_as(sql)
+            LedgerConnection::Sqlite(c) => sqlx::query_as(sql)
                 .bind(kind)
                 .bind(key.workflow_id())
                 .bind(key.step())
-                .fetch_optional(p)
+                .fetch_optional(&mut **c)
                 .await
                 .map_err(from_sqlx)?,
         };
@@ -231,28 +250,28 @@ impl Database {
     }
 
     /// Record that side effect `kind` for `key` happened, with its result (first record wins).
-    pub(crate) async fn ledger_put(
-        &self,
+    pub(crate) async fn put(
+        &mut self,
         kind: &str,
         key: &IdempotencyKey,
         result: &str,
     ) -> Result<(), Failure> {
         let sql = "INSERT INTO edgeflow_ledger (kind, workflow_id, step, result) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
-        match &self.pool {
-            Pool::Postgres(p) => sqlx::query(sql)
+        match self {
+            LedgerConnection::Postgres(c) => sqlx::query(sql)
                 .bind(kind)
                 .bind(key.workflow_id())
                 .bind(key.step())
                 .bind(result)
-                .execute(p)
+                .execute(&mut **c)
                 .await
                 .map(drop),
-            Pool::Sqlite(p) => sqlx::query(sql)
+            LedgerConnection::Sqlite(c) => sqlx::query(sql)
                 .bind(kind)
                 .bind(key.workflow_id())
                 .bind(key.step())
                 .bind(result)
-                .execute(p)
+                .execute(&mut **c)
                 .await
                 .map(drop),
         }

@@ -271,6 +271,21 @@ impl ActivityInboundInterceptor for ObserveActivities {
     }
 }
 
+/// `edgeflow_workflow_signals_dropped_total`: signals a workflow dropped because their payload
+/// broke the input rules (counted by the workflows themselves, see `edgeflow_workflows::dropped`).
+pub fn render_dropped_signals() -> String {
+    let mut out = String::from(
+        "# HELP edgeflow_workflow_signals_dropped_total Signals dropped because their payload broke the input rules, by workflow type and signal.\n\
+         # TYPE edgeflow_workflow_signals_dropped_total counter\n",
+    );
+    for (workflow, signal, n) in edgeflow_workflows::dropped::signals() {
+        out.push_str(&format!(
+            "edgeflow_workflow_signals_dropped_total{{workflow=\"{workflow}\",signal=\"{signal}\"}} {n}\n"
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,19 +345,4 @@ mod tests {
         assert_eq!(Outcome::of(&cancelled, future, now), Outcome::Cancelled);
         assert_eq!(Outcome::of(&cancelled, None, now), Outcome::Cancelled);
     }
-}
-
-/// `edgeflow_workflow_signals_dropped_total`: signals a workflow dropped because their payload
-/// broke the input rules (counted by the workflows themselves, see `edgeflow_workflows::dropped`).
-pub fn render_dropped_signals() -> String {
-    let mut out = String::from(
-        "# HELP edgeflow_workflow_signals_dropped_total Signals dropped because their payload broke the input rules, by workflow type and signal.\n\
-         # TYPE edgeflow_workflow_signals_dropped_total counter\n",
-    );
-    for (workflow, signal, n) in edgeflow_workflows::dropped::signals() {
-        out.push_str(&format!(
-            "edgeflow_workflow_signals_dropped_total{{workflow=\"{workflow}\",signal=\"{signal}\"}} {n}\n"
-        ));
-    }
-    out
 }

@@ -260,10 +260,10 @@ pub async fn status(settings: Settings, id: String) -> anyhow::Result<ExitCode> 
             .await
             .context("reading the result")?;
         out["result"] = payload_json(&result.payloads);
-    } else if status == WorkflowExecutionStatus::Failed {
-        if let Err(e) = handle.get_result(WorkflowGetResultOptions::default()).await {
-            out["error"] = serde_json::Value::String(describe_result_error(&e));
-        }
+    } else if status == WorkflowExecutionStatus::Failed
+        && let Err(e) = handle.get_result(WorkflowGetResultOptions::default()).await
+    {
+        out["error"] = serde_json::Value::String(describe_result_error(&e));
     }
     print_json(&out);
     Ok(ExitCode::SUCCESS)

@@ -3,10 +3,6 @@
 //! The same list serves the worker and the replayer ([`WorkflowRegistry`]), so a workflow can't be
 //! run without also being replay-checked.
 
-// `#[activities]` also emits a constant per activity for calling it by definition; the worker
-// registers whole structs, so in this binary those constants are never read.
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -105,43 +101,6 @@ impl Activities {
     }
 }
 
-/// `echo`: returns its input, optionally after a delay that heartbeats every second and ends
-/// early, as cancelled, when Temporal or a shutdown cancels the activity.
-pub struct EchoActivities;
-
-#[activities]
-impl EchoActivities {
-    #[activity(definition = edgeflow_workflows::echo::EchoDefinition)]
-    pub async fn echo(
-        self: Arc<Self>,
-        ctx: ActivityContext,
-        input: EchoInput,
-    ) -> Result<serde_json::Value, ActivityError> {
-        if input.delay_ms > MAX_DELAY_MS {
-            return Err(ActivityError::application(
-                ApplicationFailure::non_retryable(format!(
-                    "delay_ms {} is above the maximum of {MAX_DELAY_MS}",
-                    input.delay_ms
-                )),
-            ));
-        }
-        tracing::info!(delay_ms = input.delay_ms, "echo");
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(input.delay_ms);
-        while tokio::time::Instant::now() < deadline {
-            let step = deadline
-                .saturating_duration_since(tokio::time::Instant::now())
-                .min(Duration::from_secs(1));
-            tokio::select! {
-                _ = tokio::time::sleep(step) => {}
-                _ = ctx.cancelled() => return Err(ActivityError::cancelled()),
-            }
-            // Heartbeats carry Temporal's cancellation requests back to a long activity.
-            let _ = ctx.record_heartbeat(()).await;
-        }
-        Ok(input.message)
-    }
-}
-
 /// The task queue on which `service`'s `http.call`s wait for a worker that has a free call for
 /// that service: the workflow's queue, a `.`, and the service's name (`edgeflow.payments`).
 /// Every process that runs activities for `queue` polls it with `max_concurrent` slots.
@@ -149,35 +108,82 @@ pub fn service_task_queue(queue: &str, service: &str) -> String {
     format!("{queue}.{service}")
 }
 
-/// `settings.order`: hands the `order` workflow its settings, recorded in history.
-#[derive(Clone)]
-pub struct WorkflowSettingsActivities {
-    pub order: OrderSettings,
-}
+pub use implemented_here::{EchoActivities, WorkflowSettingsActivities};
 
-#[activities]
-impl WorkflowSettingsActivities {
-    /// The settings, each job's call routed to its service's task queue (unless configured).
-    #[activity(definition = edgeflow_workflows::order::OrderSettingsDefinition)]
-    pub async fn order(
-        self: Arc<Self>,
-        ctx: ActivityContext,
-        _input: (),
-    ) -> Result<OrderSettings, ActivityError> {
-        let mut order = self.order.clone();
-        // A local activity runs on the workflow's worker, with the workflow's task queue.
-        let queue = &ctx.info().task_queue;
-        for job in [
-            &mut order.reserve_inventory,
-            &mut order.charge_payment,
-            &mut order.notify_shipping,
-            &mut order.release_inventory,
-            &mut order.refund_payment,
-        ] {
-            if job.task_queue.is_none() {
-                job.task_queue = Some(service_task_queue(queue, &job.service));
+/// The activities this binary implements itself. `#[activities]` also emits a constant per
+/// activity for calling it by definition, which the worker never reads (it registers whole
+/// structs): hence the `dead_code` allowance, on this module alone.
+#[allow(dead_code)]
+mod implemented_here {
+    use super::*;
+
+    /// `echo`: returns its input, optionally after a delay that heartbeats every second and ends
+    /// early, as cancelled, when Temporal or a shutdown cancels the activity.
+    pub struct EchoActivities;
+
+    #[activities]
+    impl EchoActivities {
+        #[activity(definition = edgeflow_workflows::echo::EchoDefinition)]
+        pub async fn echo(
+            self: Arc<Self>,
+            ctx: ActivityContext,
+            input: EchoInput,
+        ) -> Result<serde_json::Value, ActivityError> {
+            if input.delay_ms > MAX_DELAY_MS {
+                return Err(ActivityError::application(
+                    ApplicationFailure::non_retryable(format!(
+                        "delay_ms {} is above the maximum of {MAX_DELAY_MS}",
+                        input.delay_ms
+                    )),
+                ));
             }
+            tracing::info!(delay_ms = input.delay_ms, "echo");
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(input.delay_ms);
+            while tokio::time::Instant::now() < deadline {
+                let step = deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .min(Duration::from_secs(1));
+                tokio::select! {
+                    _ = tokio::time::sleep(step) => {}
+                    _ = ctx.cancelled() => return Err(ActivityError::cancelled()),
+                }
+                // Heartbeats carry Temporal's cancellation requests back to a long activity.
+                let _ = ctx.record_heartbeat(()).await;
+            }
+            Ok(input.message)
         }
-        Ok(order)
+    }
+
+    /// `settings.order`: hands the `order` workflow its settings, recorded in history.
+    #[derive(Clone)]
+    pub struct WorkflowSettingsActivities {
+        pub order: OrderSettings,
+    }
+
+    #[activities]
+    impl WorkflowSettingsActivities {
+        /// The settings, each job's call routed to its service's task queue (unless configured).
+        #[activity(definition = edgeflow_workflows::order::OrderSettingsDefinition)]
+        pub async fn order(
+            self: Arc<Self>,
+            ctx: ActivityContext,
+            _input: (),
+        ) -> Result<OrderSettings, ActivityError> {
+            let mut order = self.order.clone();
+            // A local activity runs on the workflow's worker, with the workflow's task queue.
+            let queue = &ctx.info().task_queue;
+            for job in [
+                &mut order.reserve_inventory,
+                &mut order.charge_payment,
+                &mut order.notify_shipping,
+                &mut order.release_inventory,
+                &mut order.refund_payment,
+            ] {
+                if job.task_queue.is_none() {
+                    job.task_queue = Some(service_task_queue(queue, &job.service));
+                }
+            }
+            Ok(order)
+        }
     }
 }

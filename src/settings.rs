@@ -462,16 +462,17 @@ fn redact_credentials(value: &mut serde_json::Value) {
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(redact_credentials),
         serde_json::Value::String(text) => {
-            if let Ok(mut url) = url::Url::parse(text) {
-                if url.has_host() && (url.password().is_some() || url.query().is_some()) {
-                    if url.password().is_some() {
-                        let _ = url.set_password(Some(REDACTED));
-                    }
-                    if url.query().is_some() {
-                        url.set_query(Some(REDACTED));
-                    }
-                    *text = url.to_string();
+            if let Ok(mut url) = url::Url::parse(text)
+                && url.has_host()
+                && (url.password().is_some() || url.query().is_some())
+            {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some(REDACTED));
                 }
+                if url.query().is_some() {
+                    url.set_query(Some(REDACTED));
+                }
+                *text = url.to_string();
             }
         }
         _ => {}
@@ -582,16 +583,15 @@ fn validate_temporal(t: &TemporalSettings) -> Vec<SettingError> {
             "set at most one of api_key, api_key_env and api_key_file",
         ));
     }
-    if let Some(var) = &t.api_key_env {
-        if std::env::var(var)
+    if let Some(var) = &t.api_key_env
+        && std::env::var(var)
             .map(|v| v.trim().is_empty())
             .unwrap_or(true)
-        {
-            out.push(problem(
-                "temporal.api_key_env",
-                format!("environment variable `{var}` is not set or empty"),
-            ));
-        }
+    {
+        out.push(problem(
+            "temporal.api_key_env",
+            format!("environment variable `{var}` is not set or empty"),
+        ));
     }
     check_readable(&mut out, "temporal.api_key_file", t.api_key_file.as_deref());
     check_readable(&mut out, "temporal.tls.ca_file", t.tls.ca_file.as_deref());
@@ -716,13 +716,13 @@ fn validate_ops(ops: &OpsSettings) -> Vec<SettingError> {
 
 fn validate_telemetry(telemetry: &TelemetrySettings) -> Vec<SettingError> {
     let mut out = Vec::new();
-    if let Some(endpoint) = &telemetry.otlp_endpoint {
-        if url::Url::parse(endpoint).is_err() {
-            out.push(problem(
-                "telemetry.otlp_endpoint",
-                format!("`{endpoint}` is not a URL"),
-            ));
-        }
+    if let Some(endpoint) = &telemetry.otlp_endpoint
+        && url::Url::parse(endpoint).is_err()
+    {
+        out.push(problem(
+            "telemetry.otlp_endpoint",
+            format!("`{endpoint}` is not a URL"),
+        ));
     }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&telemetry.log_level) {
         out.push(problem("telemetry.log_level", e.to_string()));
@@ -739,13 +739,13 @@ fn join_path(section: &str, rest: &str) -> String {
 }
 
 fn check_readable(out: &mut Vec<SettingError>, path: &str, file: Option<&Path>) {
-    if let Some(file) = file {
-        if let Err(e) = std::fs::read(file) {
-            out.push(problem(
-                path,
-                format!("cannot read `{}`: {e}", file.display()),
-            ));
-        }
+    if let Some(file) = file
+        && let Err(e) = std::fs::read(file)
+    {
+        out.push(problem(
+            path,
+            format!("cannot read `{}`: {e}", file.display()),
+        ));
     }
 }
 
@@ -847,7 +847,7 @@ fn check_against_schema(tree: &serde_json::Value) -> Vec<SettingError> {
     };
     let mut out: Vec<SettingError> = validator
         .iter_errors(tree)
-        .map(|e| {
+        .flat_map(|e| {
             let pointer = e.instance_path().to_string();
             let path = pointer.trim_start_matches('/').replace('/', ".");
             let message = describe_schema_error(&e);
@@ -867,7 +867,6 @@ fn check_against_schema(tree: &serde_json::Value) -> Vec<SettingError> {
                 )],
             }
         })
-        .flatten()
         .collect();
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path && a.message == b.message);

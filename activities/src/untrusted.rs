@@ -174,13 +174,13 @@ fn parse_json(bytes: &[u8]) -> Result<Value, InputError> {
     };
     // Parse again with each lone surrogate escape replaced by a noncharacter (reserved by Unicode
     // for internal use), then name the strings that hold one.
-    if let Some(marked) = mark_lone_surrogates(bytes) {
-        if let Ok(value) = serde_json::from_slice::<Value>(&marked) {
-            let mut problems = Vec::new();
-            find_marked(&value, &mut "$".to_string(), &mut problems);
-            if !problems.is_empty() {
-                return Err(InputError(problems));
-            }
+    if let Some(marked) = mark_lone_surrogates(bytes)
+        && let Ok(value) = serde_json::from_slice::<Value>(&marked)
+    {
+        let mut problems = Vec::new();
+        find_marked(&value, &mut "$".to_string(), &mut problems);
+        if !problems.is_empty() {
+            return Err(InputError(problems));
         }
     }
     Err(InputError::at("$", format!("not valid JSON: {strict}")))
@@ -317,10 +317,11 @@ fn check<T: DeserializeOwned + JsonSchema + 'static>(mut value: Value) -> Result
 fn integral_floats_to_integers(value: &mut Value) {
     match value {
         Value::Number(n) if n.is_f64() => {
-            if let Some(f) = n.as_f64() {
-                if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER as f64 {
-                    *value = Value::from(f as i64);
-                }
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() <= MAX_SAFE_INTEGER as f64
+            {
+                *value = Value::from(f as i64);
             }
         }
         Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),

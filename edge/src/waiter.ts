@@ -50,7 +50,7 @@ export class RunWaiter extends DurableObject<Env> {
     return "accepted";
   }
 
-  async alarm(): Promise<void> {
+  override async alarm(): Promise<void> {
     await this.ctx.storage.deleteAll();
   }
 }

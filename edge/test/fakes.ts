@@ -234,10 +234,6 @@ export class FakeTemporal {
     return full;
   }
 
-  memoOf(id: string, owner: string): Json {
-    return { edge_subject: encode(owner) };
-  }
-
   startCalls(): Call[] {
     return this.calls.filter((c) => c.method === "POST" && /\/workflows\/[^/]+$/.test(c.path));
   }

@@ -10,7 +10,7 @@ import specText from "../openapi.yaml?raw";
 import { ROUTES } from "../src/routes";
 import { PROBLEMS, PROBLEM_TYPE_PREFIX } from "../src/problem";
 import { installUpstreams, type Upstreams } from "./fakes";
-import { call, callWith, completion, order, postHook, read, sign } from "./helpers";
+import { call, callWith, completion, order, read, sign } from "./helpers";
 import { CALLBACK_KEYS, CALLBACKS, WEBHOOK_SECRET_NEW } from "./vars";
 import { CALLBACK_PATH, callbackToken } from "../src/callback";
 

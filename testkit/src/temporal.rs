@@ -93,13 +93,13 @@ impl DevServer {
         // The HTTP API answers only once the frontend and the default namespace are up.
         let probe = format!("127.0.0.1:{}", self.http_port);
         while started.elapsed() < limit {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    anyhow::bail!(
-                        "temporal dev server exited with {status}: {}",
-                        std::fs::read_to_string(&self.log).unwrap_or_default()
-                    );
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                anyhow::bail!(
+                    "temporal dev server exited with {status}: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
             if http_ok(&probe, "/api/v1/namespaces/default") {
                 return Ok(());

@@ -1,4 +1,5 @@
 //! Shared by the integration tests: the `edgeflow` binary as a child process, and the CLI.
+// Each test binary compiles this module and uses only some of it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

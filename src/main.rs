@@ -37,6 +37,7 @@ mod worker;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
@@ -48,43 +49,53 @@ const EXIT_BAD_SETTINGS: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("edgeflow: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(run(cli))
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    result.unwrap_or_else(report)
 }
 
-async fn run(cli: Cli) -> ExitCode {
+/// The one place a failed command is reported. Bad settings exit 2 with every problem listed;
+/// anything else exits 1. Once `worker`, `dev` or `gateway` have set up logging, the failure is a
+/// log line (JSON in production), like everything else they say; before that, it goes to stderr.
+fn report(error: anyhow::Error) -> ExitCode {
+    if let Some(errors) = error.downcast_ref::<settings::SettingsErrors>() {
+        eprint!("edgeflow: {errors}");
+        return ExitCode::from(EXIT_BAD_SETTINGS);
+    }
+    if tracing::dispatcher::has_been_set() {
+        tracing::error!(error = %telemetry::chain(&error), "edgeflow failed");
+    } else {
+        eprintln!("edgeflow: {error:#}");
+    }
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Health { url, timeout_secs } => operator::health(&url, timeout_secs).await,
         Command::Config {
             command: ConfigCommand::Check { config },
-        } => match load(config) {
-            Ok(settings) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&settings.redacted()).unwrap_or_default()
-                );
-                let (compression, why) = connection::compression(&settings.temporal);
-                eprintln!("gRPC compression: {compression:?} ({why})");
-                eprintln!("settings are valid");
-                ExitCode::SUCCESS
-            }
-            Err(code) => code,
-        },
-        Command::Worker { config } => serve(config, false).await,
-        Command::Gateway { config } => serve_gateway(config).await,
+        } => {
+            let settings = Settings::load(&Sources::from_env(config))?;
+            println!("{}", serde_json::to_string_pretty(&settings.redacted())?);
+            let (compression, why) = connection::compression(&settings.temporal);
+            eprintln!("gRPC compression: {compression:?} ({why})");
+            eprintln!("settings are valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker { config } => {
+            serve(Settings::load(&Sources::from_env(config))?, false).await
+        }
+        Command::Gateway { config } => {
+            serve_gateway(Settings::load(&Sources::from_env(config))?).await
+        }
         Command::Dev {
             command: None,
             config,
-        } => serve(config, true).await,
+        } => serve(Settings::load(&dev_sources(config))?, true).await,
         Command::Dev {
             command:
                 Some(DevCommand::Token {
@@ -94,57 +105,34 @@ async fn run(cli: Cli) -> ExitCode {
                     ttl_secs,
                 }),
             config,
-        } => match load_from(&dev_sources(config)) {
-            Ok(s) => match dev::token(&s, &subject, email.as_deref(), &roles, ttl_secs) {
-                Ok(token) => {
-                    println!("{token}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("edgeflow: {e:#}");
-                    ExitCode::FAILURE
-                }
-            },
-            Err(code) => code,
-        },
+        } => {
+            let settings = Settings::load(&dev_sources(config))?;
+            let token = dev::token(&settings, &subject, email.as_deref(), &roles, ttl_secs)?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dev {
             command: Some(DevCommand::Services { port }),
             config,
         } => {
-            let settings = match load_from(&dev_sources(config)) {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
+            let settings = Settings::load(&dev_sources(config))?;
             let stop = CancellationToken::new();
             tokio::spawn(stop_on_signal(stop.clone()));
-            match dev::serve_demo_services(&settings, port, stop).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("edgeflow: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            dev::serve_demo_services(&settings, port, stop).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::History { id, out, config } => {
-            with_settings(config, |s| operator::save_history(s, id, out)).await
+            operator::save_history(Settings::load(&Sources::from_env(config))?, id, out).await
         }
-        Command::Replay { paths } => match replay::run(&paths).await {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("edgeflow: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Replay { paths } => replay::run(&paths).await,
         Command::Schedules {
             command: SchedulesCommand::Sync { config },
         } => {
-            with_settings(config, |s| async move {
-                let client = operator::client(&s).await?;
-                let report = schedules::sync(&s, &client).await?;
-                println!("{}", serde_json::to_string_pretty(&report)?);
-                Ok(ExitCode::SUCCESS)
-            })
-            .await
+            let settings = Settings::load(&Sources::from_env(config))?;
+            let client = operator::client(&settings).await?;
+            let report = schedules::sync(&settings, &client).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Start {
             workflow,
@@ -154,26 +142,21 @@ async fn run(cli: Cli) -> ExitCode {
             wait,
             config,
         } => {
-            with_settings(config, |s| {
-                operator::start(s, workflow, input, id, task_queue, wait)
-            })
-            .await
+            let settings = Settings::load(&Sources::from_env(config))?;
+            operator::start(settings, workflow, input, id, task_queue, wait).await
         }
         Command::Signal {
             id,
             name,
             input,
             config,
-        } => with_settings(config, |s| operator::signal(s, id, name, input)).await,
+        } => operator::signal(Settings::load(&Sources::from_env(config))?, id, name, input).await,
         Command::Schema {
             command: SchemaCommand::Export { dir, config },
         } => {
-            with_settings(config, |s| async move {
-                let written = schema::export(&s, &dir)?;
-                eprintln!("wrote {written} files to {}", dir.display());
-                Ok(ExitCode::SUCCESS)
-            })
-            .await
+            let written = schema::export(&Settings::load(&Sources::from_env(config))?, &dir)?;
+            eprintln!("wrote {written} files to {}", dir.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Schema {
             command:
@@ -183,99 +166,60 @@ async fn run(cli: Cli) -> ExitCode {
                     file,
                 },
         } => {
-            let result = match file.filter(|f| f.as_os_str() != "-") {
-                Some(path) => std::fs::File::open(&path)
-                    .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))
-                    .and_then(|f| {
-                        schema::check(
-                            &workflow,
-                            message.as_deref(),
-                            std::io::BufReader::new(f),
-                            std::io::stdout().lock(),
-                        )
-                    }),
+            let all_valid = match file.filter(|f| f.as_os_str() != "-") {
+                Some(path) => {
+                    let file = std::fs::File::open(&path)
+                        .with_context(|| format!("opening {}", path.display()))?;
+                    schema::check(
+                        &workflow,
+                        message.as_deref(),
+                        std::io::BufReader::new(file),
+                        std::io::stdout().lock(),
+                    )?
+                }
                 None => schema::check(
                     &workflow,
                     message.as_deref(),
                     std::io::stdin().lock(),
                     std::io::stdout().lock(),
-                ),
+                )?,
             };
-            match result {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("edgeflow: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            Ok(if all_valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        Command::Status { id, config } => with_settings(config, |s| operator::status(s, id)).await,
+        Command::Status { id, config } => {
+            operator::status(Settings::load(&Sources::from_env(config))?, id).await
+        }
     }
 }
 
-/// `worker` and `dev`: settings → telemetry → run until a signal.
-async fn serve(config: Option<std::path::PathBuf>, dev_stack: bool) -> ExitCode {
-    let sources = if dev_stack {
-        dev_sources(config)
-    } else {
-        Sources::from_env(config)
-    };
-    let settings = match load_from(&sources) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let telemetry = match telemetry::init(&settings.telemetry) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("edgeflow: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
+/// `worker` and `dev`: telemetry → run until a signal.
+async fn serve(settings: Settings, dev_stack: bool) -> anyhow::Result<ExitCode> {
+    let telemetry = telemetry::init(&settings.telemetry)?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
-    let result = if dev_stack {
-        dev::run(settings, &telemetry, stop).await
+    if dev_stack {
+        dev::run(settings, &telemetry, stop).await?;
     } else {
-        worker::run(settings, &telemetry, stop).await
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %telemetry::chain(&e), "edgeflow failed");
-            ExitCode::FAILURE
-        }
+        worker::run(settings, &telemetry, stop).await?;
     }
+    Ok(ExitCode::SUCCESS)
 }
 
-/// `gateway`: settings (with a key source for the edge's tokens) → telemetry → serve until a signal.
-async fn serve_gateway(config: Option<std::path::PathBuf>) -> ExitCode {
-    let settings = match load(config) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+/// `gateway`: the key source for the edge's tokens → telemetry → serve until a signal.
+async fn serve_gateway(settings: Settings) -> anyhow::Result<ExitCode> {
     let missing = settings.gateway.check_serving();
     if !missing.is_empty() {
-        eprint!("edgeflow: {}", settings::SettingsErrors(missing));
-        return ExitCode::from(EXIT_BAD_SETTINGS);
+        return Err(settings::SettingsErrors(missing).into());
     }
-    let telemetry = match telemetry::init(&settings.telemetry) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("edgeflow: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let _telemetry = telemetry::init(&settings.telemetry)?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
-    match gateway::run(settings, stop).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %telemetry::chain(&e), "edgeflow gateway failed");
-            drop(telemetry);
-            ExitCode::FAILURE
-        }
-    }
+    gateway::run(settings, stop).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The `dev` commands run on config/dev.toml unless EDGEFLOW_ENV says otherwise.
@@ -283,36 +227,6 @@ fn dev_sources(config: Option<std::path::PathBuf>) -> Sources {
     let mut sources = Sources::from_env(config);
     sources.env.get_or_insert_with(|| "dev".to_string());
     sources
-}
-
-/// Loads settings, printing every problem and returning exit code 2 when they are bad.
-fn load(config: Option<std::path::PathBuf>) -> Result<Settings, ExitCode> {
-    load_from(&Sources::from_env(config))
-}
-
-fn load_from(sources: &Sources) -> Result<Settings, ExitCode> {
-    Settings::load(sources).map_err(|errors| {
-        eprint!("edgeflow: {errors}");
-        ExitCode::from(EXIT_BAD_SETTINGS)
-    })
-}
-
-async fn with_settings<F, Fut>(config: Option<std::path::PathBuf>, f: F) -> ExitCode
-where
-    F: FnOnce(Settings) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
-{
-    let settings = match load(config) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    match f(settings).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("edgeflow: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// Cancels `stop` on the first SIGTERM or SIGINT.

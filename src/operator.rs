@@ -307,27 +307,20 @@ fn print_json(value: &serde_json::Value) {
 }
 
 /// `edgeflow health`: a probe that needs no shell or curl in the image.
-pub async fn health(url: &str, timeout_secs: u64) -> ExitCode {
-    let answer = async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(timeout_secs))
-            .build()?;
-        let resp = client.get(url).send().await?;
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("{url} answered {status}: {}", body.trim());
-        }
-        Ok::<_, anyhow::Error>(body)
-    };
-    match answer.await {
-        Ok(body) => {
-            println!("{}", body.trim());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("unhealthy: {e:#}");
-            ExitCode::FAILURE
-        }
+pub async fn health(url: &str, timeout_secs: u64) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout_secs))
+        .build()?;
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("unhealthy: {url}"))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("unhealthy: {url} answered {status}: {}", body.trim());
     }
+    println!("{}", body.trim());
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,35 +1,26 @@
 //! The `edgeflow` binary: settings → telemetry → connect → register → run until a signal.
 //!
-//! - [`cli`]: the command line.
-//! - [`settings`]: the layered `Settings` tree and its checks.
-//! - [`telemetry`]: logs and traces.
-//! - [`connection`]: the Temporal connection and credential rotation.
-//! - [`temporal_env`]: Temporal's standard client configuration as a settings layer.
-//! - [`worker`]: the worker runtime (poll, readiness, drain).
-//! - [`registry`]: the workflows and activity families the worker registers.
-//! - [`observe`]: per-activity log span and metrics.
-//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`operator`]: `start`, `signal`, `status` over gRPC.
+//! Grouped by role:
+//! - [`cli`]: the command line, and the operator commands that talk to Temporal as a client
+//!   (`start`, `signal`, `status`, `history`: [`cli::operator`]), `schema` ([`cli::schema`]) and
+//!   `replay` ([`cli::replay`]).
+//! - [`worker`]: the worker runtime (poll, readiness, drain), what it registers
+//!   ([`worker::registry`]) and every activity attempt's logs and metrics ([`worker::observe`]).
 //! - [`gateway`]: `edgeflow gateway`, the edge's HTTP door to any Temporal cluster.
-//! - [`dev`]: `edgeflow dev`, the local stack.
-//! - [`schema`]: `edgeflow schema export`, the contract the edge Worker consumes.
-//! - [`replay`]: `edgeflow replay`, the nondeterminism guard.
-//! - [`schedules`]: `edgeflow schedules sync`.
-//! - [`demo`], [`dev_issuer`]: the demo services and token issuer of `edgeflow dev`.
+//! - [`dev`]: `edgeflow dev`, the local stack, with its demo services ([`dev::demo`]) and token
+//!   issuer.
+//! - Shared by all of them: [`settings`] (the layered `Settings` tree and its checks),
+//!   [`temporal_env`] (Temporal's standard client configuration as a settings layer),
+//!   [`connection`] (the Temporal connection and credential rotation), [`telemetry`] (logs and
+//!   traces), [`ops`] (`/healthz`, `/readyz`, `/metrics`) and [`schedules`] (`edgeflow schedules
+//!   sync`, also run by the worker at start).
 
 mod cli;
 mod connection;
-mod demo;
 mod dev;
-mod dev_issuer;
 mod gateway;
-mod observe;
-mod operator;
 mod ops;
-mod registry;
-mod replay;
 mod schedules;
-mod schema;
 mod settings;
 mod telemetry;
 mod temporal_env;
@@ -42,6 +33,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use cli::{Cli, Command, ConfigCommand, DevCommand, SchedulesCommand, SchemaCommand};
+use cli::{operator, replay, schema};
 use settings::{Settings, Sources};
 
 /// Exit code for bad settings, distinct from a runtime failure (1).

@@ -4,7 +4,7 @@
 //! - `/readyz`: 200 only while every task queue is polling and the last check of the Temporal
 //!   server succeeded; otherwise 503 with the reason as the body.
 //! - `/metrics`: Prometheus text: the SDK's worker metrics (served by the SDK's exporter on a
-//!   private loopback port and relayed here) followed by edgeflow's own (see [`crate::observe`]);
+//!   private loopback port and relayed here) followed by edgeflow's own (see [`crate::worker::observe`]);
 //!   for `edgeflow gateway`, the gateway's request metrics.
 
 use std::net::SocketAddr;
@@ -23,9 +23,9 @@ pub trait RenderMetrics: Send + Sync {
     fn render(&self) -> String;
 }
 
-impl RenderMetrics for crate::observe::Metrics {
+impl RenderMetrics for crate::worker::observe::Metrics {
     fn render(&self) -> String {
-        crate::observe::Metrics::render(self)
+        crate::worker::observe::Metrics::render(self)
     }
 }
 
@@ -121,7 +121,7 @@ async fn metrics_text(State(ops): State<Ops>) -> Response {
         }
     }
     body.push_str(&ops.metrics.render());
-    body.push_str(&crate::observe::render_dropped_signals());
+    body.push_str(&crate::worker::observe::render_dropped_signals());
     (
         [(
             header::CONTENT_TYPE,

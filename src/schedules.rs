@@ -20,7 +20,7 @@ use temporalio_client::schedules::{
 use temporalio_client::{Client, UntypedWorkflow};
 use temporalio_common::data_converters::RawValue;
 
-use crate::operator::json_payload;
+use crate::cli::operator::json_payload;
 use crate::settings::Settings;
 
 const ID_PREFIX: &str = "edgeflow-";

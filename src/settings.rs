@@ -117,7 +117,7 @@ pub struct DevSettings {
     pub demo_services_port: u16,
     /// `none`, `flaky:<service>` (503 twice per order), `down:<service>` (422 every time),
     /// `slow:<service>:<secs>` (works, then answers late) or `errors:<percent>` (random 503s on
-    /// every call). See `src/demo.rs`.
+    /// every call). See `src/dev/demo.rs`.
     pub demo_failure: String,
     /// How the edge reaches Temporal: through `edgeflow gateway` (run by the dev stack) or
     /// straight to the dev server's HTTP API.
@@ -558,7 +558,7 @@ impl GatewaySettings {
 }
 
 fn validate_dev(dev: &DevSettings) -> Vec<SettingError> {
-    match crate::demo::Failure::parse(&dev.demo_failure) {
+    match crate::dev::demo::Failure::parse(&dev.demo_failure) {
         Ok(_) => vec![],
         Err(e) => vec![problem("dev.demo_failure", e)],
     }

@@ -7,6 +7,9 @@
 //! reachability and a watcher rotates credentials. On SIGTERM or SIGINT every worker stops
 //! polling; in-flight activities get `shutdown.grace_period_secs` to finish, then are cancelled.
 
+pub mod observe;
+pub mod registry;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -25,10 +28,10 @@ use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::connection;
-use crate::observe::{Metrics, ObserveActivities};
 use crate::ops::{self, Readiness};
 use crate::settings::{Settings, TaskQueueSettings};
 use crate::telemetry::Telemetry;
+use observe::{Metrics, ObserveActivities};
 
 /// The identity this process shows in Temporal: the setting, else `edgeflow-<pid>@<host>`.
 pub fn identity(settings: &Settings) -> String {
@@ -101,7 +104,7 @@ pub async fn run(
             .context("syncing schedules")?;
         tracing::info!(?report, "schedules synced");
     }
-    let activities = crate::registry::Activities::build(&settings).await?;
+    let activities = registry::Activities::build(&settings).await?;
 
     // Hashing the executable takes seconds for a large binary: once per process.
     let build_id = settings
@@ -132,7 +135,7 @@ pub async fn run(
             continue;
         }
         for (service, limits) in &settings.services.services {
-            let service_queue = crate::registry::service_task_queue(name, service);
+            let service_queue = registry::service_task_queue(name, service);
             let slots = limits.max_concurrent.max(1) as usize;
             let options = service_worker_options(&common, &service_queue, queue, slots)?;
             let worker = Worker::new(&runtime, client.clone(), options)
@@ -232,7 +235,7 @@ struct Common<'a> {
     identity: &'a str,
     build_id: &'a str,
     metrics: &'a Arc<Metrics>,
-    activities: &'a crate::registry::Activities,
+    activities: &'a registry::Activities,
 }
 
 fn deployment(common: &Common) -> WorkerDeploymentOptions {
@@ -293,7 +296,7 @@ fn worker_options(
         .activity_inbound_interceptor(ObserveActivities(common.metrics.clone()))
         .build();
     if queue.runs.workflows() {
-        crate::registry::register_workflows(&mut options)
+        registry::register_workflows(&mut options)
             .with_context(|| format!("registering workflows on task queue {name}"))?;
     }
     if queue.runs.activities() {

@@ -10,6 +10,9 @@
 //! ready-to-use token; and on Ctrl-C stops the worker (draining it) and then every process it
 //! started, and nothing else.
 
+pub mod demo;
+mod issuer;
+
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -21,9 +24,9 @@ use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_common::protos::temporal::api::operatorservice::v1::AddSearchAttributesRequest;
 use tokio_util::sync::CancellationToken;
 
-use crate::dev_issuer::DevIssuer;
 use crate::settings::{EdgeTransport, Settings};
 use crate::telemetry::Telemetry;
+use issuer::DevIssuer;
 
 /// Custom search attributes the edge sets on every workflow it starts.
 pub const SEARCH_ATTRIBUTES: [&str; 2] = ["EdgeSubject", "EdgeRequestId"];
@@ -214,8 +217,7 @@ pub async fn serve_demo_services(
     port: Option<u16>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let failure =
-        crate::demo::Failure::parse(&settings.dev.demo_failure).map_err(anyhow::Error::msg)?;
+    let failure = demo::Failure::parse(&settings.dev.demo_failure).map_err(anyhow::Error::msg)?;
     let listener = bind(
         port.unwrap_or(settings.dev.demo_services_port),
         "demo services",
@@ -233,10 +235,10 @@ pub async fn serve_demo_services(
 
 async fn serve_demo(
     listener: tokio::net::TcpListener,
-    failure: crate::demo::Failure,
+    failure: demo::Failure,
     stop: CancellationToken,
 ) {
-    let _ = axum::serve(listener, crate::demo::router(failure))
+    let _ = axum::serve(listener, demo::router(failure))
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
 }
@@ -459,7 +461,7 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let dev = settings.dev.clone();
-    let failure = crate::demo::Failure::parse(&dev.demo_failure).map_err(anyhow::Error::msg)?;
+    let failure = demo::Failure::parse(&dev.demo_failure).map_err(anyhow::Error::msg)?;
     let temporal = tokio::task::block_in_place(|| ensure_temporal(&settings))?;
     register_search_attributes(&settings).await?;
 

@@ -76,7 +76,7 @@ impl Activities {
                 email: &settings.email,
                 webhooks: &settings.webhooks,
             },
-            // Metrics are recorded once, for every activity, by `crate::observe`.
+            // Metrics are recorded once, for every activity, by `super::observe`.
             &edgeflow_activities::ActivityMetrics::unregistered(),
         )
         .await

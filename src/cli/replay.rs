@@ -46,7 +46,7 @@ pub async fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         .map(|f| load(f))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut options = WorkflowReplayerOptions::new().build();
-    crate::registry::register_workflows(&mut options)?;
+    crate::worker::registry::register_workflows(&mut options)?;
     let replayer = WorkflowReplayer::new(options)?;
     let results = replayer.replay_workflows(histories).await?;
     let mut failed = 0;

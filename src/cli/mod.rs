@@ -1,5 +1,9 @@
 //! The command line: every subcommand and its flags, in one place.
 
+pub mod operator;
+pub mod replay;
+pub mod schema;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};

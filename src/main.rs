@@ -122,7 +122,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let settings = Settings::load(&Sources::from_env(config))?;
             let client = operator::client(&settings).await?;
-            let report = schedules::sync(&settings, &client).await?;
+            let report =
+                schedules::sync(&settings.schedules, settings.workflow_task_queue(), &client)
+                    .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
         }

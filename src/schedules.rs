@@ -21,7 +21,6 @@ use temporalio_client::{Client, UntypedWorkflow};
 use temporalio_common::data_converters::RawValue;
 
 use crate::cli::operator::json_payload;
-use crate::settings::Settings;
 
 const ID_PREFIX: &str = "edgeflow-";
 const MARKER: &str = "managed by edgeflow";
@@ -147,20 +146,26 @@ fn not_found(e: &ScheduleError) -> bool {
     matches!(e, ScheduleError::Rpc(status) if status.code() == temporalio_client::tonic::Code::NotFound)
 }
 
-pub async fn sync(settings: &Settings, client: &Client) -> anyhow::Result<SyncReport> {
-    let default_queue = settings
-        .task_queues
-        .values()
-        .find(|q| q.runs.workflows())
-        .map(|q| q.name.clone())
-        .unwrap_or_default();
+/// Makes the server's edgeflow schedules match `schedules`. A schedule without a `task_queue`
+/// starts its workflow on `default_queue` (`Settings::workflow_task_queue`).
+pub async fn sync(
+    schedules: &BTreeMap<String, ScheduleSettings>,
+    default_queue: Option<&str>,
+    client: &Client,
+) -> anyhow::Result<SyncReport> {
     let mut report = SyncReport::default();
-    for (name, s) in &settings.schedules {
+    for (name, s) in schedules {
         let id = format!("{ID_PREFIX}{name}");
         let queue = s
             .task_queue
-            .clone()
-            .unwrap_or_else(|| default_queue.clone());
+            .as_deref()
+            .or(default_queue)
+            .with_context(|| {
+                format!(
+                    "schedules.{name}: no task_queue, and no configured task queue runs workflows"
+                )
+            })?
+            .to_string();
         let fp = fingerprint(s, &queue);
         let handle = client.get_schedule_handle(id.clone());
         match handle.describe(Default::default()).await {
@@ -209,8 +214,7 @@ pub async fn sync(settings: &Settings, client: &Client) -> anyhow::Result<SyncRe
         }
     }
 
-    let wanted: Vec<String> = settings
-        .schedules
+    let wanted: Vec<String> = schedules
         .keys()
         .map(|n| format!("{ID_PREFIX}{n}"))
         .collect();

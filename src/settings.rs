@@ -66,7 +66,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct GatewaySettings {
     /// Address the gateway serves Temporal's HTTP API shape on, e.g. `127.0.0.1:8790`.
-    pub listen: String,
+    pub listen: SocketAddr,
     /// `aud` every token must carry: names this gateway.
     pub audience: String,
     /// `iss` every token must carry: names the edge that signs them.
@@ -271,7 +271,7 @@ pub struct ShutdownSettings {
 #[serde(deny_unknown_fields)]
 pub struct OpsSettings {
     /// Address of `/healthz`, `/readyz` and `/metrics`, e.g. `127.0.0.1:9464`.
-    pub listen: String,
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -355,9 +355,16 @@ impl Settings {
         let mut semantic = Vec::new();
         macro_rules! check_section {
             ($name:literal, $ty:ty, $check:expr) => {
-                if clean($name, &problems) {
-                    if let Ok(section) = serde_json::from_value::<$ty>(tree[$name].clone()) {
-                        semantic.extend($check(&section));
+                // An absent section takes its defaults when the whole tree is read.
+                if clean($name, &problems) && !tree[$name].is_null() {
+                    // What the schema lets through but the type refuses (an address that does
+                    // not parse, a number out of range) is reported at its own key.
+                    match serde_path_to_error::deserialize::<_, $ty>(tree[$name].clone()) {
+                        Ok(section) => semantic.extend($check(&section)),
+                        Err(e) => semantic.push(problem(
+                            join_path($name, &e.path().to_string().trim_start_matches('.')),
+                            e.inner().to_string(),
+                        )),
                     }
                 }
             };
@@ -365,7 +372,7 @@ impl Settings {
         check_section!("temporal", TemporalSettings, validate_temporal);
         check_section!("worker", WorkerSettings, validate_worker);
         check_section!("task_queues", BTreeMap<String, TaskQueueSettings>, validate_task_queues);
-        check_section!("ops", OpsSettings, validate_ops);
+        check_section!("ops", OpsSettings, typed_only);
         check_section!("telemetry", TelemetrySettings, validate_telemetry);
         check_section!("services", HttpSettings, HttpSettings::validate);
         check_section!("database", DbSettings, DbSettings::validate);
@@ -378,10 +385,14 @@ impl Settings {
         if !problems.is_empty() {
             return Err(SettingsErrors(problems));
         }
-        let settings: Settings = serde_json::from_value(tree).map_err(|e| {
-            // Every section passed, so this is something the schema can't express (e.g. a
-            // number out of range for its Rust type).
-            SettingsErrors(vec![problem("(settings)", e.to_string())])
+        let settings: Settings = serde_path_to_error::deserialize(tree).map_err(|e| {
+            // Every checked section passed, so this is something the schema can't express in a
+            // section without its own check (e.g. a number out of range for its Rust type).
+            let path = e.path().to_string();
+            SettingsErrors(vec![problem(
+                path.trim_start_matches('.'),
+                e.inner().to_string(),
+            )])
         })?;
         let crossed = settings.check_references();
         if crossed.is_empty() {
@@ -432,12 +443,14 @@ impl Settings {
         tree
     }
 
-    pub fn ops_listen(&self) -> SocketAddr {
-        // Checked in `validate`.
-        self.ops
-            .listen
-            .parse()
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9464)))
+    /// The task queue workflows are started on when nothing names one (the edge through the
+    /// gateway, `edgeflow start`, schedules without a `task_queue`, the exported contract): the
+    /// first `[task_queues.NAME]` that runs workflows.
+    pub fn workflow_task_queue(&self) -> Option<&str> {
+        self.task_queues
+            .values()
+            .find(|q| q.runs.workflows())
+            .map(|q| q.name.as_str())
     }
 }
 
@@ -486,12 +499,6 @@ pub const MAX_TOKEN_AGE_LIMIT_SECS: u64 = 60;
 
 fn validate_gateway(g: &GatewaySettings) -> Vec<SettingError> {
     let mut out = Vec::new();
-    if g.listen.parse::<SocketAddr>().is_err() {
-        out.push(problem(
-            "gateway.listen",
-            format!("`{}` is not an address like 127.0.0.1:8790", g.listen),
-        ));
-    }
     for (key, value) in [("audience", &g.audience), ("issuer", &g.issuer)] {
         if value.trim().is_empty() {
             out.push(problem(format!("gateway.{key}"), "must not be empty"));
@@ -547,13 +554,6 @@ impl GatewaySettings {
         } else {
             vec![]
         }
-    }
-
-    pub fn listen_addr(&self) -> SocketAddr {
-        // Checked in `validate_gateway`.
-        self.listen
-            .parse()
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8790)))
     }
 }
 
@@ -703,15 +703,9 @@ fn validate_task_queues(task_queues: &BTreeMap<String, TaskQueueSettings>) -> Ve
     out
 }
 
-fn validate_ops(ops: &OpsSettings) -> Vec<SettingError> {
-    let mut out = Vec::new();
-    if ops.listen.parse::<SocketAddr>().is_err() {
-        out.push(problem(
-            "ops.listen",
-            format!("`{}` is not an address like 127.0.0.1:9464", ops.listen),
-        ));
-    }
-    out
+/// For sections whose type says all there is to check.
+fn typed_only<T>(_: &T) -> Vec<SettingError> {
+    Vec::new()
 }
 
 fn validate_telemetry(telemetry: &TelemetrySettings) -> Vec<SettingError> {
@@ -953,7 +947,7 @@ mod tests {
         let s = Settings::load(&sources).expect("loads");
         assert_eq!(s.temporal.namespace, "payments");
         assert_eq!(s.shutdown.grace_period_secs, 7);
-        assert_eq!(s.ops.listen, "127.0.0.1:1234");
+        assert_eq!(s.ops.listen.to_string(), "127.0.0.1:1234");
     }
 
     #[test]
@@ -1036,7 +1030,7 @@ mod tests {
         std::fs::write(&jwks, "{}").unwrap();
         let (_d, sources) = sources_with(
             &format!(
-                "[gateway]\njwks_file = \"{}\"\njwks_url = \"https://keys.example.com/jwks\"\nmax_token_age_secs = 3600\nlisten = \"anywhere\"\n",
+                "[gateway]\njwks_file = \"{}\"\njwks_url = \"https://keys.example.com/jwks\"\nmax_token_age_secs = 3600\n",
                 jwks.display()
             ),
             &[],
@@ -1047,13 +1041,14 @@ mod tests {
         let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
-            [
-                "gateway.listen",
-                "gateway.jwks_url",
-                "gateway.max_token_age_secs"
-            ],
+            ["gateway.jwks_url", "gateway.max_token_age_secs"],
             "{errs:?}"
         );
+        // An address is parsed when the settings load, and refused at its own key.
+        let (_d, sources) = sources_with("[gateway]\nlisten = \"anywhere\"\n", &[]);
+        let errs = Settings::load(&sources).expect_err("bad address").0;
+        assert_eq!(errs[0].path, "gateway.listen", "{errs:?}");
+        assert!(errs[0].message.contains("address"), "{errs:?}");
     }
 
     #[test]

@@ -75,10 +75,8 @@ pub async fn client(settings: &Settings) -> anyhow::Result<Client> {
 
 fn default_task_queue(settings: &Settings) -> anyhow::Result<String> {
     settings
-        .task_queues
-        .values()
-        .find(|q| q.runs.workflows())
-        .map(|q| q.name.clone())
+        .workflow_task_queue()
+        .map(str::to_string)
         .context("no configured task queue runs workflows; pass --task-queue")
 }
 

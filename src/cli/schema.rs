@@ -22,10 +22,7 @@ use crate::settings::Settings;
 /// Every file to write, by path relative to the export folder.
 pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
     let task_queue = settings
-        .task_queues
-        .values()
-        .find(|q| q.runs.workflows())
-        .map(|q| q.name.clone())
+        .workflow_task_queue()
         .context("no configured task queue runs workflows")?;
     let mut files = BTreeMap::new();
     let mut put = |path: String, schema: &schemars::Schema| -> String {

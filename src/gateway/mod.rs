@@ -58,21 +58,18 @@ pub async fn start(
             .watch(Duration::from_secs(g.keys_refresh_secs), stop.clone()),
     );
     let task_queue = settings
-        .task_queues
-        .values()
-        .find(|q| q.runs.workflows())
-        .map(|q| q.name.clone())
+        .workflow_task_queue()
         .context("no configured task queue runs workflows: the gateway starts workflows on it")?;
     let gateway = Arc::new(Gateway {
         namespace: settings.temporal.namespace.clone(),
-        contract: Contract::from_catalog(&task_queue),
+        contract: Contract::from_catalog(task_queue),
         verifier: token::Verifier::new(g, keys),
         connection,
         max_body_bytes: g.max_body_bytes,
         call_timeout: Duration::from_secs(g.call_timeout_secs),
         metrics,
     });
-    let listen = g.listen_addr();
+    let listen = g.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("gateway.listen: cannot bind {listen}"))?;
@@ -96,7 +93,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
     let readiness = Readiness::new("starting");
     let ops_stop = CancellationToken::new();
     let (ops_addr, ops_task) = ops::serve(
-        settings.ops_listen(),
+        settings.ops.listen,
         readiness.clone(),
         metrics.clone(),
         None,

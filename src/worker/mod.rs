@@ -62,7 +62,7 @@ pub async fn run(
     )
     .context("starting the SDK metrics exporter")?;
     let (ops_addr, ops_task) = ops::serve(
-        settings.ops_listen(),
+        settings.ops.listen,
         readiness.clone(),
         metrics.clone(),
         Some(prometheus.bound_addr),
@@ -99,9 +99,10 @@ pub async fn run(
     .context("creating the Temporal client")?;
 
     if settings.worker.sync_schedules_on_start {
-        let report = crate::schedules::sync(&settings, &client)
-            .await
-            .context("syncing schedules")?;
+        let report =
+            crate::schedules::sync(&settings.schedules, settings.workflow_task_queue(), &client)
+                .await
+                .context("syncing schedules")?;
         tracing::info!(?report, "schedules synced");
     }
     let activities = registry::Activities::build(&settings).await?;

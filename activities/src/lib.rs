@@ -24,6 +24,7 @@
 //! output types themselves. Type names are listed in [`names`].
 
 pub mod db;
+pub mod echo;
 pub mod email;
 pub mod http;
 mod untrusted;

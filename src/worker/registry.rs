@@ -6,15 +6,13 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use std::time::Duration;
 
-use edgeflow_workflows::echo::{EchoInput, MAX_DELAY_MS};
 use edgeflow_workflows::order::OrderSettings;
 use temporalio_common::WorkflowDefinition;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::workflow_replayer::WorkflowReplayerOptions;
-use temporalio_sdk::{ApplicationFailure, WorkerOptions, WorkflowRegistrationError};
+use temporalio_sdk::{WorkerOptions, WorkflowRegistrationError};
 use temporalio_workflow::workflows::WorkflowImplementation;
 
 use crate::settings::Settings;
@@ -58,7 +56,7 @@ pub fn register_workflows(
     Ok(())
 }
 
-/// Every activity: the four families, `echo`, and the workflows' settings activities.
+/// Every activity: the four families, `echo`, and the workflows' settings activity.
 /// Built once from settings; registered on every task queue that runs activities.
 pub struct Activities {
     families: edgeflow_activities::Activities,
@@ -91,7 +89,7 @@ impl Activities {
 
     pub fn register(&self, options: &mut WorkerOptions) {
         self.families.register(options);
-        options.register_activities(EchoActivities);
+        options.register_activities(edgeflow_activities::echo::EchoActivities);
         options.register_activities(self.workflow_settings.clone());
     }
 
@@ -108,51 +106,15 @@ pub fn service_task_queue(queue: &str, service: &str) -> String {
     format!("{queue}.{service}")
 }
 
-pub use implemented_here::{EchoActivities, WorkflowSettingsActivities};
+pub use implemented_here::WorkflowSettingsActivities;
 
-/// The activities this binary implements itself. `#[activities]` also emits a constant per
-/// activity for calling it by definition, which the worker never reads (it registers whole
-/// structs): hence the `dead_code` allowance, on this module alone.
+/// The activity this binary implements itself (the others are in `edgeflow_activities`).
+/// `#[activities]` also emits a constant per activity for calling it by definition, which the
+/// worker never reads (it registers whole structs): hence the `dead_code` allowance, on this
+/// module alone.
 #[allow(dead_code)]
 mod implemented_here {
     use super::*;
-
-    /// `echo`: returns its input, optionally after a delay that heartbeats every second and ends
-    /// early, as cancelled, when Temporal or a shutdown cancels the activity.
-    pub struct EchoActivities;
-
-    #[activities]
-    impl EchoActivities {
-        #[activity(definition = edgeflow_workflows::echo::EchoDefinition)]
-        pub async fn echo(
-            self: Arc<Self>,
-            ctx: ActivityContext,
-            input: EchoInput,
-        ) -> Result<serde_json::Value, ActivityError> {
-            if input.delay_ms > MAX_DELAY_MS {
-                return Err(ActivityError::application(
-                    ApplicationFailure::non_retryable(format!(
-                        "delay_ms {} is above the maximum of {MAX_DELAY_MS}",
-                        input.delay_ms
-                    )),
-                ));
-            }
-            tracing::info!(delay_ms = input.delay_ms, "echo");
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(input.delay_ms);
-            while tokio::time::Instant::now() < deadline {
-                let step = deadline
-                    .saturating_duration_since(tokio::time::Instant::now())
-                    .min(Duration::from_secs(1));
-                tokio::select! {
-                    _ = tokio::time::sleep(step) => {}
-                    _ = ctx.cancelled() => return Err(ActivityError::cancelled()),
-                }
-                // Heartbeats carry Temporal's cancellation requests back to a long activity.
-                let _ = ctx.record_heartbeat(()).await;
-            }
-            Ok(input.message)
-        }
-    }
 
     /// `settings.order`: hands the `order` workflow its settings, recorded in history.
     #[derive(Clone)]

@@ -2,12 +2,12 @@
 //!
 //! - [`cli`]: the command line.
 //! - [`settings`]: the layered `Settings` tree and its checks.
-//! - [`telemetry`]: logs and traces.
+//! - [`telemetry`]: logs and traces (OTLP export, the SDK's OpenTelemetry plugin).
 //! - [`connection`]: the Temporal connection and credential rotation.
 //! - [`temporal_env`]: Temporal's standard client configuration as a settings layer.
 //! - [`worker`]: the worker runtime (poll, readiness, drain).
 //! - [`registry`]: the workflows and activity families the worker registers.
-//! - [`observe`]: per-activity log span and metrics.
+//! - [`observe`]: every activity attempt's log fields and metrics.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`operator`]: `start`, `signal`, `status` over gRPC.
 //! - [`dev`]: `edgeflow dev`, the local stack.
@@ -222,7 +222,7 @@ async fn serve(config: Option<std::path::PathBuf>, dev_stack: bool) -> ExitCode 
         Ok(s) => s,
         Err(code) => return code,
     };
-    let telemetry = match telemetry::init(&settings.telemetry) {
+    let telemetry = match telemetry::init(&settings.telemetry, &worker::identity(&settings)) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("edgeflow: {e:#}");

@@ -25,7 +25,7 @@ use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::connection;
-use crate::observe::{Metrics, ObserveActivities};
+use crate::observe::{self, Metrics};
 use crate::ops::{self, Readiness};
 use crate::settings::{Settings, TaskQueueSettings};
 use crate::telemetry::Telemetry;
@@ -89,9 +89,13 @@ pub async fn run(
         tracing::info!("stopped before connecting to Temporal");
         return Ok(());
     };
+    // The OpenTelemetry plugin goes on the client, so every worker made from it continues the
+    // callers' traces (`_tracer-data` headers) and wraps the observe plugin below.
     let client = Client::new(
         connection.clone(),
-        ClientOptions::new(settings.temporal.namespace.clone()).build(),
+        ClientOptions::new(settings.temporal.namespace.clone())
+            .plugin(telemetry.temporal_plugin())
+            .build(),
     )
     .context("creating the Temporal client")?;
 
@@ -290,7 +294,7 @@ fn worker_options(
         ))
         .maybe_max_worker_activities_per_second(queue.max_activities_per_sec)
         .graceful_shutdown_period(Duration::from_secs(settings.shutdown.grace_period_secs))
-        .activity_inbound_interceptor(ObserveActivities(common.metrics.clone()))
+        .worker_plugin(observe::plugin(common.metrics.clone()))
         .build();
     if queue.runs.workflows() {
         crate::registry::register_workflows(&mut options)
@@ -329,7 +333,7 @@ fn service_worker_options(
         .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(pollers.max(1)))
         .maybe_max_worker_activities_per_second(queue.max_activities_per_sec)
         .graceful_shutdown_period(Duration::from_secs(settings.shutdown.grace_period_secs))
-        .activity_inbound_interceptor(ObserveActivities(common.metrics.clone()))
+        .worker_plugin(observe::plugin(common.metrics.clone()))
         .build();
     common.activities.register(&mut options);
     Ok(options)

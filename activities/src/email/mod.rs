@@ -53,9 +53,8 @@ mod runtime {
     use super::transport::{Outgoing, Transport};
     use super::{EmailSendInput, EmailSendOutput, EmailSettings};
     use crate::db::Database;
-    use crate::metrics::Family;
     use crate::settings::is_identifier;
-    use crate::{ActivityMetrics, CallContext, Failure, Untrusted, names};
+    use crate::{CallContext, Failure, Untrusted, names};
 
     const LEDGER_KIND: &str = "email";
 
@@ -69,7 +68,6 @@ mod runtime {
         templates: Arc<Templates>,
         transport: Arc<Transport>,
         ledger: Database,
-        metrics: ActivityMetrics,
     }
 
     /// The email family could not be set up.
@@ -83,11 +81,7 @@ mod runtime {
     impl EmailActivities {
         /// Load the templates and set up the transport; `ledger` is the database of
         /// `database.url` (the sent-ledger lives next to the db ledger).
-        pub fn new(
-            settings: &EmailSettings,
-            ledger: Database,
-            metrics: ActivityMetrics,
-        ) -> Result<Self, EmailBuildError> {
+        pub fn new(settings: &EmailSettings, ledger: Database) -> Result<Self, EmailBuildError> {
             let mut problems = Vec::new();
             let from = parse_mailbox("from", &settings.from)
                 .map_err(|e| problems.push(format!("from: {e}")))
@@ -120,7 +114,6 @@ mod runtime {
                         templates: Arc::new(templates),
                         transport: Arc::new(transport),
                         ledger,
-                        metrics,
                     })
                 }
                 _ => Err(EmailBuildError { problems }),
@@ -133,14 +126,13 @@ mod runtime {
         }
 
         /// `email.send` without the SDK wrapper: what the activity does, given its caller.
-        #[instrument(name = "email.send", skip_all, fields(template = %input.template, step = %input.step, transport = self.transport.name()))]
+        #[instrument(name = "email.send", skip_all, fields(otel.kind = "client", template = %input.template, step = %input.step, transport = self.transport.name()))]
         pub async fn send_message(
             &self,
             ctx: &CallContext,
             input: EmailSendInput,
         ) -> Result<EmailSendOutput, Failure> {
-            ctx.observe(&self.metrics, Family::Email, self.send_once(ctx, input))
-                .await
+            ctx.guard(self.send_once(ctx, input)).await
         }
 
         async fn send_once(
@@ -218,20 +210,14 @@ mod runtime {
     impl EmailActivities {
         /// Registered as `email.send`.
         #[activity(name = names::EMAIL_SEND)]
-        #[instrument(skip_all, fields(
-            workflow_id = ctx.info().workflow_id.as_deref().unwrap_or(""),
-            run_id = ctx.info().workflow_run_id.as_deref().unwrap_or(""),
-            activity_type = %ctx.info().activity_type,
-            attempt = ctx.info().attempt,
-        ))]
         pub async fn send(
             self: Arc<Self>,
             ctx: ActivityContext,
             input: Untrusted<EmailSendInput>,
         ) -> Result<EmailSendOutput, ActivityError> {
-            let input = input.0.map_err(|e| {
-                crate::context::invalid_input(&self.metrics, Family::Email, e).into_activity_error()
-            })?;
+            let input = input
+                .0
+                .map_err(|e| crate::Failure::InvalidInput(e.to_string()).into_activity_error())?;
             let call = CallContext::from_activity(&ctx);
             self.send_message(&call, input)
                 .await

@@ -23,6 +23,13 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Serve the edge Worker's Temporal operations over HTTP (Temporal's HTTP API shape), calling
+    /// Temporal over gRPC with `[temporal]`'s credentials; each request needs a token the edge
+    /// signed. Drains on SIGTERM/SIGINT.
+    Gateway {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run the whole system locally: a Temporal dev server (or the one already running) and the
     /// worker on the `dev` settings. Ctrl-C stops everything it started.
     Dev {

@@ -2,9 +2,13 @@
 //!
 //! Starts a Temporal dev server persisting under `./var/` (or reuses one already answering on
 //! `temporal.address`) and registers edgeflow's search attributes; serves the demo services and
-//! the development token issuer; starts the edge Worker in `wrangler dev` trusting that issuer;
+//! the development token issuer; with `dev.edge_transport = "gateway"` (the default) runs
+//! `edgeflow gateway` in this process, trusting a signing key it gives the edge; starts the edge
+//! Worker in `wrangler dev` trusting that issuer and reaching Temporal through the gateway (or
+//! straight through the dev server's HTTP API);
 //! runs the worker in this process on the `dev` settings; prints where everything is (traces
-//! included) and a ready-to-use token; and on Ctrl-C stops the worker (draining it) and then every process it
+//! included) and a ready-to-use token; and on Ctrl-C stops the worker (draining it) and then
+//! every process it
 //! started, and nothing else.
 
 use std::net::{SocketAddr, TcpStream};
@@ -19,11 +23,17 @@ use temporalio_common::protos::temporal::api::operatorservice::v1::AddSearchAttr
 use tokio_util::sync::CancellationToken;
 
 use crate::dev_issuer::DevIssuer;
-use crate::settings::Settings;
+use crate::settings::{EdgeTransport, Settings};
 use crate::telemetry::Telemetry;
 
 /// Custom search attributes the edge sets on every workflow it starts.
 pub const SEARCH_ATTRIBUTES: [&str; 2] = ["EdgeSubject", "EdgeRequestId"];
+
+/// Dynamic config that lets the dev server call the edge's completion callback on loopback over
+/// plain http (Temporal refuses every callback URL by default; docs/operations.md says what a
+/// production cluster needs).
+pub const CALLBACKS_ON_LOOPBACK: &str =
+    r#"callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]"#;
 
 /// A child process this command started; killed (TERM, then KILL) when dropped.
 struct Owned {
@@ -115,6 +125,7 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
         .args(["--http-port", &dev.temporal_http_port.to_string()])
         .args(["--db-filename", &db.display().to_string()])
         .args(["--namespace", &settings.temporal.namespace])
+        .args(["--dynamic-config-value", CALLBACKS_ON_LOOPBACK])
         .args(["--log-level", "warn"]);
     for name in SEARCH_ATTRIBUTES {
         command.args(["--search-attribute", &format!("{name}=Keyword")]);
@@ -231,8 +242,109 @@ async fn serve_demo(
         .await;
 }
 
-/// Starts the edge Worker in `wrangler dev`, trusting the dev issuer and signing secrets.
-async fn start_edge(settings: &Settings) -> anyhow::Result<Owned> {
+/// The edge's key for signing gateway tokens: a P-256 key kept in `<var_dir>/edge-gateway.pk8`
+/// (made on first use). Returns the private JWK the edge gets as `GATEWAY_SIGNING_KEY`, and the
+/// JWKS with its public half the gateway trusts.
+fn edge_signing_key(var_dir: &std::path::Path) -> anyhow::Result<(String, String)> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let path = var_dir.join("edge-gateway.pk8");
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|_| anyhow::anyhow!("generating the edge's gateway key"))?;
+            std::fs::write(&path, doc.as_ref())
+                .with_context(|| format!("writing {}", path.display()))?;
+            doc.as_ref().to_vec()
+        }
+    };
+    let unusable = || {
+        anyhow::anyhow!(
+            "{} is not a P-256 key made by edgeflow dev; delete it to make a new one",
+            path.display()
+        )
+    };
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
+        .map_err(|_| unusable())?;
+    // ring writes P-256 PKCS#8 documents in one fixed layout, the private scalar at bytes
+    // 36..68 (after the algorithm identifiers and the `04 20` octet-string header). A JWK
+    // needs it as `d`; the prefix is checked, so any other layout is refused, not misread.
+    const PREFIX: [u8; 36] = [
+        0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+        0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x6d, 0x30,
+        0x6b, 0x02, 0x01, 0x01, 0x04, 0x20,
+    ];
+    if pkcs8.len() < 68 || pkcs8[..36] != PREFIX {
+        return Err(unusable());
+    }
+    let point = pair.public_key().as_ref();
+    let digest = ring::digest::digest(&ring::digest::SHA256, point);
+    let kid: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (x, y) = (B64URL.encode(&point[1..33]), B64URL.encode(&point[33..65]));
+    let private = serde_json::json!({
+        "kty": "EC", "crv": "P-256", "kid": kid, "x": x, "y": y, "d": B64URL.encode(&pkcs8[36..68]),
+    });
+    let jwks = serde_json::json!({ "keys": [{
+        "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid, "x": x, "y": y,
+    }]});
+    Ok((private.to_string(), jwks.to_string()))
+}
+
+/// How the edge reaches Temporal: the variables that say so.
+fn edge_temporal_vars(
+    settings: &Settings,
+    gateway: Option<(SocketAddr, String)>,
+) -> Vec<(&'static str, String)> {
+    match gateway {
+        Some((addr, signing_key)) => vec![
+            ("TEMPORAL_TRANSPORT", "gateway".to_string()),
+            ("TEMPORAL_HTTP_URL", format!("http://{addr}")),
+            ("GATEWAY_SIGNING_KEY", signing_key),
+            ("GATEWAY_AUDIENCE", settings.gateway.audience.clone()),
+            ("GATEWAY_ISSUER", settings.gateway.issuer.clone()),
+        ],
+        None => vec![
+            ("TEMPORAL_TRANSPORT", "temporal_http".to_string()),
+            (
+                "TEMPORAL_HTTP_URL",
+                format!("http://127.0.0.1:{}", settings.dev.temporal_http_port),
+            ),
+        ],
+    }
+}
+
+/// The key of the edge's completion-callback tokens, made once per var dir (runs started before a
+/// restart keep callbacks the edge can still verify).
+fn callback_secret(var_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = var_dir.join("edge-callback.secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(secret.trim().to_string());
+    }
+    let mut key = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .map_err(|_| anyhow::anyhow!("generating the edge's callback key"))?;
+    let secret = format!(
+        "whsec_{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key)
+    );
+    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret)
+}
+
+/// Starts the edge Worker in `wrangler dev`, trusting the dev issuer and signing secrets; with
+/// `callbacks`, every start carries a completion callback to the edge (the Temporal server must
+/// allow it: the one `edgeflow dev` starts does).
+async fn start_edge(
+    settings: &Settings,
+    temporal_vars: Vec<(&'static str, String)>,
+    callbacks: bool,
+) -> anyhow::Result<Owned> {
     let dev = &settings.dev;
     let edge_dir = PathBuf::from("edge");
     let wrangler = edge_dir.join("node_modules/wrangler/bin/wrangler.js");
@@ -255,12 +367,8 @@ async fn start_edge(settings: &Settings) -> anyhow::Result<Owned> {
         })
         .unwrap_or_default();
     let env_file = var.join("edge.env");
-    let vars = [
+    let mut vars = vec![
         ("ENVIRONMENT", "development".to_string()),
-        (
-            "TEMPORAL_HTTP_URL",
-            format!("http://127.0.0.1:{}", dev.temporal_http_port),
-        ),
         ("TEMPORAL_NAMESPACE", settings.temporal.namespace.clone()),
         (
             "OIDC_ISSUER",
@@ -270,6 +378,17 @@ async fn start_edge(settings: &Settings) -> anyhow::Result<Owned> {
         ("OIDC_ALGORITHMS", "ES256".to_string()),
         ("WEBHOOK_SECRETS", secrets.join(" ")),
     ];
+    vars.extend(temporal_vars);
+    if callbacks {
+        vars.push((
+            "CALLBACK_URL",
+            format!(
+                "http://127.0.0.1:{}/v1/hooks/temporal-callback",
+                dev.edge_port
+            ),
+        ));
+        vars.push(("CALLBACK_SECRETS", callback_secret(&var)?));
+    }
     let text: String = vars.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect();
     std::fs::write(&env_file, text).with_context(|| format!("writing {}", env_file.display()))?;
     let log_path = var.join("edge.log");
@@ -370,8 +489,44 @@ pub async fn run(
             background.clone(),
         )
         .await;
+    // The gateway, in this process, with the worker's connection settings.
+    let mut settings = settings;
+    let gateway = match dev.edge_transport {
+        EdgeTransport::Gateway => {
+            let (signing_key, jwks) = edge_signing_key(&dev.var_dir)?;
+            let jwks_file = dev.var_dir.join("edge-gateway-jwks.json");
+            std::fs::write(&jwks_file, jwks)
+                .with_context(|| format!("writing {}", jwks_file.display()))?;
+            settings.gateway.jwks_file = Some(jwks_file);
+            settings.gateway.jwks_url = None;
+            let (connection, _) =
+                crate::connection::connect(&settings.temporal, "edgeflow-dev-gateway", None)
+                    .await?;
+            let running = crate::gateway::start(
+                &settings,
+                connection,
+                crate::gateway::metrics::GatewayMetrics::new(),
+                background.clone(),
+            )
+            .await?;
+            Some((running.addr, signing_key))
+        }
+        EdgeTransport::TemporalHttp => None,
+    };
+    let gateway_line = match &gateway {
+        Some((addr, _)) => format!("http://{addr} (the edge reaches Temporal through it)"),
+        None => "(not started: dev.edge_transport = \"temporal_http\")".to_string(),
+    };
+    // A reused server may not allow callbacks to the edge: then the edge relies on the worker's
+    // webhook and on long-polling the close event.
+    let callbacks = temporal.is_some();
+    if !callbacks {
+        eprintln!(
+            "[dev] completion callbacks off: the reused server may not allow them ({CALLBACKS_ON_LOOPBACK})"
+        );
+    }
     let edge = if dev.start_edge {
-        Some(start_edge(&settings).await?)
+        Some(start_edge(&settings, edge_temporal_vars(&settings, gateway), callbacks).await?)
     } else {
         None
     };
@@ -388,6 +543,7 @@ pub async fn run(
          [dev] edgeflow is up.\n\
          [dev]   edge (the API):   {}\n\
          [dev]   Temporal UI:      http://127.0.0.1:{}{}\n\
+         [dev]   gateway:          {gateway_line}\n\
          [dev]   worker ops:       http://{}/readyz  /metrics\n\
          [dev]   traces:           {}\n\
          [dev]   demo services:    http://127.0.0.1:{} (failure mode: {})\n\
@@ -396,7 +552,7 @@ pub async fn run(
          [dev] Try it (another terminal):\n\
          [dev]   target/debug/edgeflow start order --input @examples/order.json --wait\n\
          [dev]   curl -s -X POST {edge_url}/v1/workflows/order -H \"Authorization: Bearer $TOKEN\" \\\n\
-         [dev]        -H 'Prefer: wait=10' -H 'Content-Type: application/json' --data @examples/order.json\n\
+         [dev]        -H 'Prefer: wait=10' -H 'Content-Type: application/json' --data @examples/order-web.json\n\
          [dev] Ctrl-C stops everything this command started.\n",
         if edge.is_some() {
             edge_url.clone()

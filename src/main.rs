@@ -10,6 +10,7 @@
 //! - [`observe`]: every activity attempt's log fields and metrics.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`operator`]: `start`, `signal`, `status` over gRPC.
+//! - [`gateway`]: `edgeflow gateway`, the edge's HTTP door to any Temporal cluster.
 //! - [`dev`]: `edgeflow dev`, the local stack.
 //! - [`schema`]: `edgeflow schema export`, the contract the edge Worker consumes.
 //! - [`replay`]: `edgeflow replay`, the nondeterminism guard.
@@ -21,6 +22,7 @@ mod connection;
 mod demo;
 mod dev;
 mod dev_issuer;
+mod gateway;
 mod observe;
 mod operator;
 mod ops;
@@ -78,6 +80,7 @@ async fn run(cli: Cli) -> ExitCode {
             Err(code) => code,
         },
         Command::Worker { config } => serve(config, false).await,
+        Command::Gateway { config } => serve_gateway(config).await,
         Command::Dev {
             command: None,
             config,
@@ -240,6 +243,36 @@ async fn serve(config: Option<std::path::PathBuf>, dev_stack: bool) -> ExitCode 
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %telemetry::chain(&e), "edgeflow failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `gateway`: settings (with a key source for the edge's tokens) → telemetry → serve until a signal.
+async fn serve_gateway(config: Option<std::path::PathBuf>) -> ExitCode {
+    let settings = match load(config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let missing = settings.gateway.check_serving();
+    if !missing.is_empty() {
+        eprint!("edgeflow: {}", settings::SettingsErrors(missing));
+        return ExitCode::from(EXIT_BAD_SETTINGS);
+    }
+    let telemetry = match telemetry::init(&settings.telemetry) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("edgeflow: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    match gateway::run(settings, stop).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %telemetry::chain(&e), "edgeflow gateway failed");
+            drop(telemetry);
             ExitCode::FAILURE
         }
     }

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use temporalio_client::errors::WorkflowGetResultError;
+use temporalio_client::errors::WorkflowStartError;
 use temporalio_client::{
     Client, ClientOptions, UntypedSignal, UntypedWorkflow, WorkflowDescribeOptions,
-    WorkflowExecutionStatus, WorkflowGetResultOptions, WorkflowSignalOptions, WorkflowStartOptions,
+    WorkflowExecutionStatus, WorkflowGetResultOptions, WorkflowHandle, WorkflowIdReusePolicy,
+    WorkflowSignalOptions, WorkflowStartOptions,
 };
 use temporalio_common::data_converters::RawValue;
 use temporalio_common::protos::temporal::api::common::v1::Payload;
@@ -91,7 +93,7 @@ pub async fn start(
     let text = read_input(&input)?;
     let known = edgeflow_workflows::catalog::find(&workflow);
     check(
-        known.map(|w| w.check_input),
+        known.as_ref().map(|w| w.check_input),
         &format!("the input of {workflow}"),
         &text,
     )?;
@@ -101,16 +103,45 @@ pub async fn start(
         Some(q) => q,
         None => default_task_queue(&settings)?,
     };
-    let id = id.unwrap_or_else(|| format!("{workflow}-{}", uuid::Uuid::new_v4().simple()));
+    // A workflow about one business object (an order) takes its id from it, so starting the same
+    // order twice finds the first run instead of recording the order twice.
+    let natural = known.as_ref().and_then(|w| w.natural_id(&input));
+    let id = id
+        .or_else(|| natural.clone())
+        .unwrap_or_else(|| format!("{workflow}-{}", uuid::Uuid::new_v4().simple()));
     let client = client(&settings).await?;
-    let handle = client
+    let mut options = WorkflowStartOptions::new(task_queue.clone(), id.clone()).build();
+    if natural.as_deref() == Some(id.as_str()) {
+        options.id_reuse_policy = WorkflowIdReusePolicy::RejectDuplicate;
+    }
+    let started = client
         .start_workflow(
             UntypedWorkflow::new(workflow.clone()),
             RawValue::new(vec![json_payload(&input)]),
-            WorkflowStartOptions::new(task_queue.clone(), id.clone()).build(),
+            options,
         )
-        .await
-        .with_context(|| format!("starting workflow {workflow} with id {id}"))?;
+        .await;
+    let handle = match started {
+        Ok(handle) => handle,
+        Err(WorkflowStartError::AlreadyStarted { .. })
+            if natural.as_deref() == Some(id.as_str()) =>
+        {
+            let existing = client.get_workflow_handle::<UntypedWorkflow>(id.clone());
+            if first_input(&existing).await? != input {
+                bail!(
+                    "{id} already exists with a different input: the same {workflow} id cannot be \
+                     used twice (`edgeflow status {id}` shows it)"
+                );
+            }
+            eprintln!(
+                "{id} already exists with this input: the same {workflow}, not started again"
+            );
+            existing
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("starting workflow {workflow} with id {id}"));
+        }
+    };
     let run_id = handle.run_id().unwrap_or_default().to_string();
     if !wait {
         print_json(&serde_json::json!({
@@ -130,6 +161,26 @@ pub async fn start(
             }));
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// The input a run was started with, from its first history event.
+async fn first_input(
+    handle: &WorkflowHandle<Client, UntypedWorkflow>,
+) -> anyhow::Result<serde_json::Value> {
+    use futures_util::StreamExt;
+    use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+    let mut history = handle.fetch_history(Default::default());
+    let first = history
+        .next()
+        .await
+        .context("the run has no history")?
+        .context("reading the run's history")?;
+    match first.attributes {
+        Some(Attributes::WorkflowExecutionStartedEventAttributes(started)) => Ok(payload_json(
+            &started.input.map(|p| p.payloads).unwrap_or_default(),
+        )),
+        _ => bail!("the run's first event is not its start"),
     }
 }
 

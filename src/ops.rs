@@ -5,7 +5,8 @@
 //!   server succeeded; otherwise 503 with the reason as the body.
 //! - `/metrics`: Prometheus text: the SDK's worker metrics (served by the SDK's exporter on a
 //!   private loopback port and relayed here) followed by edgeflow's own (see [`crate::observe`])
-//!   and `edgeflow_worker_ready`, what `/readyz` says as a gauge.
+//!   and `edgeflow_worker_ready`, what `/readyz` says as a gauge; for `edgeflow gateway`, the
+//!   gateway's request metrics.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -17,7 +18,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::observe::Metrics;
+/// Metrics a process renders after the SDK's: the worker's activity metrics or the gateway's.
+pub trait RenderMetrics: Send + Sync {
+    /// Prometheus text exposition, without the OpenMetrics `# EOF` marker.
+    fn render(&self) -> String;
+}
+
+impl RenderMetrics for crate::observe::Metrics {
+    fn render(&self) -> String {
+        crate::observe::Metrics::render(self)
+    }
+}
 
 /// Whether the worker should receive traffic, and if not, why.
 #[derive(Debug)]
@@ -44,7 +55,7 @@ impl Readiness {
 #[derive(Clone)]
 struct Ops {
     readiness: Arc<Readiness>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn RenderMetrics>,
     sdk_metrics_url: Option<String>,
     http: reqwest::Client,
 }
@@ -53,7 +64,7 @@ struct Ops {
 pub async fn serve(
     listen: SocketAddr,
     readiness: Arc<Readiness>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn RenderMetrics>,
     sdk_metrics_addr: Option<SocketAddr>,
     stop: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {

@@ -2,8 +2,9 @@
 //!
 //! Written from the Rust types (the workflow catalog and the activity contract), so the edge
 //! validates exactly what the worker accepts. Layout:
-//! - `manifest.json`: `workflows` (those callers at the edge may start: name, task queue, input,
-//!   result, signals, updates, queries), `internal_workflows` (operator-only, same shape) and
+//! - `manifest.json`: `workflows` (those callers at the edge may start: name, task queue, the input
+//!   field a run's workflow id is made from (`workflow_id_from`, e.g. `order_id`), input, result,
+//!   signals, updates, queries), `internal_workflows` (operator-only, same shape) and
 //!   `activities`;
 //! - `workflows/<name>.{input,result}.schema.json`, `workflows/<name>.<signal>.schema.json`,
 //!   `workflows/<name>.<update>.update.schema.json` and `.update-result.schema.json`,
@@ -39,6 +40,7 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
         let entry = json!({
             "name": w.name,
             "task_queue": task_queue,
+            "workflow_id_from": w.id_field,
             "input": put(format!("workflows/{}.input.schema.json", w.name), &w.input),
             "result": put(format!("workflows/{}.result.schema.json", w.name), &w.result),
             "signals": w.signals.iter().map(|s| json!({

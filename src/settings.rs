@@ -55,8 +55,40 @@ pub struct Settings {
     /// Temporal Schedules that `edgeflow schedules sync` keeps in line, by name.
     #[serde(default)]
     pub schedules: BTreeMap<String, ScheduleSettings>,
+    /// Used only by `edgeflow gateway` (and `edgeflow dev`, which runs one).
+    pub gateway: GatewaySettings,
     /// Used only by `edgeflow dev`.
     pub dev: DevSettings,
+}
+
+/// `edgeflow gateway`: the edge's HTTP door to Temporal, verifying a short-lived token per request.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Address the gateway serves Temporal's HTTP API shape on, e.g. `127.0.0.1:8790`.
+    pub listen: String,
+    /// `aud` every token must carry: names this gateway.
+    pub audience: String,
+    /// `iss` every token must carry: names the edge that signs them.
+    pub issuer: String,
+    /// The edge's public keys as a JWKS file; re-read when it changes. Set this or `jwks_url`.
+    pub jwks_file: Option<PathBuf>,
+    /// The edge's public keys as a JWKS URL, fetched every `keys_refresh_secs`.
+    pub jwks_url: Option<String>,
+    /// How often the key file is checked or the key URL fetched; an unknown `kid` also triggers
+    /// a reload, at most once a second.
+    pub keys_refresh_secs: u64,
+    /// Longest a token may live (`exp - iat`), at most 60.
+    pub max_token_age_secs: u64,
+    /// Clock difference tolerated between the edge and the gateway.
+    pub clock_skew_secs: u64,
+    /// Token ids remembered to refuse replays (each for its token's lifetime); when full, new
+    /// tokens are refused with 503 rather than forgetting one early.
+    pub replay_cache_entries: usize,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Deadline of each call to Temporal (the history long poll returns earlier by itself).
+    pub call_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -85,6 +117,16 @@ pub struct DevSettings {
     pub demo_services_port: u16,
     /// `none`, `flaky:<service>` (503 twice per order) or `down:<service>` (422 every time).
     pub demo_failure: String,
+    /// How the edge reaches Temporal: through `edgeflow gateway` (run by the dev stack) or
+    /// straight to the dev server's HTTP API.
+    pub edge_transport: EdgeTransport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeTransport {
+    Gateway,
+    TemporalHttp,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -348,6 +390,7 @@ impl Settings {
         check_section!("email", EmailSettings, EmailSettings::validate);
         check_section!("webhooks", WebhookSettings, WebhookSettings::validate);
         check_section!("schedules", BTreeMap<String, ScheduleSettings>, crate::schedules::validate);
+        check_section!("gateway", GatewaySettings, validate_gateway);
         check_section!("dev", DevSettings, validate_dev);
         problems.extend(semantic);
         if !problems.is_empty() {
@@ -454,6 +497,82 @@ fn redact_credentials(value: &mut serde_json::Value) {
 }
 
 // Checks of what the schema can't express, one function per section.
+
+/// The longest token lifetime the gateway accepts, whatever the settings say.
+pub const MAX_TOKEN_AGE_LIMIT_SECS: u64 = 60;
+
+fn validate_gateway(g: &GatewaySettings) -> Vec<SettingError> {
+    let mut out = Vec::new();
+    if g.listen.parse::<SocketAddr>().is_err() {
+        out.push(problem(
+            "gateway.listen",
+            format!("`{}` is not an address like 127.0.0.1:8790", g.listen),
+        ));
+    }
+    for (key, value) in [("audience", &g.audience), ("issuer", &g.issuer)] {
+        if value.trim().is_empty() {
+            out.push(problem(format!("gateway.{key}"), "must not be empty"));
+        }
+    }
+    if g.jwks_file.is_some() && g.jwks_url.is_some() {
+        out.push(problem(
+            "gateway.jwks_url",
+            "set at most one of jwks_file and jwks_url",
+        ));
+    }
+    check_readable(&mut out, "gateway.jwks_file", g.jwks_file.as_deref());
+    if let Some(url) = &g.jwks_url {
+        match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => out.push(problem(
+                "gateway.jwks_url",
+                format!("`{url}` is not an http:// or https:// URL"),
+            )),
+        }
+    }
+    if !(1..=MAX_TOKEN_AGE_LIMIT_SECS).contains(&g.max_token_age_secs) {
+        out.push(problem(
+            "gateway.max_token_age_secs",
+            format!("must be between 1 and {MAX_TOKEN_AGE_LIMIT_SECS}"),
+        ));
+    }
+    if g.clock_skew_secs > 30 {
+        out.push(problem("gateway.clock_skew_secs", "must be at most 30"));
+    }
+    for (key, value) in [
+        ("keys_refresh_secs", g.keys_refresh_secs),
+        ("call_timeout_secs", g.call_timeout_secs),
+        ("replay_cache_entries", g.replay_cache_entries as u64),
+        ("max_body_bytes", g.max_body_bytes as u64),
+    ] {
+        if value == 0 {
+            out.push(problem(format!("gateway.{key}"), "must be at least 1"));
+        }
+    }
+    out
+}
+
+impl GatewaySettings {
+    /// What `edgeflow gateway` needs beyond a valid tree: somewhere to read the edge's keys from.
+    /// (A worker never reads them, so an unset key source is no problem for it.)
+    pub fn check_serving(&self) -> Vec<SettingError> {
+        if self.jwks_file.is_none() && self.jwks_url.is_none() {
+            vec![problem(
+                "gateway.jwks_file",
+                "set jwks_file or jwks_url: the edge's public keys, to verify its tokens",
+            )]
+        } else {
+            vec![]
+        }
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        // Checked in `validate_gateway`.
+        self.listen
+            .parse()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8790)))
+    }
+}
 
 fn validate_dev(dev: &DevSettings) -> Vec<SettingError> {
     match crate::demo::Failure::parse(&dev.demo_failure) {
@@ -918,6 +1037,39 @@ mod tests {
             [
                 "workflows.order.charge_payment.service",
                 "workflows.order.completion_webhook"
+            ],
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn the_gateway_takes_one_key_source_and_tokens_of_at_most_a_minute() {
+        let (dir, sources) = sources_with("", &[]);
+        let s = Settings::load(&sources).expect("the defaults load without a key source");
+        assert_eq!(
+            s.gateway.check_serving()[0].path,
+            "gateway.jwks_file",
+            "edgeflow gateway needs a key source"
+        );
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, "{}").unwrap();
+        let (_d, sources) = sources_with(
+            &format!(
+                "[gateway]\njwks_file = \"{}\"\njwks_url = \"https://keys.example.com/jwks\"\nmax_token_age_secs = 3600\nlisten = \"anywhere\"\n",
+                jwks.display()
+            ),
+            &[],
+        );
+        let errs = Settings::load(&sources)
+            .expect_err("bad gateway settings")
+            .0;
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "gateway.listen",
+                "gateway.jwks_url",
+                "gateway.max_token_age_secs"
             ],
             "{errs:?}"
         );

@@ -31,10 +31,23 @@ fn run(cmd: &mut Command) -> (Output, String) {
 /// The unit as it would be installed, but starting the binary this test run built: `verify`
 /// insists that ExecStart's program exists.
 fn installable_unit(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
-    let unit = read("deploy/systemd/edgeflow.service");
     assert!(
-        unit.contains(UNIT_EXEC_START),
+        read("deploy/systemd/edgeflow.service").contains(UNIT_EXEC_START),
         "the unit must start `{UNIT_EXEC_START}`"
+    );
+    installable_unit_from("deploy/systemd/edgeflow.service", dir, name, edit)
+}
+
+fn installable_unit_from(
+    source: &str,
+    dir: &Path,
+    name: &str,
+    edit: impl Fn(String) -> String,
+) -> PathBuf {
+    let unit = read(source);
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/edgeflow "),
+        "the unit must start /usr/local/bin/edgeflow"
     );
     let unit = unit.replace(
         "ExecStart=/usr/local/bin/edgeflow",
@@ -112,6 +125,33 @@ fn the_systemd_unit_stays_hardened() {
     );
 }
 
+/// The gateway's unit: loads as systemd would, stays as hardened as the worker's, starts
+/// `edgeflow gateway`, and its ops port does not collide with a worker's on the same host.
+#[test]
+fn the_gateway_unit_verifies_and_stays_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "deploy/systemd/edgeflow-gateway.service";
+    let unit = installable_unit_from(source, dir.path(), "edgeflow-gateway.service", |u| u);
+    let report = verify(&unit);
+    assert!(
+        report.trim().is_empty(),
+        "systemd-analyze verify reports problems:\n{report}"
+    );
+    let (out, report) = run(Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--threshold=20", "--no-pager"])
+        .arg(&unit));
+    assert!(out.status.success(), "exposure above 2.0:\n{report}");
+    let text = read(source);
+    assert_eq!(
+        directive(&text, "ExecStart="),
+        ["/usr/local/bin/edgeflow gateway"]
+    );
+    assert_eq!(
+        directive(&text, "Environment=EDGEFLOW__OPS__LISTEN="),
+        ["0.0.0.0:9465"]
+    );
+}
+
 #[test]
 fn the_sysusers_file_creates_a_system_user_that_cannot_log_in() {
     let root = tempfile::tempdir().unwrap();
@@ -144,7 +184,21 @@ fn the_environment_file_example_names_only_real_settings() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "not-a-real-key\n").unwrap();
-    let example = read("deploy/systemd/edgeflow.env.example");
+    check_environment_example(&["deploy/systemd/edgeflow.env.example"], &secret, 10);
+    // The gateway's unit layers its file over the worker's.
+    check_environment_example(
+        &[
+            "deploy/systemd/edgeflow.env.example",
+            "deploy/systemd/edgeflow-gateway.env.example",
+        ],
+        &secret,
+        20,
+    );
+}
+
+fn check_environment_example(paths: &[&str], secret: &Path, at_least: usize) {
+    let path = paths.join(" + ");
+    let example: String = paths.iter().map(|p| read(p) + "\n").collect();
     let vars: Vec<(String, String)> = example
         .lines()
         .map(|l| l.trim_start_matches('#').trim())
@@ -162,8 +216,8 @@ fn the_environment_file_example_names_only_real_settings() {
         })
         .collect();
     assert!(
-        vars.len() >= 10,
-        "the example should show the common settings: {vars:?}"
+        vars.len() >= at_least,
+        "{path} should show the common settings: {vars:?}"
     );
     let check = |extra: &[(&str, &str)]| {
         run(Command::new(env!("CARGO_BIN_EXE_edgeflow"))
@@ -176,7 +230,7 @@ fn the_environment_file_example_names_only_real_settings() {
     let (out, text) = check(&[]);
     assert!(
         out.status.success(),
-        "the example's settings are rejected:\n{text}"
+        "{path}'s settings are rejected:\n{text}"
     );
     let (out, text) = check(&[("EDGEFLOW__TEMPORAL__ADRESS", "https://typo:7233")]);
     assert_eq!(

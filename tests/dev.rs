@@ -5,7 +5,7 @@ mod common;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, edgeflow, signal, wait_exit};
+use common::{InterruptOnDrop, KillOnDrop, edgeflow, signal, wait_exit};
 use edgeflow_testkit::tools::free_port;
 
 fn listening(port: u16) -> bool {
@@ -16,7 +16,7 @@ fn listening(port: u16) -> bool {
 fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     let var = tempfile::tempdir().unwrap();
     let (grpc, ui, http, ops) = (free_port(), free_port(), free_port(), free_port());
-    let (edge, issuer, demo) = (free_port(), free_port(), free_port());
+    let (edge, issuer, demo, gateway) = (free_port(), free_port(), free_port(), free_port());
     let env = [
         (
             "EDGEFLOW__TEMPORAL__ADDRESS",
@@ -28,6 +28,7 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         ("EDGEFLOW__DEV__EDGE_PORT", edge.to_string()),
         ("EDGEFLOW__DEV__ISSUER_PORT", issuer.to_string()),
         ("EDGEFLOW__DEV__DEMO_SERVICES_PORT", demo.to_string()),
+        ("EDGEFLOW__GATEWAY__LISTEN", format!("127.0.0.1:{gateway}")),
         ("EDGEFLOW__OPS__LISTEN", format!("127.0.0.1:{ops}")),
         (
             "EDGEFLOW__WEBHOOKS__EDGE__URL",
@@ -56,11 +57,13 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     ];
     let log = var.path().join("dev.log");
     let out = std::fs::File::create(&log).unwrap();
-    let mut dev = edgeflow(&["dev"], &env)
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .expect("edgeflow dev");
+    let mut dev = InterruptOnDrop(
+        edgeflow(&["dev"], &env)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("edgeflow dev"),
+    );
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
 
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -75,7 +78,7 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
             logs()
         );
         assert!(
-            dev.try_wait().unwrap().is_none(),
+            dev.0.try_wait().unwrap().is_none(),
             "edgeflow dev exited:\n{}",
             logs()
         );
@@ -117,109 +120,61 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         r#""from dev""#
     );
 
-    // The whole system at the edge's URL: a signed-in caller starts `order` and waits for it.
-    let token = edgeflow(&["dev", "token", "--role", "customer"], &env)
-        .output()
-        .unwrap();
-    assert!(token.status.success(), "{token:?}");
-    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
-    let body =
-        std::fs::read_to_string(edgeflow_testkit::tools::repo_root().join("examples/order.json"))
-            .unwrap();
-    let answer = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-w",
-            "\n%{http_code}",
-            "-X",
-            "POST",
-            &format!("http://127.0.0.1:{edge}/v1/workflows/order"),
-        ])
-        .args([
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            "-H",
-            "Prefer: wait=20",
-        ])
-        .args([
-            "-H",
-            "Content-Type: application/json",
-            "-H",
-            "Idempotency-Key: dev-test-1",
-            "--data",
-            &body,
-        ])
-        .output()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer.stdout).to_string();
-    let (json, code) = answer.rsplit_once('\n').unwrap();
-    assert_eq!(code, "200", "{answer}\n{}", logs());
-    let run: serde_json::Value = serde_json::from_str(json).unwrap();
-    assert_eq!(run["status"], "completed", "{run}");
-    assert_eq!(run["result"]["order_id"], "ord-1001");
-
-    // A large order waits for a human: an approver signals through the edge, and the status
-    // route shows the run completed with who approved it.
-    let large = std::fs::read_to_string(
-        edgeflow_testkit::tools::repo_root().join("examples/order-large.json"),
-    )
-    .unwrap();
-    let started = curl(&[
-        "-X",
-        "POST",
-        &format!("http://127.0.0.1:{edge}/v1/workflows/order"),
-        "-H",
-        &format!("Authorization: Bearer {token}"),
-        "-H",
-        "Content-Type: application/json",
-        "--data",
-        &large,
-    ]);
-    assert_eq!(started.0, 202, "{started:?}");
-    let id = started.1["workflow_id"].as_str().unwrap().to_string();
-    let approver = edgeflow(
-        &["dev", "token", "--role", "approver", "--subject", "boss"],
-        &env,
-    )
-    .output()
-    .unwrap();
-    let approver = String::from_utf8_lossy(&approver.stdout).trim().to_string();
-    let signalled = curl(&[
-        "-X",
-        "POST",
-        &format!("http://127.0.0.1:{edge}/v1/runs/{id}/signals/approve"),
-        "-H",
-        &format!("Authorization: Bearer {approver}"),
-        "-H",
-        "Content-Type: application/json",
-        "--data",
-        r#"{"reason":"ok"}"#,
-    ]);
-    assert!(signalled.0 == 200 || signalled.0 == 202, "{signalled:?}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = curl(&[
-            &format!("http://127.0.0.1:{edge}/v1/runs/{id}"),
-            "-H",
-            &format!("Authorization: Bearer {approver}"),
-        ]);
-        if status.1["status"] == "completed" {
-            assert_eq!(
-                status.1["result"]["approval"]["approver"], "boss",
-                "{status:?}"
-            );
-            break;
-        }
+    // The README's walkthrough, verbatim, twice in a row: the second time every step answers with
+    // what already happened.
+    let first = walkthrough(edge, &env);
+    for expected in [
+        r#""order_id": "ord-1001""#,
+        r#""workflow_id":"order-ord-1002","#,
+        r#""order_id":"ord-1002""#,
+        r#""workflow_id":"order-ord-2001","#,
+        r#""status":"applied""#,
+        r#""approver":"boss""#,
+    ] {
         assert!(
-            Instant::now() < deadline,
-            "large order never completed: {status:?}\n{}",
+            first.contains(expected),
+            "walkthrough: no {expected} in\n{first}\n{}",
             logs()
         );
-        std::thread::sleep(Duration::from_millis(300));
+    }
+    let closed = r#""workflow_type":"order","status":"completed""#;
+    assert_eq!(first.matches(closed).count(), 2, "{first}");
+    let second = walkthrough(edge, &env);
+    assert!(
+        second.contains("order-ord-1001 already exists with this input"),
+        "{second}"
+    );
+    assert!(second.contains(r#""order_id": "ord-1001""#), "{second}");
+    assert_eq!(second.matches(closed).count(), 3, "{second}");
+    assert!(
+        second.contains("urn:edgeflow:problem:run-closed"),
+        "{second}"
+    );
+    assert!(!second.contains(r#""status":"failed""#), "{second}");
+
+    // By default the edge reached Temporal through the gateway, holding no Temporal key.
+    let edge_env = std::fs::read_to_string(var.path().join("edge.env")).unwrap();
+    assert!(
+        edge_env.contains("TEMPORAL_TRANSPORT='gateway'"),
+        "{edge_env}"
+    );
+    assert!(!edge_env.contains("TEMPORAL_API_KEY"), "{edge_env}");
+    let log = logs();
+    assert!(
+        log.contains(&format!("gateway:          http://127.0.0.1:{gateway}")),
+        "{log}"
+    );
+    for operation in ["start", "update", "describe"] {
+        assert!(
+            log.lines().any(|l| l.contains("gateway request")
+                && l.contains(&format!("operation=\"{operation}\""))
+                && l.contains("status=200")),
+            "no {operation} through the gateway:\n{log}"
+        );
     }
 
-    signal(&dev, "INT");
-    let exit = wait_exit(&mut dev, Duration::from_secs(30))
+    signal(&dev.0, "INT");
+    let exit = wait_exit(&mut dev.0, Duration::from_secs(30))
         .unwrap_or_else(|| panic!("edgeflow dev did not stop:\n{}", logs()));
     assert!(exit.success(), "{exit}\n{}", logs());
     assert!(
@@ -228,6 +183,57 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     );
     assert!(!listening(ops), "the ops endpoint outlived edgeflow dev");
     assert!(!listening(edge), "the edge Worker outlived edgeflow dev");
+    assert!(!listening(gateway), "the gateway outlived edgeflow dev");
+}
+
+/// Runs the README's walkthrough (its `sh` blocks, in order, as one script) against the stack whose
+/// edge listens on `edge_port`; returns everything it printed.
+fn walkthrough(edge_port: u16, env: &[(&str, String)]) -> String {
+    let root = edgeflow_testkit::tools::repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Walkthrough\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a Walkthrough section");
+    let script: String = section
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(
+            "http://127.0.0.1:8787",
+            &format!("http://127.0.0.1:{edge_port}"),
+        )
+        .replace(
+            "target/debug/edgeflow",
+            common::edgeflow_bin().to_str().unwrap(),
+        );
+    assert!(
+        script.contains("curl"),
+        "no commands found in the walkthrough"
+    );
+    let mut bash = std::process::Command::new("bash");
+    bash.args(["-euo", "pipefail", "-c", &script])
+        .current_dir(&root)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("EDGEFLOW_CONFIG_DIR", root.join("config"));
+    for (k, v) in env {
+        bash.env(k, v);
+    }
+    let run = bash.output().unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        run.status.success(),
+        "the walkthrough failed:\n{script}\n{text}"
+    );
+    text
 }
 
 /// `curl` an edge route: (status, JSON body).

@@ -363,6 +363,15 @@ async fn a_job_that_fails_for_good_compensates_the_others_in_reverse_order_once(
             .count(),
         1
     );
+    // A 4xx is a refusal: never retried.
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|(_, p)| p == "/shipping/notices/ord-saga")
+            .count(),
+        1,
+        "{calls:?}"
+    );
     let events = stack.webhook_events().await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].1["type"], "workflow.failed");
@@ -919,4 +928,57 @@ async fn approvals_as_updates_answer_the_approver_and_let_nothing_invalid_in() {
         .update_raw("upd-1", "reject", r#"{"approver":"late"}"#)
         .await;
     assert_eq!(closed["http"], 404, "{closed}");
+}
+
+// ── The saga: a failed order never keeps the money ────────────────────────────────────────────
+
+/// A payment service that executes the charge and then answers too late: every attempt times out,
+/// the charge's outcome is unknown, and the failed order must still be refunded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_that_timed_out_after_taking_effect_is_refunded_when_the_order_fails() {
+    let mut stack = Stack::up("order-slow-charge").await;
+    stack.env.extend([
+        (
+            "EDGEFLOW__WORKFLOWS__ORDER__CHARGE_PAYMENT__TIMEOUT_SECS",
+            "1".to_string(),
+        ),
+        (
+            "EDGEFLOW__WORKFLOWS__ORDER__CHARGE_PAYMENT__MAX_ATTEMPTS",
+            "2".to_string(),
+        ),
+    ]);
+    Mock::given(method("POST"))
+        .and(path("/payments/charges/ord-slow"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+        .with_priority(1)
+        .mount(&stack.mocks)
+        .await;
+    services_answer(&stack.mocks).await;
+    let _worker = stack.worker().await;
+    stack.start_order("slow-1", &order("ord-slow", 2500));
+    let status = stack.ended("slow-1", Duration::from_secs(60)).await;
+    assert_eq!(status["status"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap_or_default();
+    // The final cause, not an older one.
+    assert!(
+        error.contains("charge_payment failed: its last attempt timed out"),
+        "{error}"
+    );
+    let calls = stack.calls().await;
+    let count = |m: &str, p: &str| calls.iter().filter(|c| c.0 == m && c.1 == p).count();
+    assert_eq!(count("POST", "/payments/charges/ord-slow"), 2, "{calls:?}");
+    assert_eq!(
+        count("POST", "/payments/refunds/ord-slow"),
+        1,
+        "a failed order kept the money: {calls:?}"
+    );
+    assert_eq!(
+        count("DELETE", "/inventory/reservations/ord-slow"),
+        1,
+        "{calls:?}"
+    );
+    assert!(
+        error.contains("refund_payment run in case charge_payment took effect"),
+        "{error}"
+    );
 }

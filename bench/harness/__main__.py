@@ -1,10 +1,10 @@
-"""`bench/run [--quick] [--workloads w1,w2,w3,e] [--reps N] [--n N] [--workers ...]`
+"""`bench/run [--quick] [--workloads w1,w2,w3,e,g] [--reps N] [--n N] [--workers ...]`
 
 Runs each workload `reps` times, alternating the workers (A B C A B C …) so drift hits them
 all; every run gets a fresh dev server and task queue. Writes one JSON file per run to
 `results/<timestamp>/` (quick runs: `results/quick/`), then the markdown tables. Exits non-zero
 if any run did not complete every workflow; the last line says `bench: X passed, Y failed`
-(one line per run: each workload × worker × repetition, and each E repetition).
+(one line per run: each workload × worker × repetition, and each E and G repetition).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from . import edge, report
+from . import edge, gateway, report
 from .driver import drive
 from .procs import Sampler, stop_all
 from .servers import (BENCH, ROOT, TEMPORAL_CLI, received_webhooks, start_demo_services, start_dev_server,
@@ -232,11 +232,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny N, one repetition, debug edgeflow build")
-    p.add_argument("--workloads", default="w1,w2,w3,e", help="comma-separated: w1, w2, w3, e (default all)")
+    p.add_argument("--workloads", default="w1,w2,w3,e,g", help="comma-separated: w1, w2, w3, e, g (default all)")
     p.add_argument("--workers", default=",".join(WORKERS), help="comma-separated subset of edgeflow,python,typescript")
     p.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     p.add_argument("--n", type=int, help="workflows per run, overriding each workload's N")
-    p.add_argument("--edge-n", type=int, help="starts each way for E (default 500, quick 20)")
+    p.add_argument("--edge-n", type=int, help="starts each way for E and G (default 500, quick 20)")
     p.add_argument("--concurrency", type=int, default=200, help="workflows in flight (default 200)")
     p.add_argument("--warmup", type=int, help="unmeasured workflows before each run (default 20, quick 2)")
     p.add_argument("--edgeflow-bin", type=Path, help="edgeflow binary (default target/release/edgeflow, quick: target/debug/edgeflow)")
@@ -260,8 +260,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.workload_keys = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.worker_list = [w.strip() for w in args.workers.split(",") if w.strip()]
     for w in args.workload_keys:
-        if w not in WORKLOADS and w != "e":
-            p.error(f"unknown workload {w!r}; expected w1, w2, w3 or e")
+        if w not in WORKLOADS and w not in ("e", "g"):
+            p.error(f"unknown workload {w!r}; expected w1, w2, w3, e or g")
     for w in args.worker_list:
         if w not in WORKERS:
             p.error(f"unknown worker {w!r}; expected one of {', '.join(WORKERS)}")
@@ -336,6 +336,21 @@ async def main(argv: list[str]) -> int:
     try:
         for key in args.workload_keys:
             for rep in range(1, args.reps + 1):
+                if key == "g":
+                    rec = await gateway.run(args.edge_n, args.edgeflow_bin, out_dir / "logs" / f"g-{rep}")
+                    rec["rep"] = rep
+                    label = f"g #{rep}"
+                    summary = (f"added p50 {rec['added_ms']['p50']:.2f} ms, p99 {rec['added_ms']['p99']:.2f} ms "
+                               f"(direct HTTP p50 {rec['direct_ms']['p50']:.2f}, gRPC {rec['grpc_ms']['p50']:.2f}, "
+                               f"gateway {rec['gateway_ms']['p50']:.2f}), "
+                               f"{rec['gateway_cpu_ms_per_request']:.3f} CPU-ms/request, peak RSS "
+                               f"{rec['gateway_peak_rss_mib']:.1f} MiB; answered by itself: p50 "
+                               f"{rec['refused_ms']['p50']:.2f} ms, {rec['refused_cpu_ms_per_request']:.3f} CPU-ms"
+                               if rec["ok"] else "; ".join(rec["errors"])[:600])
+                    (out_dir / f"g-{rep}.json").write_text(json.dumps(rec, indent=2))
+                    passed, failed = (passed + 1, failed) if rec["ok"] else (passed, failed + 1)
+                    print(f"bench: {label}: {summary}", file=sys.stderr, flush=True)
+                    continue
                 if key == "e":
                     rec = await asyncio.to_thread(edge.run, args.edge_n, out_dir / "logs" / f"e-{rep}")
                     rec["rep"] = rep

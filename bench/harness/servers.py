@@ -37,15 +37,20 @@ class DevServer:
         return f"127.0.0.1:{self.port}"
 
 
-async def start_dev_server(run_dir: Path, timeout_s: float = 60.0) -> DevServer:
+async def start_dev_server(run_dir: Path, timeout_s: float = 60.0,
+                           search_attributes: tuple[str, ...] = ()) -> DevServer:
     """Starts `temporal server start-dev` on free ports, in memory, and waits until the
-    `default` namespace answers."""
+    `default` namespace answers. `search_attributes`: Keyword attributes to register."""
     port, http_port, ui_port = free_port(), free_port(), free_port()
     proc = Proc(
         "temporal",
         [str(TEMPORAL_CLI), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
          "--port", str(port), "--http-port", str(http_port), "--ui-port", str(ui_port),
-         "--log-level", "error"],
+         # Completion callbacks to the edge on loopback, as `edgeflow dev` allows them.
+         "--dynamic-config-value",
+         'callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]',
+         "--log-level", "error",
+         *[arg for name in search_attributes for arg in ("--search-attribute", f"{name}=Keyword")]],
         run_dir / "temporal.log",
     )
     server = DevServer(proc, port, http_port)

@@ -1,12 +1,13 @@
-// End-to-end: the edge in `wrangler dev` (workerd) against the real Temporal dev
-// server, with a real loopback token issuer. No workflow worker runs here, so
-// started runs stay open; where a run must finish, this test plays the worker's
-// part (a signed completion webhook) or ends the run in Temporal directly.
-// The full-stack test with the Rust worker passes `startWorker` to startStack().
+// End-to-end: the edge in workerd (E2E_EDGE_RUNTIME=wrangler: in `wrangler dev`)
+// against the real Temporal dev server, with a real loopback token issuer and
+// completion callbacks on. No workflow worker runs here, so started runs stay
+// open; where a run must end, this test ends it in Temporal directly, and where
+// a completion event must arrive, it signs one as the worker would.
+// full-stack.e2e.test.mjs adds the Rust worker.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { edgeVars, signedHook, startEdge, startStack, temporalApi } from "./harness.mjs";
+import { callbackToken, edgeStarter, edgeVars, signedHook, startStack, temporalApi } from "./harness.mjs";
 
 let stack;
 let api;
@@ -24,12 +25,14 @@ after(async () => {
   await stack?.stop();
 });
 
+/** A valid order; `amount_cents` follows the items. */
 function order(overrides = {}) {
+  const items = overrides.items ?? [{ sku: "SKU-1", quantity: 2, unit_price_cents: 1250 }];
   return {
     order_id: `o-${Math.random().toString(36).slice(2, 10)}`,
     customer_email: "carol@example.com",
-    items: [{ sku: "SKU-1", quantity: 2, unit_price_cents: 1250 }],
-    amount_cents: 2500,
+    items,
+    amount_cents: items.reduce((sum, i) => sum + i.quantity * i.unit_price_cents, 0),
     currency: "EUR",
     ...overrides,
   };
@@ -53,7 +56,7 @@ function eventsOf(history, type) {
   return (history.body.history?.events ?? []).filter((e) => e.eventType === type);
 }
 
-describe("edge against the Temporal dev server", () => {
+describe("edge in workerd against the Temporal dev server", () => {
   it("serves /healthz", async () => {
     const r = await edge("/healthz");
     assert.equal(r.status, 200);
@@ -98,12 +101,16 @@ describe("edge against the Temporal dev server", () => {
     assert.deepEqual(found.map((e) => e.execution.workflowId), [r.body.workflow_id]);
   });
 
-  it("maps a repeated Idempotency-Key to one run, even after the run has finished", async () => {
+  it("maps a repeated Idempotency-Key to one run, marked replayed whether the run is open or closed", async () => {
     const input = order();
     const key = `key-${Math.random()}`;
     const first = await start(input, { "idempotency-key": key });
     const second = await start(input, { "idempotency-key": key });
     assert.equal(first.status, 202);
+    assert.equal(first.headers.get("idempotent-replayed"), null);
+    // Issue 10: the replay of an open run answered 202 without the header.
+    assert.equal(second.status, 202);
+    assert.equal(second.headers.get("idempotent-replayed"), "true");
     assert.equal(second.body.workflow_id, first.body.workflow_id);
     assert.equal(second.body.run_id, first.body.run_id);
 
@@ -122,23 +129,55 @@ describe("edge against the Temporal dev server", () => {
     }
     assert.equal(runs.length, 1, `expected exactly one run, found ${runs.length}`);
 
-    const clash = await start(order({ amount_cents: 1 }), { "idempotency-key": key });
+    const clash = await start(order({ currency: "USD" }), { "idempotency-key": key });
     assert.equal(clash.status, 409);
     assert.equal(clash.headers.get("location"), `/v1/runs/${first.body.workflow_id}`);
   });
 
-  it("delivers an approver's signal with the approver set to the verified subject; refuses a customer", async () => {
-    const r = await start(order({ amount_cents: 900_000 }));
+  it("sends an approval as an update: with no worker to take it, 202 pending after the wait, nothing in history; refuses a customer", async () => {
+    const r = await start(order({ items: [{ sku: "SKU-1", quantity: 4, unit_price_cents: 250_000 }] }));
     const denied = await edge(`/v1/runs/${r.body.workflow_id}/signals/approve`, { token: customer, body: {} });
     assert.equal(denied.status, 403);
-    const ok = await edge(`/v1/runs/${r.body.workflow_id}/signals/approve`, { token: approver, body: { approver: "mallory", reason: "fine" } });
-    assert.equal(ok.status, 202, JSON.stringify(ok.body));
-    const signaled = eventsOf(await api.history(r.body.workflow_id), "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED");
-    assert.equal(signaled.length, 1);
-    const attrs = signaled[0].workflowExecutionSignaledEventAttributes;
-    assert.equal(attrs.signalName, "approve");
-    assert.deepEqual(api.decode(attrs.input.payloads[0]), { approver: "dave", reason: "fine" });
-    assert.equal(attrs.identity, "edge:dave");
+    const t0 = Date.now();
+    const pending = await edge(`/v1/runs/${r.body.workflow_id}/signals/approve`, { token: approver, body: { reason: "fine" }, headers: { prefer: "wait=2" } });
+    assert.equal(pending.status, 202, JSON.stringify(pending.body));
+    assert.equal(pending.body.status, "pending");
+    assert.ok(Date.now() - t0 < 6000);
+    const history = await api.history(r.body.workflow_id);
+    assert.deepEqual(eventsOf(history, "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED"), []);
+    assert.deepEqual(eventsOf(history, "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"), []);
+  });
+
+  it("refuses, before anything reaches Temporal, every input the worker would refuse (issue 10's reproductions)", async () => {
+    const sub = `strict-${Math.random().toString(36).slice(2)}`;
+    const token = await stack.issuer.mint({ sub, roles: ["customer"] });
+    const raw = (text) => fetch(`${stack.edge.url}/v1/workflows/order`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: text });
+    const text = (amount, extra = "") =>
+      `{"order_id":"o-1","customer_email":"a@example.com","items":[{"sku":"S","quantity":1,"unit_price_cents":${amount}}],"amount_cents":${amount},"currency":"EUR"${extra}}`;
+    const cases = [
+      // JavaScript reads 9007199254740993 as 9007199254740992: refused, never rounded and stored.
+      [text("9007199254740993"), ["$.amount_cents", "$.items[0].unit_price_cents"]],
+      [text("18446744073709551616"), ["$.amount_cents", "$.items[0].unit_price_cents"]],
+      [text("1e20"), ["$.amount_cents", "$.items[0].unit_price_cents"]],
+      [text("10", ',"customer_name":"\\ud800"'), ["$.customer_name"]],
+      [text("10").replace("a@example.com", "a@localhost"), ["$.customer_email"]],
+    ];
+    for (const [body, paths] of cases) {
+      const res = await raw(body);
+      const problem = await res.json();
+      assert.equal(res.status, 422, body);
+      assert.deepEqual([...new Set(problem.errors.map((e) => e.path))].sort(), paths, body);
+    }
+    // Nothing was started for this caller (visibility lags a little: give it time to show one).
+    await new Promise((res) => setTimeout(res, 1000));
+    assert.deepEqual((await api.list(`EdgeSubject = "${sub}"`)).body.executions ?? [], []);
+  });
+
+  it("refuses a token issued an hour in the future with 401 (issue 10)", async () => {
+    const future = await stack.issuer.mint({ sub: "carol", roles: ["customer"], iatAhead: 3600 });
+    const r = await start(order(), {}, future);
+    assert.equal(r.status, 401);
+    assert.equal(r.body.code, "token_not_yet_valid");
   });
 
   it("shows a running run and cancels it for its owner", async () => {
@@ -157,34 +196,30 @@ describe("edge against the Temporal dev server", () => {
     assert.equal((await edge("/v1/runs/internal-e2e-1", { token: approver })).status, 404);
   });
 
-  it("holds Prefer: wait until the completion webhook arrives, then answers 200 with the result", async () => {
-    const key = `wait-${Math.random()}`;
-    const waiting = start(order(), { prefer: "wait=20", "idempotency-key": key });
-    // Play the worker: the id is deterministic for a key, so derive it as the edge does.
+  it("does not believe a signed completion event for a run Temporal reports open; GET still says running (issue 10)", async () => {
+    const key = `forged-${Math.random()}`;
     const workflowId = idFor("carol", key);
+    const waiting = start(order(), { prefer: "wait=3", "idempotency-key": key });
     let described;
     for (let i = 0; i < 50; i++) {
       described = await api.describe(workflowId);
       if (described.status === 200) break;
       await new Promise((res) => setTimeout(res, 100));
     }
-    const runId = described.body.workflowExecutionInfo.execution.runId;
+    // A sender holding the webhook secret (a run of some workflow, a compromised worker) claims this run completed.
     const body = JSON.stringify({
       type: "workflow.completed",
       timestamp: new Date().toISOString(),
-      data: { workflow_id: workflowId, run_id: runId, workflow_type: "order", status: "completed", result: { charged_cents: 2500, receipt: "R-1" }, error: null },
+      data: { workflow_id: workflowId, run_id: described.body.workflowExecutionInfo.execution.runId, workflow_type: "order", status: "completed", result: { forged: true }, error: null },
     });
     const hookHeaders = signedHook(body);
-    const hook = await fetch(`${stack.edge.url}/v1/hooks/temporal`, { method: "POST", headers: hookHeaders, body });
-    assert.equal(hook.status, 200);
+    assert.equal((await fetch(`${stack.edge.url}/v1/hooks/temporal`, { method: "POST", headers: hookHeaders, body })).status, 200);
     const r = await waiting;
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.deepEqual(r.body.result, { charged_cents: 2500, receipt: "R-1" });
-    assert.equal(r.body.workflow_id, workflowId);
-
-    // The status route now answers from the hint; a replay of the webhook is dropped.
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    assert.equal(r.body.status, "running");
     const view = await edge(`/v1/runs/${workflowId}`, { token: customer });
-    assert.equal(view.body.status, "completed");
+    assert.equal(view.body.status, "running");
+    assert.equal(view.body.result, null);
     const replay = await fetch(`${stack.edge.url}/v1/hooks/temporal`, { method: "POST", headers: hookHeaders, body });
     assert.deepEqual(await replay.json(), { status: "duplicate" });
   });
@@ -197,15 +232,40 @@ describe("edge against the Temporal dev server", () => {
     assert.equal(r.headers.get("location"), `/v1/runs/${r.body.workflow_id}`);
   });
 
-  it("falls back to Temporal's close event when no webhook arrives", async () => {
-    const key = `fallback-${Math.random()}`;
+  it("hears at once, through Temporal's completion callback, that a run was terminated (issue 10)", async () => {
+    const key = `terminated-${Math.random()}`;
     const workflowId = idFor("carol", key);
-    const waiting = start(order(), { prefer: "wait=3", "idempotency-key": key });
-    setTimeout(() => void api.terminate(workflowId, "ended without a webhook"), 1000);
+    const waiting = start(order(), { prefer: "wait=20", "idempotency-key": key });
+    await new Promise((res) => setTimeout(res, 1000));
+    await api.terminate(workflowId, "ended by an operator");
     const r = await waiting;
+    const answeredAt = Date.now();
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.status, "terminated");
-    assert.deepEqual(r.body.error, { message: "ended without a webhook" });
+    assert.deepEqual(r.body.error, { message: "ended by an operator" });
+    const info = (await api.describe(workflowId)).body;
+    const closedAt = Date.parse(info.workflowExecutionInfo.closeTime);
+    assert.ok(answeredAt - closedAt < 3000, `answered ${answeredAt - closedAt} ms after the close`);
+    console.log(`# terminated: answered ${answeredAt - closedAt} ms after Temporal closed the run`);
+    // The callback the edge attached was delivered and accepted.
+    assert.equal(info.callbacks?.[0]?.state, "CALLBACK_STATE_SUCCEEDED", JSON.stringify(info.callbacks));
+    assert.equal((await edge(`/v1/runs/${workflowId}`, { token: customer })).body.status, "terminated");
+  });
+
+  it("hears that a run timed out, for a run started elsewhere with the edge's callback (issue 10)", async () => {
+    // The edge sets no execution timeout; a client with Temporal access can, and its run still reaches the edge.
+    const workflowId = `order-timeout-${Math.random().toString(36).slice(2)}`;
+    const started = await api.start(workflowId, "order", order(), "edgeflow-idle", {
+      workflowExecutionTimeout: "2s",
+      memo: { fields: { edge_subject: api.encode("carol") } },
+      completionCallbacks: [{ nexus: { url: `${stack.edge.url}/v1/hooks/temporal-callback?wf=${workflowId}`, header: { Authorization: `Bearer ${callbackToken(workflowId)}` } } }],
+    });
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    const t0 = Date.now();
+    const r = await edge(`/v1/runs/${workflowId}`, { token: customer, headers: { prefer: "wait=20" } });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.status, "timed_out");
+    assert.ok(Date.now() - t0 < 6000, `answered after ${Date.now() - t0} ms`);
   });
 
   it("refuses a forged or stale webhook", async () => {
@@ -217,7 +277,7 @@ describe("edge against the Temporal dev server", () => {
   });
 
   it("refuses to serve in production with the loopback dev issuer, and says why in its log", async () => {
-    const prod = await startEdge(edgeVars({ temporal: stack.temporal, issuer: stack.issuer, overrides: { ENVIRONMENT: "production" } }));
+    const prod = await edgeStarter()(edgeVars({ temporal: stack.temporal, issuer: stack.issuer, overrides: { ENVIRONMENT: "production" } }));
     try {
       const token = await stack.issuer.mint();
       for (const path of ["/healthz", "/v1/runs/order-x"]) {
@@ -227,7 +287,7 @@ describe("edge against the Temporal dev server", () => {
       }
       const r = await fetch(`${prod.url}/v1/workflows/order`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(order()) });
       assert.equal(r.status, 500);
-      // wrangler dev prints the Worker's console.error output.
+      // workerd (and wrangler dev) print the Worker's console.error output.
       for (let i = 0; i < 20 && !prod.output().includes("refusing to serve"); i++) await new Promise((res) => setTimeout(res, 100));
       assert.match(prod.output(), /refusing to serve: bad configuration.*OIDC_ISSUER: http:\/\/127\.0\.0\.1:\d+ is a loopback\/dev issuer/);
     } finally {

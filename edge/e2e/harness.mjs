@@ -1,14 +1,22 @@
 // End-to-end harness: real processes on free loopback ports, each started by one
 // function that returns its URLs and a `stop()`.
-//   startTemporal()  the Temporal dev server (in memory) with the edge's search attributes
+//   startTemporal()  the Temporal dev server (in memory) with the edge's search attributes and
+//                    completion callbacks allowed to loopback
 //   startIssuer()    a local OIDC-like token issuer (JWKS over HTTP, tokens minted with jose)
-//   startEdge(vars)  the edge Worker in `wrangler dev` (workerd), configured through an env file
-//   startEdgeWorkerd(vars)  the same Worker, bindings and env file, in workerd run through
-//                    Miniflare's API (scripts/serve-workerd.mjs): the deployable bundle, clients
-//                    connected straight to workerd's socket, none of wrangler dev's proxy layer
-//   startStack(o)    all three wired together (`o.runtime`: "wrangler" (default, or
-//                    E2E_EDGE_RUNTIME) or "workerd"); `o.startWorker` adds a worker process
-//                    (e.g. the Rust `edgeflow worker`) once the rest is up.
+//   startEdgeWorkerd(vars)  the edge Worker in workerd run through Miniflare's API
+//                    (scripts/serve-workerd.mjs): the deployable bundle, wrangler.jsonc's
+//                    bindings, variables from an env file, clients connected straight to
+//                    workerd's socket, none of wrangler dev's proxy layer
+//   startEdge(vars)  the same Worker in `wrangler dev` (what `edgeflow dev` runs)
+//   startGateway(temporal)  `edgeflow gateway` (the Rust binary) in front of the dev server,
+//                    trusting a key made for the run; returns the edge variables that use it
+//   startWorker(o)   the Rust worker (`edgeflow worker`, target/debug or EDGEFLOW_BIN) with the
+//                    demo services (`edgeflow dev services`), SQLite and an email outbox
+//   startStack(o)    Temporal, issuer and edge wired together, the edge's completion callbacks
+//                    on (`o.runtime`: "workerd" (default, or E2E_EDGE_RUNTIME) or "wrangler";
+//                    `o.transport`: "temporal_http" (default, or E2E_TRANSPORT) or "gateway",
+//                    which puts startGateway() between the edge and Temporal); `o.startWorker`
+//                    (e.g. `startWorker`) adds a worker once the rest is up.
 // Processes run in their own process group so stop() ends them and their children only.
 import { spawn } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
@@ -22,6 +30,9 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 export const EDGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const REPO_DIR = resolve(EDGE_DIR, "..");
 export const WEBHOOK_SECRET = `whsec_${Buffer.from("e2e-webhook-secret-e2e-webhook-secret").toString("base64")}`;
+export const CALLBACK_SECRET = `whsec_${Buffer.from("e2e-callback-secret-e2e-callback-secret").toString("base64")}`;
+/** Lets the dev server call the edge's completion callback on loopback over http (`edgeflow dev` does the same). */
+export const CALLBACKS_ON_LOOPBACK = 'callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]';
 
 const OFFLINE_ENV = { CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" };
 
@@ -120,10 +131,62 @@ export async function startTemporal({ namespace = "default" } = {}) {
     "--log-level", "warn",
     "--search-attribute", "EdgeSubject=Keyword",
     "--search-attribute", "EdgeRequestId=Keyword",
+    "--dynamic-config-value", CALLBACKS_ON_LOOPBACK,
   ]);
   const httpUrl = `http://127.0.0.1:${httpPort}`;
   await waitFor(`${httpUrl}/api/v1/namespaces/${namespace}`, proc, "temporal dev server");
   return { address: `127.0.0.1:${port}`, httpUrl, namespace, stop: () => proc.stop() };
+}
+
+/** The `edgeflow` binary: EDGEFLOW_BIN, else the debug build `cargo test` makes. */
+export function edgeflowBin() {
+  return process.env.EDGEFLOW_BIN || join(REPO_DIR, "target", "debug", "edgeflow");
+}
+
+/**
+ * `edgeflow gateway` in front of `temporal`, trusting an ES256 key made here (its
+ * public half in a JWKS file). Returns its URL and the edge variables that route
+ * the edge through it: the signing key instead of any Temporal API key.
+ */
+export async function startGateway(temporal) {
+  const bin = edgeflowBin();
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: build it (cargo build) or set EDGEFLOW_BIN`);
+  const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+  const kid = `e2e-${randomUUID().slice(0, 8)}`;
+  const dir = mkdtempSync(join(tmpdir(), "edgeflow-gateway-"));
+  const jwksFile = join(dir, "jwks.json");
+  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" }] }));
+  const [port, opsPort] = [await freePort(), await freePort()];
+  const proc = launch("gateway", bin, ["gateway"], {
+    cwd: REPO_DIR,
+    env: {
+      PATH: process.env.PATH,
+      EDGEFLOW_CONFIG_DIR: join(REPO_DIR, "config"),
+      EDGEFLOW__TEMPORAL__ADDRESS: `http://${temporal.address}`,
+      EDGEFLOW__TEMPORAL__NAMESPACE: temporal.namespace,
+      EDGEFLOW__GATEWAY__LISTEN: `127.0.0.1:${port}`,
+      EDGEFLOW__GATEWAY__JWKS_FILE: jwksFile,
+      EDGEFLOW__OPS__LISTEN: `127.0.0.1:${opsPort}`,
+      EDGEFLOW__SHUTDOWN__GRACE_PERIOD_SECS: "2",
+      RUST_LOG: process.env.E2E_VERBOSE ? "info" : "warn",
+    },
+  });
+  await waitFor(`http://127.0.0.1:${opsPort}/readyz`, proc, "edgeflow gateway");
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    edgeVars: {
+      TEMPORAL_TRANSPORT: "gateway",
+      TEMPORAL_HTTP_URL: url,
+      TEMPORAL_API_KEY: "",
+      GATEWAY_SIGNING_KEY: JSON.stringify({ ...(await exportJWK(privateKey)), kid }),
+    },
+    output: proc.output,
+    async stop() {
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** A loopback token issuer like the one `edgeflow dev` runs: `<issuer>/.well-known/jwks.json`. */
@@ -149,14 +212,16 @@ export async function startIssuer({ audience = "edgeflow" } = {}) {
     issuer,
     audience,
     jwksUrl: `${issuer}/.well-known/jwks.json`,
-    async mint({ sub = "alice", roles = ["customer"], email = `${sub}@example.com`, ttl = 600 } = {}) {
+    /** `iatAhead`: seconds to put `iat` in the future (a broken or forged issuer's token). */
+    async mint({ sub = "alice", roles = ["customer"], email = `${sub}@example.com`, ttl = 600, iatAhead = 0 } = {}) {
+      const now = Math.floor(Date.now() / 1000);
       return new SignJWT({ roles, email })
         .setProtectedHeader({ alg: "RS256", kid: jwk.kid, typ: "JWT" })
         .setIssuer(issuer)
         .setAudience(audience)
         .setSubject(sub)
-        .setIssuedAt()
-        .setExpirationTime(`${ttl}s`)
+        .setIssuedAt(now + iatAhead)
+        .setExpirationTime(now + iatAhead + ttl)
         .sign(privateKey);
     },
     stop: () => new Promise((r) => server.close(() => r())),
@@ -198,8 +263,9 @@ async function edgeUp(url, proc, name, dir) {
  * Runs the edge in `wrangler dev` with `vars` (all variables and secrets, as
  * `.dev.vars` would hold them). Its KV and Durable Object state live in a temp dir.
  */
-export async function startEdge(vars) {
-  const [port, inspectorPort] = [await freePort(), await freePort()];
+export async function startEdge(vars, port) {
+  port ??= await freePort();
+  const inspectorPort = await freePort();
   const { dir, envFile } = varsDir(vars);
   const proc = launch(
     "wrangler",
@@ -226,8 +292,8 @@ export async function startEdge(vars) {
  * dev: the bundle `wrangler deploy` would upload, served on a socket workerd listens on
  * that leads straight to the Worker. State lives in a temp dir.
  */
-export async function startEdgeWorkerd(vars) {
-  const port = await freePort();
+export async function startEdgeWorkerd(vars, port) {
+  port ??= await freePort();
   const { dir, envFile } = varsDir(vars);
   const proc = launch(
     "workerd",
@@ -244,8 +310,8 @@ export async function startEdgeWorkerd(vars) {
   return edgeUp(`http://127.0.0.1:${port}`, proc, "workerd (scripts/serve-workerd.mjs)", dir);
 }
 
-/** The edge's variables for a stack on loopback. */
-export function edgeVars({ temporal, issuer, overrides = {} }) {
+/** The edge's variables for a stack on loopback; `callbackUrl` turns completion callbacks on. */
+export function edgeVars({ temporal, issuer, callbackUrl = "", overrides = {} }) {
   return {
     ENVIRONMENT: "development",
     TEMPORAL_HTTP_URL: temporal.httpUrl,
@@ -265,20 +331,35 @@ export function edgeVars({ temporal, issuer, overrides = {} }) {
     MAX_JSON_DEPTH: "32",
     TEMPORAL_API_KEY: "",
     WEBHOOK_SECRETS: WEBHOOK_SECRET,
+    CALLBACK_URL: callbackUrl,
+    CALLBACK_SECRETS: callbackUrl ? CALLBACK_SECRET : "",
     ...overrides,
   };
 }
 
-/**
- * Temporal dev server + token issuer + the edge, in wrangler dev (`runtime:
- * "wrangler"`, the default unless E2E_EDGE_RUNTIME says otherwise) or in workerd
- * through Miniflare (`runtime: "workerd"`). `startWorker`, if given, is called with
- * `{ temporal, edgeUrl, webhookUrl, webhookSecret }` and must return `{ stop() }`
- * (the full-stack e2e adds the Rust worker here).
- */
-export async function startStack({ edgeOverrides = {}, startWorker, runtime = process.env.E2E_EDGE_RUNTIME || "wrangler" } = {}) {
+/** The edge in the chosen runtime ("workerd" unless E2E_EDGE_RUNTIME says "wrangler"). */
+export function edgeStarter(runtime = process.env.E2E_EDGE_RUNTIME || "workerd") {
   const start = { wrangler: startEdge, workerd: startEdgeWorkerd }[runtime];
-  if (!start) throw new Error(`unknown edge runtime ${JSON.stringify(runtime)} (wrangler or workerd)`);
+  if (!start) throw new Error(`unknown edge runtime ${JSON.stringify(runtime)} (workerd or wrangler)`);
+  return start;
+}
+
+/**
+ * Temporal dev server + token issuer + the edge, in workerd through Miniflare
+ * (`runtime: "workerd"`, the default unless E2E_EDGE_RUNTIME says otherwise) or in
+ * wrangler dev (`runtime: "wrangler"`), with completion callbacks to the edge on
+ * (`callbacks: false` turns them off). `startWorker`, if given, is called with
+ * `{ temporal, edgeUrl, webhookUrl, webhookSecret }` and must return `{ stop() }`.
+ */
+export async function startStack({
+  edgeOverrides = {},
+  startWorker,
+  runtime,
+  callbacks = true,
+  transport = process.env.E2E_TRANSPORT || "temporal_http",
+} = {}) {
+  if (!["temporal_http", "gateway"].includes(transport)) throw new Error(`unknown transport ${JSON.stringify(transport)} (temporal_http or gateway)`);
+  const start = edgeStarter(runtime);
   const stops = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => {});
@@ -288,18 +369,77 @@ export async function startStack({ edgeOverrides = {}, startWorker, runtime = pr
     stops.push(temporal.stop);
     const issuer = await startIssuer();
     stops.push(issuer.stop);
-    const edge = await start(edgeVars({ temporal, issuer, overrides: edgeOverrides }));
+    let gateway = null;
+    if (transport === "gateway") {
+      gateway = await startGateway(temporal);
+      stops.push(gateway.stop);
+    }
+    const port = await freePort();
+    const callbackUrl = callbacks ? `http://127.0.0.1:${port}/v1/hooks/temporal-callback` : "";
+    const edge = await start(edgeVars({ temporal, issuer, callbackUrl, overrides: { ...gateway?.edgeVars, ...edgeOverrides } }), port);
     stops.push(edge.stop);
     let worker = null;
     if (startWorker) {
       worker = await startWorker({ temporal, edgeUrl: edge.url, webhookUrl: `${edge.url}/v1/hooks/temporal`, webhookSecret: WEBHOOK_SECRET });
       stops.push(() => worker.stop());
     }
-    return { temporal, issuer, edge, worker, stop: stopAll };
+    return { temporal, issuer, gateway, edge, worker, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;
   }
+}
+
+export const EDGEFLOW_BIN = process.env.EDGEFLOW_BIN || join(REPO_DIR, "target", "debug", "edgeflow");
+
+/**
+ * The Rust worker (`edgeflow worker`) against `temporal`, with the demo services
+ * (`edgeflow dev services`), a SQLite database and an email outbox in a temp dir,
+ * and its completion webhook pointed at the edge. Ready once its /readyz says so.
+ */
+export async function startWorker({ temporal, webhookUrl, webhookSecret }) {
+  if (!existsSync(EDGEFLOW_BIN)) throw new Error(`${EDGEFLOW_BIN} is missing: build it (cargo build -p edgeflow) or set EDGEFLOW_BIN`);
+  const dir = mkdtempSync(join(tmpdir(), "edgeflow-worker-"));
+  const [demoPort, opsPort] = [await freePort(), await freePort()];
+  const base = { ...process.env, EDGEFLOW_TEMPORAL_CLI: temporalCli() };
+  const demo = launch("demo services", EDGEFLOW_BIN, ["dev", "services", "--port", String(demoPort)], { cwd: REPO_DIR, env: base });
+  const demoUrl = `http://127.0.0.1:${demoPort}`;
+  const env = {
+    ...base,
+    EDGEFLOW__TEMPORAL__ADDRESS: `http://${temporal.address}`,
+    EDGEFLOW__TEMPORAL__NAMESPACE: temporal.namespace,
+    EDGEFLOW__TEMPORAL__GRPC_COMPRESSION: "none",
+    EDGEFLOW__OPS__LISTEN: `127.0.0.1:${opsPort}`,
+    EDGEFLOW__DATABASE__URL: `sqlite://${dir}/edgeflow.db?mode=rwc`,
+    EDGEFLOW__EMAIL__OUTBOX__DIR: join(dir, "outbox"),
+    EDGEFLOW__SERVICES__INVENTORY__BASE_URL: `${demoUrl}/inventory/`,
+    EDGEFLOW__SERVICES__PAYMENTS__BASE_URL: `${demoUrl}/payments/`,
+    EDGEFLOW__SERVICES__SHIPPING__BASE_URL: `${demoUrl}/shipping/`,
+    EDGEFLOW__WEBHOOKS__EDGE__URL: webhookUrl,
+    EDGEFLOW__WEBHOOKS__EDGE__SECRETS: webhookSecret,
+    EDGEFLOW__SHUTDOWN__GRACE_PERIOD_SECS: "2",
+    EDGEFLOW__TELEMETRY__LOG_LEVEL: "warn",
+  };
+  const worker = launch("worker", EDGEFLOW_BIN, ["worker"], { cwd: REPO_DIR, env });
+  const stop = async () => {
+    await worker.stop();
+    await demo.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(`${demoUrl}/inventory/`, demo, "demo services", 30_000, () => true);
+    await waitFor(`http://127.0.0.1:${opsPort}/readyz`, worker, "edgeflow worker", 60_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { output: worker.output, stop };
+}
+
+/** The token the edge attaches to a run's completion callback (callback.ts): HMAC-SHA256, base64url. */
+export function callbackToken(workflowId, { secret = CALLBACK_SECRET, namespace = "default" } = {}) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+  return createHmac("sha256", key).update(`edgeflow-callback:v1\n${namespace}\n${workflowId}`).digest("base64url");
 }
 
 /** Signs a completion webhook as the Rust worker does (Standard Webhooks). */
@@ -329,14 +469,16 @@ export function temporalApi(temporal) {
     describe: (id) => req("GET", `/workflows/${encodeURIComponent(id)}`),
     history: (id) => req("GET", `/workflows/${encodeURIComponent(id)}/history`),
     terminate: (id, reason = "e2e") => req("POST", `/workflows/${encodeURIComponent(id)}/terminate`, { reason }),
+    cancel: (id) => req("POST", `/workflows/${encodeURIComponent(id)}/cancel`, { reason: "e2e", requestId: randomUUID() }),
     list: (query) => req("GET", `/workflows?query=${encodeURIComponent(query)}`),
-    start: (id, type, input, taskQueue = "edgeflow") =>
+    start: (id, type, input, taskQueue = "edgeflow", extra = {}) =>
       req("POST", `/workflows/${encodeURIComponent(id)}`, {
         workflowId: id,
         workflowType: { name: type },
         taskQueue: { name: taskQueue },
         input: { payloads: [encode(input)] },
         requestId: randomUUID(),
+        ...extra,
       }),
   };
 }

@@ -31,7 +31,7 @@ if (manifest.version !== 1) fail(`${manifestPath}: unsupported manifest version 
 const files = new Set();
 for (const wf of manifest.workflows ?? []) {
   if (wf.input) files.add(wf.input);
-  for (const s of wf.signals ?? []) if (s.input) files.add(s.input);
+  for (const s of [...(wf.signals ?? []), ...(wf.updates ?? [])]) if (s.input) files.add(s.input);
 }
 for (const file of files) {
   const abs = resolve(schemasDir, file);

@@ -2,7 +2,8 @@
 // request when they are bad), routing, the single error-to-problem mapping and
 // one access-log line per request. `handle` takes its collaborators as `Deps`
 // so tests can swap the catalog; outbound calls use the global `fetch`.
-import { loadSettings } from "./config";
+import { loadSettings, type Settings } from "./config";
+import { gatewayAuthorization } from "./gateway";
 import { problem, toResponse } from "./problem";
 import { ROUTES, type Ctx, type Route } from "./routes";
 import { Catalog } from "./schemas";
@@ -55,6 +56,22 @@ function match(method: string, pathname: string): { route: Route; params: Record
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * What authorizes a call to Temporal: the API key straight to the HTTP API, or,
+ * through the gateway, a token minted per call for the caller known by then
+ * (every route authenticates before calling Temporal).
+ */
+function temporalAuthorization(
+  t: Settings["temporal"],
+  subject: () => string | undefined,
+  requestId: string,
+): () => Promise<string | undefined> {
+  const gateway = t.gateway;
+  if (gateway) return () => gatewayAuthorization(gateway, subject() ?? "edge", requestId);
+  const bearer = t.apiKey ? `Bearer ${t.apiKey}` : undefined;
+  return async () => bearer;
+}
+
 export async function handle(request: Request, env: Env, exec: ExecutionContext, deps: Deps = defaultDeps()): Promise<Response> {
   const started = Date.now();
   const url = new URL(request.url);
@@ -85,7 +102,11 @@ export async function handle(request: Request, env: Env, exec: ExecutionContext,
       fetch: deps.fetch,
       requestId,
       params: found.params,
-      temporal: new TemporalClient({ ...settings.temporal, fetch: deps.fetch }),
+      temporal: new TemporalClient({
+        ...settings.temporal,
+        authorization: temporalAuthorization(settings.temporal, () => ctx?.caller?.subject, requestId),
+        fetch: deps.fetch,
+      }),
     };
     response = await found.route.handler(ctx);
   } catch (e) {

@@ -6,7 +6,7 @@
 // stable `code` and nothing more about why.
 import { createRemoteJWKSet, customFetch, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
 import type { Settings } from "./config";
-import { problem, type HttpProblem } from "./problem";
+import { HttpProblem, problem } from "./problem";
 import type { FetchFn } from "./temporal";
 
 export interface Caller {
@@ -30,6 +30,8 @@ export type AuthCode =
   | "missing_subject";
 
 const CLOCK_TOLERANCE_SECONDS = 30;
+/** A token issued further ahead than this is refused: no clock is that far off, a forged or broken issuer is. */
+const MAX_IAT_AHEAD_SECONDS = 60;
 const MAX_TOKEN_BYTES = 16 * 1024;
 
 type KeySet = ReturnType<typeof createRemoteJWKSet>;
@@ -98,6 +100,8 @@ async function verify(
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
       requiredClaims: ["exp"],
     });
+    // jose checks `iat` only against a maximum token age, never for the future.
+    if (typeof payload.iat === "number" && payload.iat > Date.now() / 1000 + MAX_IAT_AHEAD_SECONDS) throw unauthorized("token_not_yet_valid");
     return payload;
   } catch (e) {
     throw classify(e);
@@ -105,6 +109,7 @@ async function verify(
 }
 
 function classify(e: unknown): unknown {
+  if (e instanceof HttpProblem) return e;
   if (e instanceof errors.JWTExpired) return unauthorized("token_expired");
   if (e instanceof errors.JWTClaimValidationFailed) {
     if (e.claim === "nbf" || (e.claim === "iat" && e.reason === "check_failed")) return unauthorized("token_not_yet_valid");

@@ -3,6 +3,7 @@
 // so a bad configuration makes every request answer 500 `misconfigured` (and
 // logs the reasons) rather than serve half-checked. Production refuses a
 // loopback/dev token issuer.
+import { checkSigningKey, MAX_TOKEN_TTL_SECONDS, type GatewaySettings } from "./gateway";
 import { b64decode } from "./temporal";
 import type { Catalog } from "./schemas";
 
@@ -22,7 +23,12 @@ export interface AccessSettings {
 
 export interface Settings {
   environment: "development" | "production";
-  temporal: { baseUrl: string; namespace: string; apiKey?: string; timeoutMs: number };
+  /**
+   * How Temporal is reached: its HTTP API straight (`apiKey`, if any, as the
+   * bearer) or through `edgeflow gateway` (`gateway`: a signed token per call,
+   * no Temporal credential here). Same paths and JSON either way.
+   */
+  temporal: { baseUrl: string; namespace: string; apiKey?: string; gateway?: GatewaySettings; timeoutMs: number };
   oidc?: OidcSettings;
   access?: AccessSettings;
   roles: { claim: string; defaults: string[]; grants: Record<string, string[]> };
@@ -31,6 +37,15 @@ export interface Settings {
   maxJsonDepth: number;
   /** HMAC keys of the completion webhook (several while rotating); empty disables the receiver. */
   webhookKeys: Uint8Array[];
+  /** Temporal's completion callbacks: attached to every start when set (see callback.ts). */
+  callback?: CallbackSettings;
+}
+
+export interface CallbackSettings {
+  /** Where Temporal reaches this edge's `/v1/hooks/temporal-callback`; `?wf=<workflow id>` is appended. */
+  url: string;
+  /** HMAC keys of the per-run tokens: the first signs, every one verifies (rotation). */
+  keys: Uint8Array[];
 }
 
 export type Loaded = { ok: true; settings: Settings } | { ok: false; errors: string[] };
@@ -148,24 +163,64 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
     }
   }
 
-  const webhookKeys: Uint8Array[] = [];
-  list("WEBHOOK_SECRETS").forEach((secret, i) => {
+  const keys = (k: string): Uint8Array[] =>
+    list(k).flatMap((secret, i) => {
+      try {
+        const key = b64decode(secret.startsWith("whsec_") ? secret.slice(6) : secret);
+        if (key.length < 16) throw new Error();
+        return [key];
+      } catch {
+        // The secret itself is never logged, only its position.
+        errors.push(`${k}: entry ${i + 1} is not whsec_<base64 of at least 16 bytes>`);
+        return [];
+      }
+    });
+  const webhookKeys = keys("WEBHOOK_SECRETS");
+
+  let callback: CallbackSettings | undefined;
+  const callbackUrl = str("CALLBACK_URL");
+  if (callbackUrl) {
+    const cu = url("CALLBACK_URL", callbackUrl);
+    if (cu && (cu.search || cu.hash)) errors.push("CALLBACK_URL: must have no query string or fragment (the edge appends ?wf=<workflow id>)");
+    // Temporal refuses callback URLs over 1000 characters; a workflow id takes up to ~600 escaped.
+    if (callbackUrl.length > 300) errors.push("CALLBACK_URL: longer than 300 characters");
+    if (cu && production && cu.protocol !== "https:") errors.push("CALLBACK_URL: must be https when ENVIRONMENT=production (the token travels in it)");
+    const callbackKeys = keys("CALLBACK_SECRETS");
+    if (!callbackKeys.length && !list("CALLBACK_SECRETS").length) errors.push("CALLBACK_SECRETS: missing (required with CALLBACK_URL)");
+    callback = { url: callbackUrl, keys: callbackKeys };
+  }
+
+  const transport = str("TEMPORAL_TRANSPORT") || "temporal_http";
+  const apiKey = str("TEMPORAL_API_KEY") || undefined;
+  let gateway: GatewaySettings | undefined;
+  if (transport === "gateway") {
+    if (apiKey) errors.push("TEMPORAL_API_KEY: must be empty with TEMPORAL_TRANSPORT=gateway (the gateway holds the Temporal credential)");
+    let signingKey: unknown;
     try {
-      const key = b64decode(secret.startsWith("whsec_") ? secret.slice(6) : secret);
-      if (key.length < 16) throw new Error();
-      webhookKeys.push(key);
+      signingKey = JSON.parse(str("GATEWAY_SIGNING_KEY") || "null");
     } catch {
-      // The secret itself is never logged, only its position.
-      errors.push(`WEBHOOK_SECRETS: entry ${i + 1} is not whsec_<base64 of at least 16 bytes>`);
+      signingKey = undefined;
     }
-  });
+    // The key itself is never logged.
+    const why = str("GATEWAY_SIGNING_KEY") ? checkSigningKey(signingKey) : "missing (required with TEMPORAL_TRANSPORT=gateway)";
+    if (why) errors.push(`GATEWAY_SIGNING_KEY: ${why}`);
+    gateway = {
+      signingKey: signingKey as GatewaySettings["signingKey"],
+      audience: str("GATEWAY_AUDIENCE") || "edgeflow-gateway",
+      issuer: str("GATEWAY_ISSUER") || "edgeflow-edge",
+      ttlSeconds: int("GATEWAY_TOKEN_TTL_SECONDS", 30, 1, MAX_TOKEN_TTL_SECONDS),
+    };
+  } else if (transport !== "temporal_http") {
+    errors.push(`TEMPORAL_TRANSPORT: expected "temporal_http" or "gateway", got ${JSON.stringify(transport)}`);
+  }
 
   const settings: Settings = {
     environment: production ? "production" : "development",
     temporal: {
       baseUrl: temporalUrl.replace(/\/+$/, ""),
       namespace: str("TEMPORAL_NAMESPACE") || "default",
-      apiKey: str("TEMPORAL_API_KEY") || undefined,
+      apiKey,
+      gateway,
       timeoutMs: int("TEMPORAL_TIMEOUT_SECONDS", 10, 1, 120) * 1000,
     },
     oidc,
@@ -175,6 +230,7 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
     maxBodyBytes: int("MAX_BODY_BYTES", 65536, 256, 10 * 1024 * 1024),
     maxJsonDepth: int("MAX_JSON_DEPTH", 32, 2, 512),
     webhookKeys,
+    callback,
   };
   return errors.length ? { ok: false, errors } : { ok: true, settings };
 }
@@ -210,6 +266,6 @@ function checkPermission(p: string, catalog: Catalog): string | null {
   if (wf === "*") return null;
   const def = catalog.get(wf);
   if (!def) return `names workflow ${wf}, which is not in the schema manifest`;
-  if (sig && sig !== "*" && !def.signals.has(sig)) return `names signal ${sig}, which ${wf} does not declare`;
+  if (sig && sig !== "*" && !def.message(sig)) return `names signal ${sig}, which ${wf} does not declare`;
   return null;
 }

@@ -16,6 +16,7 @@ export const PROBLEMS = {
   "method-not-allowed": { status: 405, title: "Method not allowed" },
   "already-started": { status: 409, title: "A run already exists for this Idempotency-Key" },
   "run-closed": { status: 409, title: "The run has already finished" },
+  "decision-refused": { status: 409, title: "The run refused the decision" },
   "payload-too-large": { status: 413, title: "The body is too large" },
   "unsupported-media-type": { status: 415, title: "The body must be application/json" },
   "validation-failed": { status: 422, title: "The input does not match the schema" },
@@ -36,6 +37,40 @@ export interface FieldError {
   /** JSON Pointer of the same field, e.g. `/items/0/quantity`. */
   pointer: string;
   detail: string;
+}
+
+/** A field's place: object keys (strings) and array indexes (numbers), outermost first. */
+export type Segments = (string | number)[];
+
+/** The error for the field at `segments`. */
+export function fieldError(segments: Segments, detail: string): FieldError {
+  const pointer = segments.map((s) => "/" + String(s).replace(/~/g, "~0").replace(/\//g, "~1")).join("");
+  return { path: jsonPath(segments), pointer, detail };
+}
+
+/** `$.items[0].quantity`; keys that are not plain identifiers as `["a b"]`, as the worker writes them. */
+export function jsonPath(segments: Segments): string {
+  let p = "$";
+  for (const s of segments) {
+    if (typeof s === "number") p += `[${s}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(s)) p += `.${s}`;
+    else p += `[${JSON.stringify(s)}]`;
+  }
+  return p;
+}
+
+/** The path `text` starts with (`$`, then `.key`, `[0]` or `["any key"]` steps) and its length in characters. */
+export function pathPrefix(text: string): { segments: Segments; length: number } | null {
+  if (!text.startsWith("$")) return null;
+  const step = /\.([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]|\[("(?:[^"\\]|\\.)*")\]/y;
+  const segments: Segments = [];
+  let length = 1;
+  step.lastIndex = length;
+  for (let m = step.exec(text); m; m = step.exec(text)) {
+    segments.push(m[1] ?? (m[2] !== undefined ? Number(m[2]) : (JSON.parse(m[3]) as string)));
+    length = step.lastIndex;
+  }
+  return { segments, length };
 }
 
 export interface ProblemOptions {
@@ -68,6 +103,8 @@ function fromTemporal(err: TemporalError): HttpProblem {
   switch (err.kind) {
     case "not-found":
       return problem("not-found", { detail: "No such run" });
+    case "run-closed":
+      return problem("run-closed");
     case "already-started":
       return problem("already-started", {
         headers: err.workflowId ? { Location: runPath(err.workflowId) } : undefined,
@@ -92,7 +129,7 @@ export function toResponse(err: unknown, ctx: { requestId: string; instance: str
   if (err instanceof HttpProblem) p = err;
   else if (err instanceof TemporalError) {
     p = fromTemporal(err);
-    if (err.kind !== "not-found" && err.kind !== "already-started") {
+    if (err.kind !== "not-found" && err.kind !== "run-closed" && err.kind !== "already-started") {
       console.error(JSON.stringify({ level: "error", msg: "temporal call failed", request_id: ctx.requestId, kind: err.kind, status: err.status ?? null, error: err.message }));
     }
   } else {

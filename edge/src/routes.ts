@@ -3,11 +3,12 @@
 // authenticate, check the caller's rights and validate input before any call
 // to Temporal, and throw problems rather than build error responses.
 import { authenticate, can, mightSignal, type Caller } from "./auth";
+import { CALLBACK_PATH, completionCallback, verifyCallback } from "./callback";
 import type { Settings } from "./config";
-import { problem, runPath } from "./problem";
-import { hintView, isTerminal, outcomeView, readHint, readMeta, runningView, viewOf, waitForOutcome, writeHint, writeMeta, type RunView } from "./runs";
-import { canonicalHash, readBytes, readJson, sha256Hex, validateOrThrow, validationErrors, type Catalog, type WorkflowDef } from "./schemas";
-import { TemporalError, type Execution, type FetchFn, type TemporalClient } from "./temporal";
+import { fieldError, pathPrefix, problem, runPath, type FieldError } from "./problem";
+import { isTerminal, outcomeView, runningView, settle, viewOf, waitForOutcome, type RunView } from "./runs";
+import { canonicalHash, checkOrThrow, inputProblems, readBytes, readJson, sha256Hex, type Catalog, type MessageDef, type WorkflowDef } from "./schemas";
+import { TemporalError, type Execution, type FetchFn, type TemporalClient, type UpdateOutcome } from "./temporal";
 import { MAX_WEBHOOK_BYTES, parseCompletion, verifyWebhook } from "./webhook";
 
 export interface Ctx {
@@ -37,6 +38,7 @@ export const ROUTES: Route[] = [
   { method: "POST", path: "/v1/runs/{id}/signals/{name}", handler: sendSignal },
   { method: "POST", path: "/v1/runs/{id}/cancel", handler: cancelRun },
   { method: "POST", path: "/v1/hooks/temporal", handler: temporalHook },
+  { method: "POST", path: CALLBACK_PATH, handler: temporalCallback },
 ];
 
 // Names and ids the edge itself creates fit this; anything else cannot exist and never reaches Temporal.
@@ -70,18 +72,18 @@ async function startWorkflow(c: Ctx): Promise<Response> {
   const key = idempotencyKey(c.request.headers);
   const wait = preferredWait(c.request.headers, c.settings.maxWaitSeconds);
   const input = await readJson(c.request, limits(c.settings));
-  validateOrThrow(wf.validator, input);
+  checkOrThrow(wf.validator, input, wf.rule);
 
   const { workflowId, runId, replayed } = await startOrReplay(c, caller, wf, input, key);
 
   const headers: Record<string, string> = { Location: runPath(workflowId) };
   if (replayed) headers["Idempotent-Replayed"] = "true";
   if (replayed && isTerminal(replayed.status)) {
-    return json(200, await viewOf(c.temporal, replayed, await readHint(c.env.RUN_STATUS, workflowId)), headers);
+    return json(200, await viewOf(c.env, replayed, c.temporal, keep(c)), headers);
   }
   if (wait > 0) {
     headers["Preference-Applied"] = `wait=${wait}`;
-    const outcome = await waitForOutcome(c.env, c.settings, c.temporal, workflowId, wait);
+    const outcome = await waitForOutcome(c.env, c.settings, c.temporal, workflowId, wait, keep(c));
     if (outcome) return json(200, outcomeView(workflowId, runId, name, outcome), headers);
   }
   return json(202, runningView(workflowId, runId, name), headers);
@@ -89,7 +91,8 @@ async function startWorkflow(c: Ctx): Promise<Response> {
 
 /**
  * Starts the run, or finds the one this Idempotency-Key already started: then
- * `replayed` is that run (a different input for the same key is a 409).
+ * `replayed` is that run, open or closed (a different input for the same key
+ * is a 409).
  */
 async function startOrReplay(
   c: Ctx,
@@ -100,18 +103,26 @@ async function startOrReplay(
 ): Promise<{ workflowId: string; runId: string; replayed: Execution | null }> {
   const name = wf.name;
   const inputHash = await canonicalHash(input);
-  const workflowId = key
-    ? `${name}-${(await sha256Hex(`${caller.subject}\n${key}`)).slice(0, 32)}`
-    : `${name}-${crypto.randomUUID().replaceAll("-", "")}`;
-  // Derived from key and input, so a retried start is deduplicated by Temporal itself.
-  const requestId = key ? uuidFromHex(await sha256Hex(`${caller.subject}\n${key}\n${inputHash}`)) : crypto.randomUUID();
+  // A run about one business object (an order) is named after it (the schema has checked the
+  // field is a safe id), so sending the same order again finds the same run; otherwise the
+  // Idempotency-Key names it, scoped to the caller.
+  const natural = wf.idField ? (input as Record<string, unknown>)[wf.idField] : undefined;
+  const workflowId =
+    typeof natural === "string"
+      ? `${name}-${natural}`
+      : key
+        ? `${name}-${(await sha256Hex(`${caller.subject}\n${key}`)).slice(0, 32)}`
+        : `${name}-${crypto.randomUUID().replaceAll("-", "")}`;
+  const callback = c.settings.callback;
   try {
     const started = await c.temporal.start({
       workflowId,
       workflowType: name,
       taskQueue: wf.taskQueue,
       input,
-      requestId,
+      // A new one every time, so a repeat of this key always meets the existing run as a conflict (409,
+      // below) and is known to be a replay; Temporal's answer to a repeated request id looks like a first start.
+      requestId: crypto.randomUUID(),
       identity: temporalIdentity(caller),
       memo: {
         edge_subject: caller.subject,
@@ -122,23 +133,26 @@ async function startOrReplay(
       },
       searchAttributes: { EdgeSubject: caller.subject, EdgeRequestId: c.requestId },
       header: traceHeader(c.request.headers),
+      completionCallbacks: callback ? [await completionCallback(callback, c.settings.temporal.namespace, workflowId)] : [],
     });
-    // Temporal matched our request id (same key and input) to a run that has already finished.
-    if (isTerminal(started.status)) {
-      return { workflowId, runId: started.runId, replayed: { workflowId, runId: started.runId, workflowType: name, status: started.status, memo: {} } };
-    }
-    c.exec.waitUntil(
-      writeMeta(c.env.RUN_STATUS, workflowId, { owner: caller.subject, workflow_type: name, run_id: started.runId }).catch((err) =>
-        console.error(JSON.stringify({ level: "warn", msg: "run meta not written", workflow_id: workflowId, error: String(err) })),
-      ),
-    );
     return { workflowId, runId: started.runId, replayed: null };
   } catch (e) {
-    if (!(key && e instanceof TemporalError && e.kind === "already-started")) throw e;
+    if (callback && e instanceof TemporalError && e.kind === "rejected" && /callback|url/i.test(e.message)) {
+      console.error(JSON.stringify({ level: "error", msg: "Temporal refuses the completion callback: allow CALLBACK_URL's host in the cluster's callback.allowedAddresses, or unset CALLBACK_URL", error: e.message }));
+    }
+    if (!((key || typeof natural === "string") && e instanceof TemporalError && e.kind === "already-started")) throw e;
     const existing = await c.temporal.describe(workflowId);
+    // Another caller's run (or one started outside the edge) says nothing about itself.
+    const visible = existing.memo.edge_subject === caller.subject || can(caller, c.settings, "read", name);
+    if (!visible) {
+      throw problem("already-started", { detail: `This ${wf.idField ?? "Idempotency-Key"} is already in use` });
+    }
     if (existing.memo.edge_input_sha256 !== inputHash) {
       throw problem("already-started", {
-        detail: "This Idempotency-Key was already used with a different input",
+        detail:
+          typeof natural === "string"
+            ? `${name} ${wf.idField} ${natural} already exists with a different input`
+            : "This Idempotency-Key was already used with a different input",
         headers: { Location: runPath(workflowId) },
         extra: { workflow_id: workflowId, run_id: existing.runId },
       });
@@ -151,22 +165,21 @@ async function getRun(c: Ctx): Promise<Response> {
   const caller = await identify(c);
   const id = param(c, "id", "run");
   const wait = preferredWait(c.request.headers, c.settings.maxWaitSeconds);
-  const [hint, meta] = await Promise.all([readHint(c.env.RUN_STATUS, id), readMeta(c.env.RUN_STATUS, id)]);
-  // A finished run whose owner is known is answered from KV alone.
-  if (hint && isTerminal(hint.status) && meta && meta.run_id === hint.run_id && c.catalog.get(hint.workflow_type)) {
-    if (meta.owner !== caller.subject && !can(caller, c.settings, "read", hint.workflow_type)) throw problem("forbidden");
-    return json(200, hintView(hint));
-  }
   const exec = await describeKnown(c, id);
   if (exec.memo.edge_subject !== caller.subject && !can(caller, c.settings, "read", exec.workflowType)) throw problem("forbidden");
   if (!isTerminal(exec.status) && wait > 0) {
-    const outcome = await waitForOutcome(c.env, c.settings, c.temporal, id, wait);
+    const outcome = await waitForOutcome(c.env, c.settings, c.temporal, id, wait, keep(c));
     const view: RunView = outcome ? outcomeView(id, exec.runId, exec.workflowType, outcome) : runningView(id, exec.runId, exec.workflowType, exec.status);
     return json(200, view, { "Preference-Applied": `wait=${wait}` });
   }
-  return json(200, await viewOf(c.temporal, exec, hint));
+  return json(200, await viewOf(c.env, exec, c.temporal, keep(c)));
 }
 
+/**
+ * A signal, or, when the run's workflow declares an update of that name (e.g.
+ * `approve`), that update: the caller then hears whether the decision was
+ * applied (200), refused (409) or invalid (422).
+ */
 async function sendSignal(c: Ctx): Promise<Response> {
   const caller = await identify(c);
   const id = param(c, "id", "run");
@@ -175,26 +188,64 @@ async function sendSignal(c: Ctx): Promise<Response> {
   if (!mightSignal(caller, c.settings, name, c.catalog.workflows.keys())) throw problem("forbidden", { detail: `Your roles may not send ${name}` });
   const key = idempotencyKey(c.request.headers);
   const body = (await readJson(c.request, limits(c.settings), { allowEmpty: true })) ?? {};
-  const withApprover = (takesApprover: boolean) =>
-    takesApprover && body && typeof body === "object" && !Array.isArray(body) ? { ...body, approver: caller.subject } : body;
-  // Refuse a payload that no workflow declaring this signal would accept before asking Temporal anything.
-  const declared = [...c.catalog.workflows.values()].flatMap((wf) => wf.signals.get(name) ?? []);
-  const rejections = declared.map((s) => validationErrors(s.validator, withApprover(s.takesApprover)));
+  const withApprover = (m: MessageDef) => (m.takesApprover && body && typeof body === "object" && !Array.isArray(body) ? { ...body, approver: caller.subject } : body);
+  // Refuse a payload that no workflow declaring this name would accept before asking Temporal anything.
+  const declared = [...c.catalog.workflows.values()].flatMap((wf) => wf.message(name) ?? []);
+  const rejections = declared.map((m) => inputProblems(m.validator, withApprover(m)));
   if (rejections.every((errors) => errors.length)) throw problem("validation-failed", { errors: rejections[0] });
 
   const exec = await describeKnown(c, id);
-  const sig = c.catalog.get(exec.workflowType)?.signals.get(name);
-  if (!sig) throw problem("not-found", { detail: `${exec.workflowType} has no signal ${name}` });
+  const wf = c.catalog.get(exec.workflowType)!;
+  const update = wf.updates.get(name);
+  const message = wf.message(name);
+  if (!message) throw problem("not-found", { detail: `${exec.workflowType} has no signal ${name}` });
   if (!can(caller, c.settings, "signal", exec.workflowType, name)) throw problem("forbidden", { detail: `Your roles may not send ${name}` });
-  const payload = withApprover(sig.takesApprover);
-  validateOrThrow(sig.validator, payload);
+  const payload = withApprover(message);
+  checkOrThrow(message.validator, payload);
   if (isTerminal(exec.status)) throw problem("run-closed");
-  await c.temporal.signal(id, name, payload, {
+  const options = {
     identity: temporalIdentity(caller),
     requestId: key ? uuidFromHex(await sha256Hex(`${caller.subject}\n${id}\n${name}\n${key}`)) : crypto.randomUUID(),
     header: traceHeader(c.request.headers),
-  });
-  return json(202, { workflow_id: id, run_id: exec.runId, signal: name, status: "accepted", links: { self: runPath(id) } });
+  };
+  const links = { self: runPath(id) };
+  if (!update) {
+    await c.temporal.signal(id, name, payload, options);
+    return json(202, { workflow_id: id, run_id: exec.runId, signal: name, status: "accepted", links });
+  }
+  // Temporal answers an update within ~20 s, with its outcome or only the stage it reached (no worker
+  // took it yet): ask again with the same update id, which never makes a second update, until the wait ends.
+  const deadline = Date.now() + (preferredWait(c.request.headers, c.settings.maxWaitSeconds) || c.settings.maxWaitSeconds) * 1000;
+  let outcome: UpdateOutcome | null = null;
+  do {
+    try {
+      outcome = await c.temporal.update(id, name, payload, { ...options, updateId: options.requestId, timeoutMs: Math.max(1000, deadline - Date.now()) });
+    } catch (e) {
+      if (!(e instanceof TemporalError && e.kind === "timeout")) throw e;
+    }
+  } while (!outcome && Date.now() < deadline);
+  if (!outcome) return json(202, { workflow_id: id, run_id: exec.runId, signal: name, status: "pending", links });
+  if ("success" in outcome) return json(200, { workflow_id: id, run_id: exec.runId, signal: name, status: "applied", result: outcome.success, links });
+  throw refusal(outcome.failure.message);
+}
+
+const INVALID_INPUT = "invalid input: ";
+
+/**
+ * A decision the run refused: 422 naming each field when the workflow found the
+ * payload invalid (`invalid input: $.path: message; …`), else 409 with the
+ * workflow's reason (already decided, not needed).
+ */
+export function refusal(message: string) {
+  if (!message.startsWith(INVALID_INPUT)) return problem("decision-refused", { detail: message.slice(0, 500) });
+  const errors: FieldError[] = message
+    .slice(INVALID_INPUT.length)
+    .split(/; (?=\$)/)
+    .map((part) => {
+      const at = pathPrefix(part);
+      return at && part.startsWith(": ", at.length) ? fieldError(at.segments, part.slice(at.length + 2)) : fieldError([], part);
+    });
+  return problem("validation-failed", { errors });
 }
 
 async function cancelRun(c: Ctx): Promise<Response> {
@@ -211,29 +262,56 @@ async function cancelRun(c: Ctx): Promise<Response> {
   return json(202, { workflow_id: id, run_id: exec.runId, status: "cancel_requested", links: { self: runPath(id) } });
 }
 
+/** The worker's signed completion event: a trigger to read the run's end from Temporal (runs.ts `settle`). */
 async function temporalHook(c: Ctx): Promise<Response> {
   const body = await readBytes(c.request, MAX_WEBHOOK_BYTES);
   const webhookId = await verifyWebhook(c.request.headers, body, c.settings.webhookKeys);
   const ev = parseCompletion(webhookId, body);
   if (!ev) return json(200, { status: "ignored" });
   const waiter = c.env.RUN_WAITER.get(c.env.RUN_WAITER.idFromName(ev.workflowId));
-  if ((await waiter.deliver(webhookId, ev.outcome)) === "duplicate") return json(200, { status: "duplicate" });
-  try {
-    await writeHint(c.env.RUN_STATUS, {
-      workflow_id: ev.workflowId,
-      run_id: ev.runId,
-      workflow_type: ev.workflowType,
-      status: ev.outcome.status,
-      result: ev.outcome.result,
-      error: ev.outcome.error,
-      updated_at: new Date().toISOString(),
-    });
-  } catch (e) {
-    // Let the sender's retry through: it must not be taken for a replay.
-    await waiter.forget(webhookId);
-    throw e;
-  }
+  if ((await waiter.claim(webhookId)) === "duplicate") return json(200, { status: "duplicate" });
+  c.exec.waitUntil(settle(c.env, c.temporal, ev.workflowId, { isServed: (type) => !!c.catalog.get(type), closed: false }));
   return json(200, { status: "accepted" });
+}
+
+/**
+ * Temporal's completion callback (every terminal state, any workflow): checked
+ * and answered at once, the run's end then read from Temporal (runs.ts
+ * `settle`). Never 5xx (see callback.ts); a callback the edge does not expect is a 4xx,
+ * which Temporal does not retry.
+ */
+async function temporalCallback(c: Ctx): Promise<Response> {
+  if (!c.settings.callback) throw problem("not-found", { detail: "Completion callbacks are not configured" });
+  const workflowId = await verifyCallback(c.request, c.settings.callback, c.settings.temporal.namespace);
+  // The body (the run's result or failure) is not needed: Temporal is asked instead.
+  await drain(c.request);
+  c.exec.waitUntil(settle(c.env, c.temporal, workflowId, { isServed: (type) => !!c.catalog.get(type), closed: true }));
+  return json(200, { status: "accepted" });
+}
+
+/** Reads and drops a body (up to 8 MiB), so the sender is not cut off mid-upload. */
+async function drain(request: Request): Promise<void> {
+  if (!request.body) return;
+  const reader = request.body.getReader();
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      total += value.byteLength;
+      if (total > 8 * 1024 * 1024) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    /* the sender went away: nothing to answer it */
+  }
+}
+
+/** Lets work outlive the response (KV writes, following up a completion event). */
+function keep(c: Ctx): (p: Promise<unknown>) => void {
+  return (p) => c.exec.waitUntil(p);
 }
 
 /** Describes a run the edge may talk about: one of the manifest's workflows. */
@@ -258,7 +336,7 @@ export function idempotencyKey(h: Headers): string | null {
   v = v.trim();
   if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
   if (!/^[\x20-\x7e]{1,255}$/.test(v) || !v.trim()) {
-    throw problem("invalid-request", { detail: "Idempotency-Key must be 1 to 255 visible ASCII characters" });
+    throw problem("invalid-request", { detail: "Idempotency-Key must be 1 to 255 printable ASCII characters, not all spaces" });
   }
   return v;
 }

@@ -1,4 +1,5 @@
-// Fetch-only client for Temporal's HTTP API (Workers cannot speak gRPC). It owns
+// Fetch-only client for Temporal's HTTP API (Workers cannot speak gRPC), or for
+// `edgeflow gateway`, which serves the same paths and JSON. It owns
 // the wire format: payloads go out and come back in full form (the API's JSON
 // shorthand turns empty arrays into null), responses are decoded from bytes
 // (Temporal answers `Content-Type: *`), and failures become `TemporalError`s of a
@@ -33,7 +34,7 @@ export function decodePayload(p: unknown): unknown {
   return text;
 }
 
-export type TemporalErrorKind = "not-found" | "already-started" | "rejected" | "unavailable" | "busy" | "timeout";
+export type TemporalErrorKind = "not-found" | "run-closed" | "already-started" | "rejected" | "unavailable" | "busy" | "timeout";
 
 export class TemporalError extends Error {
   constructor(
@@ -80,6 +81,15 @@ export interface Outcome {
   error: { message: string } | null;
 }
 
+/** A Nexus completion callback: Temporal POSTs to `url` with `header` once the run closes. */
+export interface CompletionCallback {
+  url: string;
+  header: Record<string, string>;
+}
+
+/** How an update ended: `success` is its result; `failure` the message the workflow refused it with. */
+export type UpdateOutcome = { success: unknown } | { failure: { message: string } };
+
 export interface StartRequest {
   workflowId: string;
   workflowType: string;
@@ -90,6 +100,7 @@ export interface StartRequest {
   memo: Record<string, unknown>;
   searchAttributes: Record<string, unknown>;
   header: Record<string, unknown>;
+  completionCallbacks: CompletionCallback[];
 }
 
 export interface CallOptions {
@@ -101,7 +112,8 @@ export interface CallOptions {
 export interface TemporalClientOptions {
   baseUrl: string;
   namespace: string;
-  apiKey?: string;
+  /** The `Authorization` value for one call (an API key, or a fresh gateway token), if any. */
+  authorization: () => Promise<string | undefined>;
   timeoutMs: number;
   fetch: FetchFn;
 }
@@ -111,8 +123,9 @@ export class TemporalClient {
 
   /**
    * Starts a run; a duplicate id (running or closed) throws `already-started`
-   * with the existing run id. A repeated `requestId` is answered with the run it
-   * started, whose `status` may then already be terminal.
+   * with the existing run id. (A repeated `requestId` would be answered with the
+   * run it started, exactly as the first time, `started: true` included: the
+   * answer cannot tell a replay, so callers send a new request id every time.)
    */
   async start(req: StartRequest): Promise<{ runId: string; status: RunStatus }> {
     const body = {
@@ -128,6 +141,7 @@ export class TemporalClient {
       memo: { fields: mapValues(req.memo, encodePayload) },
       searchAttributes: { indexedFields: mapValues(req.searchAttributes, encodePayload) },
       header: { fields: mapValues(req.header, encodePayload) },
+      ...(req.completionCallbacks.length ? { completionCallbacks: req.completionCallbacks.map((nexus) => ({ nexus })) } : {}),
     };
     const res = await this.call("POST", this.wf(req.workflowId), body, { workflowId: req.workflowId });
     return { runId: String(res.runId ?? ""), status: res.status ? mapStatus(res.status) : "running" };
@@ -162,6 +176,38 @@ export class TemporalClient {
       requestId: o.requestId,
       header: { fields: mapValues(o.header ?? {}, encodePayload) },
     });
+  }
+
+  /**
+   * Sends an update and waits for its outcome. Temporal holds the call at most
+   * ~20 s (its long-poll expiry) and then answers with the stage reached and no
+   * outcome: null here. Calling again with the same `updateId` picks up the
+   * same update (never a second one).
+   */
+  async update(
+    workflowId: string,
+    name: string,
+    input: unknown,
+    o: CallOptions & { updateId: string; timeoutMs: number },
+  ): Promise<UpdateOutcome | null> {
+    const res = await this.call(
+      "POST",
+      `${this.wf(workflowId)}/update/${encodeURIComponent(name)}`,
+      {
+        workflowExecution: { workflowId },
+        request: {
+          meta: { updateId: o.updateId, identity: o.identity },
+          input: { name, args: encodePayloads(input), header: { fields: mapValues(o.header ?? {}, encodePayload) } },
+        },
+        waitPolicy: { lifecycleStage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED" },
+      },
+      { timeoutMs: o.timeoutMs },
+    );
+    const outcome = res.outcome as Record<string, any> | undefined;
+    if (!outcome) return null;
+    if (outcome.failure) return { failure: { message: String(outcome.failure.message ?? "") } };
+    const payloads = outcome.success?.payloads ?? [];
+    return { success: payloads.length ? decodePayload(payloads[0]) : null };
   }
 
   async requestCancel(workflowId: string, o: CallOptions & { reason: string }): Promise<void> {
@@ -222,7 +268,8 @@ export class TemporalClient {
   ): Promise<Record<string, any>> {
     const headers: Record<string, string> = { Accept: NO_SHORTHAND };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (this.opts.apiKey) headers.Authorization = `Bearer ${this.opts.apiKey}`;
+    const authorization = await this.opts.authorization();
+    if (authorization) headers.Authorization = authorization;
     const controller = new AbortController();
     const timeoutMs = o.timeoutMs ?? this.opts.timeoutMs;
     const timer = setTimeout(() => controller.abort(), timeoutMs);
@@ -258,6 +305,8 @@ export class TemporalClient {
       const detail = (json.details ?? []).find((d: any) => typeof d?.runId === "string");
       throw new TemporalError("already-started", message, res.status, o.workflowId, detail?.runId);
     }
+    // Signals and updates to a closed run; describe answers 404 only for an unknown id.
+    if (res.status === 404 && /already completed/.test(String(json.message))) throw new TemporalError("run-closed", message, res.status);
     if (res.status === 404) throw new TemporalError("not-found", message, res.status);
     if (res.status === 429) throw new TemporalError("busy", message, res.status);
     if (res.status === 504) throw new TemporalError("timeout", message, res.status);

@@ -1,9 +1,11 @@
 // RunWaiter: one Durable Object per workflow id. Callers holding a
-// `Prefer: wait` request park here; the completion webhook delivers the run's
-// outcome here, which wakes them all at once. It also remembers which
-// `webhook-id`s it has delivered (strongly consistent, unlike KV), so a replayed
-// webhook is dropped. State is kept for an hour, far past the 5-minute window
-// in which a webhook can be replayed at all.
+// `Prefer: wait` request park here; once the edge has read from Temporal how the
+// run ended (runs.ts `settle`, started by a completion callback or webhook), it
+// delivers that outcome here, which wakes them all at once. Only outcomes read
+// from Temporal are ever delivered: a completion event alone delivers nothing.
+// It also remembers which `webhook-id`s it has seen (strongly consistent, unlike
+// KV), so a replayed webhook is dropped. State is kept for an hour, far past the
+// 5-minute window in which a webhook can be replayed at all.
 import { DurableObject } from "cloudflare:workers";
 import type { Outcome } from "./temporal";
 
@@ -27,19 +29,25 @@ export class RunWaiter extends DurableObject<Env> {
     });
   }
 
-  /** Records the outcome under `webhookId`; "duplicate" (and nothing changes) when that id was delivered before. */
-  async deliver(webhookId: string, outcome: Outcome): Promise<"accepted" | "duplicate"> {
-    const key = `hook:${webhookId}`;
-    if (await this.ctx.storage.get(key)) return "duplicate";
-    await this.ctx.storage.put({ [key]: Date.now(), outcome });
+  /** Records the run's outcome as Temporal reported it, and wakes every waiter. */
+  async deliver(outcome: Outcome): Promise<void> {
+    await this.ctx.storage.put("outcome", outcome);
     await this.ctx.storage.setAlarm(Date.now() + KEEP_MS);
     for (const wake of [...this.waiting]) wake(outcome);
-    return "accepted";
   }
 
-  /** Un-records a webhook id whose delivery failed later on, so the sender's retry is not taken for a replay. */
-  async forget(webhookId: string): Promise<void> {
-    await this.ctx.storage.delete(`hook:${webhookId}`);
+  /** Has the outcome been delivered already? */
+  async delivered(): Promise<boolean> {
+    return (await this.ctx.storage.get("outcome")) !== undefined;
+  }
+
+  /** Records a webhook id: "duplicate" (and nothing else happens) when it was seen before. */
+  async claim(webhookId: string): Promise<"accepted" | "duplicate"> {
+    const key = `hook:${webhookId}`;
+    if (await this.ctx.storage.get(key)) return "duplicate";
+    await this.ctx.storage.put(key, Date.now());
+    await this.ctx.storage.setAlarm(Date.now() + KEEP_MS);
+    return "accepted";
   }
 
   async alarm(): Promise<void> {

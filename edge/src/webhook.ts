@@ -1,10 +1,11 @@
 // Receiving side of the worker's completion webhook (Standard Webhooks):
 // signature checked in constant time against every configured secret (so
 // secrets can rotate), timestamps more than 5 minutes off refused, and the
-// event body checked before it may change any run's status. Replay of a
-// `webhook-id` is caught by the run's Durable Object (waiter.ts).
+// event body checked. A verified event is only a trigger: it names a run that
+// says it is finishing, and the edge asks Temporal how that run ended
+// (runs.ts `settle`); what the event claims about the outcome is never used.
+// Replay of a `webhook-id` is caught by the run's Durable Object (waiter.ts).
 import { problem } from "./problem";
-import type { Outcome, RunStatus } from "./temporal";
 import { b64decode } from "./temporal";
 
 export const TOLERANCE_SECONDS = 300;
@@ -13,10 +14,8 @@ export const MAX_WEBHOOK_BYTES = 1024 * 1024;
 export interface CompletionEvent {
   id: string;
   type: "workflow.completed" | "workflow.failed";
+  /** The run the event names (the worker fills it from the sending activity's own run). */
   workflowId: string;
-  runId: string;
-  workflowType: string;
-  outcome: Outcome;
 }
 
 function rejected(code: string) {
@@ -76,20 +75,5 @@ export function parseCompletion(id: string, body: Uint8Array): CompletionEvent |
   if (!d || !str(d.workflow_id) || !str(d.run_id) || !str(d.workflow_type)) {
     throw problem("invalid-request", { detail: "data.workflow_id, data.run_id and data.workflow_type are required" });
   }
-  const failed = ev.type === "workflow.failed";
-  const status: RunStatus = failed ? "failed" : "completed";
-  const message = d.error && typeof d.error.message === "string" ? d.error.message : failed ? "workflow failed" : null;
-  return {
-    id,
-    type: ev.type,
-    workflowId: d.workflow_id,
-    runId: d.run_id,
-    workflowType: d.workflow_type,
-    outcome: {
-      status,
-      runId: d.run_id,
-      result: failed ? null : (d.result ?? null),
-      error: message === null ? null : { message },
-    },
-  };
+  return { id, type: ev.type, workflowId: d.workflow_id };
 }

@@ -63,6 +63,12 @@ describe("OIDC bearer tokens", () => {
     await expect401(bearer(await up.issuer.mint({ notBefore: 3600 })), "token_not_yet_valid");
   });
 
+  it("refuses a token issued more than 60 s in the future (no nbf), and accepts one 30 s ahead (clock skew)", async () => {
+    await expect401(bearer(await up.issuer.mint({ issuedAt: 3600, expiresIn: 7200 })), "token_not_yet_valid");
+    await expect401(bearer(await up.issuer.mint({ issuedAt: 61 })), "token_not_yet_valid");
+    expect((await startWith(bearer(await up.issuer.mint({ issuedAt: 30 })))).status).toBe(202);
+  });
+
   it("refuses a token from another issuer", async () => {
     await expect401(bearer(await up.issuer.mint({ issuer: "https://evil.test" })), "wrong_issuer");
   });

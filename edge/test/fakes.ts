@@ -26,6 +26,10 @@ export interface FakeRun {
   header: Json;
   identity: string;
   signals: { name: string; input: unknown; identity: string; requestId: string; header: Json }[];
+  updates: { name: string; input: unknown; identity: string; updateId: string; header: Json }[];
+  /** Every update call, including ones refused or not yet taken by a worker. */
+  updateCalls: { name: string; updateId: string }[];
+  completionCallbacks: Json[];
   cancelRequests: { identity: string; reason: string }[];
   closeEvent?: Json;
 }
@@ -52,13 +56,22 @@ function reply(status: number, body: Json): Response {
 
 export type Fault = { status: number } | "network" | "hang";
 
+/**
+ * How the fake workflow answers an update: its result, or the message it refuses it with; "admitted" = no worker
+ * took it within Temporal's long poll; "closed" = the run closed before it landed.
+ */
+export type UpdateAnswer = { success: unknown } | { failure: string } | "admitted" | "closed";
+
 export class FakeTemporal {
   runs = new Map<string, FakeRun>();
   calls: Call[] = [];
   /** Fails the next calls (one per entry) instead of answering them. */
   faults: Fault[] = [];
   onStart?: (run: FakeRun) => void;
-  private closeWaiters = new Map<string, (() => void)[]>();
+  /** Answers updates (default: applied, echoing the payload as an approval). */
+  onUpdate: (run: FakeRun, name: string, input: any) => UpdateAnswer = (_, name, input) => ({
+    success: { state: name === "approve" ? "approved" : "rejected", approver: input.approver, reason: input.reason ?? null },
+  });
 
   async handle(url: URL, init: RequestInit): Promise<Response> {
     const method = (init.method ?? "GET").toUpperCase();
@@ -73,7 +86,7 @@ export class FakeTemporal {
     }
     if (fault) return reply(fault.status, { code: 14, message: "upstream says no: secret internals" });
 
-    const m = /^\/api\/v1\/namespaces\/default\/workflows\/([^/]+)(\/(signal)\/([^/]+)|\/(cancel|history))?$/.exec(url.pathname);
+    const m = /^\/api\/v1\/namespaces\/default\/workflows\/([^/]+)(\/(signal|update)\/([^/]+)|\/(cancel|history))?$/.exec(url.pathname);
     if (!m) return reply(404, { code: 5, message: "no route" });
     const id = decodeURIComponent(m[1]);
     const run = this.runs.get(id);
@@ -81,7 +94,8 @@ export class FakeTemporal {
 
     if (!action && method === "POST") {
       if (run) {
-        if (run.requestId === body!.requestId) return reply(200, { runId: run.runId, started: true, status: run.status });
+        // Like the real API's JSON, `started: false` is left out.
+        if (run.requestId === body!.requestId) return reply(200, { runId: run.runId, status: run.status });
         return reply(409, {
           code: 6,
           message: `Workflow execution is already running. WorkflowId: ${id}`,
@@ -102,6 +116,9 @@ export class FakeTemporal {
         header: body!.header?.fields ?? {},
         identity: body!.identity,
         signals: [],
+        updates: [],
+        updateCalls: [],
+        completionCallbacks: body!.completionCallbacks ?? [],
         cancelRequests: [],
       };
       this.runs.set(id, created);
@@ -126,20 +143,33 @@ export class FakeTemporal {
       run.signals.push({ name: decodeURIComponent(m[4]), input: decode(body!.input.payloads[0]), identity: body!.identity, requestId: body!.requestId, header: body!.header?.fields ?? {} });
       return reply(200, {});
     }
+    if (action === "update") {
+      if (run.closeEvent) return reply(404, { code: 5, message: "workflow execution already completed" });
+      const r = body!.request;
+      const input = decode(r.input.args.payloads[0]) as any;
+      run.updateCalls.push({ name: decodeURIComponent(m[4]), updateId: r.meta.updateId });
+      const answer = this.onUpdate(run, decodeURIComponent(m[4]), input);
+      const updateRef = { workflowExecution: { workflowId: id, runId: run.runId }, updateId: r.meta.updateId };
+      if (answer === "closed") return reply(404, { code: 5, message: "workflow execution already completed" });
+      if (answer === "admitted") {
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the real server holds it ~20 s
+        return reply(200, { updateRef, stage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED" });
+      }
+      if ("failure" in answer) return reply(200, { updateRef, outcome: { failure: { message: answer.failure, applicationFailureInfo: {} } }, stage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED" });
+      run.updates.push({ name: decodeURIComponent(m[4]), input, identity: r.meta.identity, updateId: r.meta.updateId, header: r.input.header?.fields ?? {} });
+      return reply(200, { updateRef, outcome: { success: { payloads: [encode(answer.success)] } }, stage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED" });
+    }
     if (action === "cancel") {
       run.cancelRequests.push({ identity: body!.identity, reason: body!.reason });
       return reply(200, {});
     }
     if (action === "history") {
-      // Like the real server, the close-event filter long-polls an open run even without waitNewEvent.
-      if (!run.closeEvent) {
-        await new Promise<void>((resolve) => {
-          const list = this.closeWaiters.get(id) ?? [];
-          list.push(resolve);
-          this.closeWaiters.set(id, list);
-          setTimeout(resolve, 3000); // the real server answers empty after ~20 s
-        });
-      }
+      // Like the real server, the close-event filter long-polls an open run even without waitNewEvent. It polls
+      // rather than parks a promise another request would resolve: workerd does not run a promise's continuation
+      // in another request's context (the waitUntil of a completion event, here).
+      const until = Date.now() + 3000; // the real server answers empty after ~20 s
+      while (!run.closeEvent && Date.now() < until && !init.signal?.aborted) await new Promise((r) => setTimeout(r, 20));
+      if (init.signal?.aborted) throw new DOMException("aborted", "AbortError");
       return reply(200, run.closeEvent ? { history: { events: [run.closeEvent] } } : { history: {}, nextPageToken: "bW9yZQ==" });
     }
     return reply(400, { code: 3, message: "bad request" });
@@ -149,8 +179,6 @@ export class FakeTemporal {
     const run = this.runs.get(id)!;
     run.status = status;
     run.closeEvent = { eventId: "9", ...event };
-    for (const wake of this.closeWaiters.get(id) ?? []) wake();
-    this.closeWaiters.delete(id);
   }
 
   complete(id: string, result: unknown) {
@@ -167,6 +195,21 @@ export class FakeTemporal {
     });
   }
 
+  terminate(id: string, reason: string) {
+    this.close(id, "WORKFLOW_EXECUTION_STATUS_TERMINATED", {
+      eventType: "EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED",
+      workflowExecutionTerminatedEventAttributes: { reason },
+    });
+  }
+
+  cancel(id: string) {
+    this.close(id, "WORKFLOW_EXECUTION_STATUS_CANCELED", { eventType: "EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED", workflowExecutionCanceledEventAttributes: {} });
+  }
+
+  timeOut(id: string) {
+    this.close(id, "WORKFLOW_EXECUTION_STATUS_TIMED_OUT", { eventType: "EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT", workflowExecutionTimedOutEventAttributes: {} });
+  }
+
   /** Adds a run as if started elsewhere (not through the edge). */
   seed(run: Partial<FakeRun> & { workflowId: string; type: string }): FakeRun {
     const full: FakeRun = {
@@ -181,6 +224,9 @@ export class FakeTemporal {
       header: {},
       identity: "elsewhere",
       signals: [],
+      updates: [],
+      updateCalls: [],
+      completionCallbacks: [],
       cancelRequests: [],
       ...run,
     };
@@ -218,6 +264,8 @@ export interface MintOptions {
   /** Seconds from now; negative for the past. */
   expiresIn?: number;
   notBefore?: number;
+  /** Seconds from now (default 0). */
+  issuedAt?: number;
   key?: "rsa" | "ec" | "stranger" | "access";
   kid?: string;
 }
@@ -255,7 +303,7 @@ export class FakeIssuer {
       .setProtectedHeader({ alg: k.alg, kid: o.kid ?? k.kid, typ: "JWT" })
       .setIssuer(o.issuer ?? (o.key === "access" ? ACCESS_TEAM : ISSUER))
       .setAudience(o.audience ?? (o.key === "access" ? ACCESS_AUD : AUDIENCE))
-      .setIssuedAt(now)
+      .setIssuedAt(now + (o.issuedAt ?? 0))
       .setExpirationTime(now + (o.expiresIn ?? 600));
     if (o.claims?.sub === undefined) jwt.setSubject("alice");
     if (o.notBefore !== undefined) jwt.setNotBefore(now + o.notBefore);

@@ -33,12 +33,14 @@ export async function read(res: Response): Promise<{ status: number; body: any; 
   return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
 }
 
+/** A valid order; `amount_cents` follows the items unless given. */
 export function order(overrides: Record<string, unknown> = {}) {
+  const items = (overrides.items as { quantity: number; unit_price_cents: number }[] | undefined) ?? [{ sku: "SKU-1", quantity: 2, unit_price_cents: 1250 }];
   return {
     order_id: `o-${crypto.randomUUID().slice(0, 8)}`,
     customer_email: "alice@example.com",
-    items: [{ sku: "SKU-1", quantity: 2, unit_price_cents: 1250 }],
-    amount_cents: 2500,
+    items,
+    amount_cents: items.reduce((sum, i) => sum + i.quantity * i.unit_price_cents, 0),
     currency: "EUR",
     ...overrides,
   };

@@ -11,7 +11,8 @@ import { ROUTES } from "../src/routes";
 import { PROBLEMS, PROBLEM_TYPE_PREFIX } from "../src/problem";
 import { installUpstreams, type Upstreams } from "./fakes";
 import { call, callWith, completion, order, postHook, read, sign } from "./helpers";
-import { WEBHOOK_SECRET_NEW } from "./vars";
+import { CALLBACK_KEYS, CALLBACKS, WEBHOOK_SECRET_NEW } from "./vars";
+import { CALLBACK_PATH, callbackToken } from "../src/callback";
 
 const spec = parse(specText) as any;
 const METHODS = ["get", "post", "put", "patch", "delete"];
@@ -61,7 +62,14 @@ describe("openapi.yaml", () => {
   });
 });
 
-type Op = "GET /healthz" | "POST /v1/workflows/{name}" | "GET /v1/runs/{id}" | "POST /v1/runs/{id}/signals/{name}" | "POST /v1/runs/{id}/cancel" | "POST /v1/hooks/temporal";
+type Op =
+  | "GET /healthz"
+  | "POST /v1/workflows/{name}"
+  | "GET /v1/runs/{id}"
+  | "POST /v1/runs/{id}/signals/{name}"
+  | "POST /v1/runs/{id}/cancel"
+  | "POST /v1/hooks/temporal"
+  | "POST /v1/hooks/temporal-callback";
 
 interface Scenario {
   op: Op;
@@ -94,6 +102,9 @@ const cancel = (token = customer) => call(`/v1/runs/${runId}/cancel`, { method: 
 const getRun = (token = customer, id = runId) => call(`/v1/runs/${id}`, { token });
 const fault = (f: Upstreams["temporal"]["faults"][number]) => up.temporal.faults.push(f);
 
+const runToken = (id: string) => callbackToken(CALLBACK_KEYS, "default", id);
+const callback = (id: string, token: string) => callWith(CALLBACKS, `${CALLBACK_PATH}?wf=${encodeURIComponent(id)}`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+
 async function hook(body: string, headers: Record<string, string> = {}) {
   const ts = Math.floor(Date.now() / 1000);
   const id = `msg_${crypto.randomUUID()}`;
@@ -114,7 +125,7 @@ const scenarios: Scenario[] = [
     status: 200,
     name: "finished within the wait",
     run: () => {
-      up.temporal.onStart = (r) => setTimeout(() => void postHook(completion(r.workflowId, r.runId)), 100);
+      up.temporal.onStart = (r) => setTimeout(() => up.temporal.complete(r.workflowId, { ok: true }), 100);
       return start({ headers: { Prefer: "wait=3" } });
     },
   },
@@ -125,11 +136,12 @@ const scenarios: Scenario[] = [
   {
     op: "POST /v1/workflows/{name}",
     status: 409,
-    name: "key reused with another input",
+    name: "order id reused with another input",
     run: async () => {
-      const first = await read(await start({ headers: { "Idempotency-Key": "k" } }));
+      const input = order();
+      const first = await read(await start({ body: input, headers: { "Idempotency-Key": "k" } }));
       up.temporal.runs.get(first.body.workflow_id)!.requestId = "other";
-      return start({ body: order({ amount_cents: 7 }), headers: { "Idempotency-Key": "k" } });
+      return start({ body: { ...input, currency: "USD" }, headers: { "Idempotency-Key": "k" } });
     },
   },
   { op: "POST /v1/workflows/{name}", status: 413, name: "too large", run: () => start({ body: order({ order_id: "x".repeat(5000) }) }) },
@@ -149,12 +161,14 @@ const scenarios: Scenario[] = [
   { op: "GET /v1/runs/{id}", status: 503, name: "temporal busy", run: () => (fault({ status: 429 }), getRun()) },
   { op: "GET /v1/runs/{id}", status: 504, name: "temporal slow", run: () => (fault("hang"), getRun()) },
 
-  { op: "POST /v1/runs/{id}/signals/{name}", status: 202, name: "approved", run: () => sig() },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 200, name: "approval applied", run: () => sig() },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 202, name: "no worker took it in time", run: () => ((up.temporal.onUpdate = () => "admitted"), sig({ headers: { Prefer: "wait=1" } })) },
   { op: "POST /v1/runs/{id}/signals/{name}", status: 400, name: "malformed json", run: () => sig({ body: undefined, raw: "[", headers: json }) },
   { op: "POST /v1/runs/{id}/signals/{name}", status: 401, name: "no token", run: () => sig({ token: undefined }) },
   { op: "POST /v1/runs/{id}/signals/{name}", status: 403, name: "customer approving", run: () => sig({ token: customer }) },
   { op: "POST /v1/runs/{id}/signals/{name}", status: 404, name: "undeclared signal", run: () => call(`/v1/runs/${runId}/signals/ship`, { method: "POST", token: approver, body: {} }) },
   { op: "POST /v1/runs/{id}/signals/{name}", status: 409, name: "run finished", run: () => (up.temporal.complete(runId, {}), sig()) },
+  { op: "POST /v1/runs/{id}/signals/{name}", status: 409, name: "already decided", run: () => ((up.temporal.onUpdate = () => ({ failure: "the order was already approved" })), sig()) },
   { op: "POST /v1/runs/{id}/signals/{name}", status: 413, name: "too large", run: () => sig({ body: { reason: "x".repeat(5000) } }) },
   { op: "POST /v1/runs/{id}/signals/{name}", status: 415, name: "not json", run: () => sig({ body: undefined, raw: "yes", headers: { "Content-Type": "text/plain" } }) },
   { op: "POST /v1/runs/{id}/signals/{name}", status: 422, name: "invalid payload", run: () => sig({ body: { reason: 5 } }) },
@@ -178,6 +192,12 @@ const scenarios: Scenario[] = [
   { op: "POST /v1/hooks/temporal", status: 401, name: "bad signature", run: () => hook(JSON.stringify(completion(runId, runRun)), { "webhook-signature": "v1,AAAA" }) },
   { op: "POST /v1/hooks/temporal", status: 413, name: "over 1 MiB", run: () => hook(JSON.stringify(completion(runId, runRun, "x".repeat(1024 * 1024)))) },
   { op: "POST /v1/hooks/temporal", status: 500, name: "misconfigured", run: () => callWith(misconfigured, "/v1/hooks/temporal", { method: "POST", body: {} }) },
+
+  { op: "POST /v1/hooks/temporal-callback", status: 200, name: "accepted", run: async () => (up.temporal.complete(runId, {}), callback(runId, await runToken(runId))) },
+  { op: "POST /v1/hooks/temporal-callback", status: 400, name: "no workflow id", run: async () => callWith(CALLBACKS, CALLBACK_PATH, { method: "POST", headers: { Authorization: `Bearer ${await runToken(runId)}` } }) },
+  { op: "POST /v1/hooks/temporal-callback", status: 401, name: "another run's token", run: async () => callback(runId, await runToken("order-other")) },
+  { op: "POST /v1/hooks/temporal-callback", status: 404, name: "callbacks off", run: () => call(`${CALLBACK_PATH}?wf=${runId}`, { method: "POST" }) },
+  { op: "POST /v1/hooks/temporal-callback", status: 500, name: "misconfigured", run: () => callWith({ ...CALLBACKS, ...misconfigured }, `${CALLBACK_PATH}?wf=${runId}`, { method: "POST" }) },
 ];
 
 function documented(op: Op) {

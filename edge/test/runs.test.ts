@@ -1,6 +1,7 @@
-// Reading a run: finished runs answered from the KV hint, open or unhinted runs
-// from Temporal; only the owner or a reader role sees a run; Temporal failures
-// map to 502/503/504 without leaking upstream bodies.
+// Reading a run: always what Temporal says (describe, and the close event, kept
+// in KV for that run id); only the owner or a reader role sees a run; Temporal
+// failures map to 502/503/504 without leaking upstream bodies.
+import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { installUpstreams, type Upstreams } from "./fakes";
 import { call, completion, order, postHook, read } from "./helpers";
@@ -25,31 +26,45 @@ describe("GET /v1/runs/{id}", () => {
     expect(r.body).toEqual({ workflow_id: id, run_id: runId, workflow_type: "order", status: "running", result: null, error: null, links: { self: `/v1/runs/${id}` } });
   });
 
-  it("answers a finished run from the webhook's KV hint without asking Temporal", async () => {
+  it("never says finished while Temporal says running, whatever a completion event claimed", async () => {
     await postHook(completion(id, runId, { total: 2500 }));
-    const before = up.temporal.calls.length;
     const r = await read(await call(`/v1/runs/${id}`, { token: owner }));
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ status: "completed", result: { total: 2500 } });
-    expect(up.temporal.calls.length).toBe(before);
+    expect(r.body).toMatchObject({ status: "running", result: null });
+    up.temporal.complete(id, { total: 99 });
   });
 
-  it("reads the result from the close event when no hint was written", async () => {
+  it("reads the result from the close event once, then from KV for that same run (asking Temporal for the status each time)", async () => {
     up.temporal.complete(id, { total: 99 });
-    const r = await read(await call(`/v1/runs/${id}`, { token: owner }));
-    expect(r.body).toMatchObject({ status: "completed", result: { total: 99 }, error: null });
+    const first = await read(await call(`/v1/runs/${id}`, { token: owner }));
+    expect(first.body).toMatchObject({ status: "completed", result: { total: 99 }, error: null });
+    // The hint is written after the answer (waitUntil).
+    for (let i = 0; i < 100 && !(await env.RUN_STATUS.get(`run:${id}`)); i++) await new Promise((r) => setTimeout(r, 20));
+    const second = await read(await call(`/v1/runs/${id}`, { token: owner }));
+    expect(second.body).toEqual(first.body);
+    expect(up.temporal.calls.filter((c) => c.path.includes(`${id}/history`)).length).toBe(1);
+    expect(up.temporal.calls.filter((c) => c.method === "GET" && c.path.endsWith(id)).length).toBe(2);
   });
 
   it("trusts Temporal over a hint for another run", async () => {
-    await postHook(completion(id, "some-older-run", { stale: true }));
+    await env.RUN_STATUS.put(`run:${id}`, JSON.stringify({ workflow_id: id, run_id: "some-older-run", workflow_type: "order", status: "completed", result: { stale: true }, error: null }));
     const r = await read(await call(`/v1/runs/${id}`, { token: owner }));
     expect(r.body.status).toBe("running");
+    up.temporal.fail(id, "declined");
+    const done = await read(await call(`/v1/runs/${id}`, { token: owner }));
+    expect(done.body).toMatchObject({ status: "failed", result: null, error: { message: "declined" } });
+  });
+
+  it("holds a Prefer: wait read until Temporal closes the run", async () => {
+    setTimeout(() => up.temporal.terminate(id, "operator"), 200);
+    const r = await read(await call(`/v1/runs/${id}`, { token: owner, headers: { Prefer: "wait=5" } }));
+    expect(r.body).toMatchObject({ status: "terminated", error: { message: "operator" } });
   });
 
   it("refuses another customer with 403 and lets a reader role see it", async () => {
     const stranger = await up.issuer.mint({ claims: { sub: "mallory", roles: ["customer"] } });
     expect((await call(`/v1/runs/${id}`, { token: stranger })).status).toBe(403);
-    await postHook(completion(id, runId));
+    up.temporal.complete(id, {});
     expect((await call(`/v1/runs/${id}`, { token: stranger })).status).toBe(403);
     const approver = await up.issuer.mint({ claims: { sub: "dave", roles: ["approver"] } });
     expect((await call(`/v1/runs/${id}`, { token: approver })).status).toBe(200);

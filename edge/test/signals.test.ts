@@ -1,9 +1,12 @@
-// Signals and cancellation: only declared signals, only for callers whose roles
-// allow them, payload validated with the approver set to the verified caller,
-// and closed runs refused.
+// Signals, updates and cancellation: only declared names, only for callers whose
+// roles allow them, payload checked with the approver set to the verified
+// caller, approve/reject sent as updates (the approver hears the outcome), and
+// closed runs refused.
 import { beforeEach, describe, expect, it } from "vitest";
+import { defaultDeps } from "../src/app";
+import { Catalog } from "../src/schemas";
 import { decode, encode, installUpstreams, type Upstreams } from "./fakes";
-import { call, order, read } from "./helpers";
+import { call, callWith, order, read } from "./helpers";
 
 let up: Upstreams;
 let customer: string;
@@ -14,34 +17,89 @@ beforeEach(async () => {
   up = await installUpstreams();
   customer = await up.issuer.mint({ claims: { sub: "carol", roles: ["customer"] } });
   approver = await up.issuer.mint({ claims: { sub: "dave", email: "dave@example.com", roles: ["approver"] } });
-  const started = await read(await call("/v1/workflows/order", { token: customer, body: order({ amount_cents: 500_000 }) }));
+  const started = await read(await call("/v1/workflows/order", { token: customer, body: order({ items: [{ sku: "SKU-1", quantity: 4, unit_price_cents: 125_000 }] }) }));
   runId = started.body.workflow_id;
 });
 
-function signal(name: string, token: string, body?: unknown, id = runId) {
-  return call(`/v1/runs/${id}/signals/${name}`, { method: "POST", token, body });
+function signal(name: string, token: string, body?: unknown, id = runId, headers: Record<string, string> = {}) {
+  return call(`/v1/runs/${id}/signals/${name}`, { method: "POST", token, body, headers });
 }
 
-describe("POST /v1/runs/{id}/signals/{name}", () => {
-  it("delivers an approval from an approver, with the approver set to the caller's subject", async () => {
+describe("POST /v1/runs/{id}/signals/{name}: approve and reject are updates", () => {
+  it("applies an approval and answers 200 with the decision, the approver set to the caller's subject", async () => {
     const r = await read(await signal("approve", approver, { approver: "someone-else", reason: "looks fine" }));
-    expect(r.status).toBe(202);
-    expect(r.body).toMatchObject({ workflow_id: runId, signal: "approve", status: "accepted" });
-    const sent = up.temporal.runs.get(runId)!.signals;
-    expect(sent).toHaveLength(1);
-    expect(sent[0]).toMatchObject({ name: "approve", input: { approver: "dave", reason: "looks fine" }, identity: "edge:dave" });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({
+      workflow_id: runId,
+      run_id: up.temporal.runs.get(runId)!.runId,
+      signal: "approve",
+      status: "applied",
+      result: { state: "approved", approver: "dave", reason: "looks fine" },
+      links: { self: `/v1/runs/${runId}` },
+    });
+    const run = up.temporal.runs.get(runId)!;
+    expect(run.signals).toHaveLength(0);
+    expect(run.updates).toHaveLength(1);
+    expect(run.updates[0]).toMatchObject({ name: "approve", input: { approver: "dave", reason: "looks fine" }, identity: "edge:dave" });
   });
 
   it("accepts an empty body (the approver is filled in)", async () => {
     const r = await read(await signal("reject", approver));
-    expect(r.status).toBe(202);
-    expect(up.temporal.runs.get(runId)!.signals[0].input).toEqual({ approver: "dave" });
+    expect(r.status).toBe(200);
+    expect(up.temporal.runs.get(runId)!.updates[0].input).toEqual({ approver: "dave" });
   });
 
-  it("forwards the traceparent with the signal", async () => {
+  it("forwards the traceparent with the update", async () => {
     const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     await call(`/v1/runs/${runId}/signals/approve`, { method: "POST", token: approver, body: {}, headers: { traceparent } });
-    expect(decode(up.temporal.runs.get(runId)!.signals[0].header["_tracer-data"])).toEqual({ traceparent });
+    expect(decode(up.temporal.runs.get(runId)!.updates[0].header["_tracer-data"])).toEqual({ traceparent });
+  });
+
+  it("answers 409 with the workflow's reason when it refuses the decision", async () => {
+    up.temporal.onUpdate = () => ({ failure: "the order was already approved" });
+    const r = await read(await signal("reject", approver, {}));
+    expect(r.status).toBe(409);
+    expect(r.body).toMatchObject({ type: "urn:edgeflow:problem:decision-refused", detail: "the order was already approved" });
+  });
+
+  it("answers 422 naming each field when the workflow finds the payload invalid", async () => {
+    up.temporal.onUpdate = () => ({ failure: 'invalid input: $.approver: is required; $.reason: 5 is not of type string or null; $["a b"]: is not allowed' });
+    const r = await read(await signal("approve", approver, {}));
+    expect(r.status).toBe(422);
+    expect(r.body.errors).toEqual([
+      { path: "$.approver", pointer: "/approver", detail: "is required" },
+      { path: "$.reason", pointer: "/reason", detail: "5 is not of type string or null" },
+      { path: '$["a b"]', pointer: "/a b", detail: "is not allowed" },
+    ]);
+  });
+
+  it("answers 409 run-closed when the run closed before the decision landed", async () => {
+    up.temporal.onUpdate = () => "closed";
+    const r = await read(await signal("approve", approver, {}));
+    expect(r.status).toBe(409);
+    expect(r.body.type).toBe("urn:edgeflow:problem:run-closed");
+  });
+
+  it("asks again with the same update id while no worker has taken it, and one key makes one update", async () => {
+    let calls = 0;
+    up.temporal.onUpdate = (_, __, input) => (++calls < 3 ? "admitted" : { success: { state: "approved", approver: input.approver, reason: null } });
+    const r = await read(await signal("approve", approver, {}, runId, { "Idempotency-Key": "decide-1" }));
+    expect(r.status).toBe(200);
+    const ids = up.temporal.runs.get(runId)!.updateCalls.map((u) => u.updateId);
+    expect(ids).toHaveLength(3);
+    expect(new Set(ids).size).toBe(1);
+    // The same key again names the same update (Temporal answers it with the first outcome).
+    await signal("approve", approver, {}, runId, { "Idempotency-Key": "decide-1" });
+    expect(new Set(up.temporal.runs.get(runId)!.updateCalls.map((u) => u.updateId)).size).toBe(1);
+  });
+
+  it("answers 202 pending when no worker takes the decision before the wait ends", async () => {
+    up.temporal.onUpdate = () => "admitted";
+    const t0 = Date.now();
+    const r = await read(await signal("approve", approver, {}, runId, { Prefer: "wait=1" }));
+    expect(r.status).toBe(202);
+    expect(r.body).toMatchObject({ workflow_id: runId, signal: "approve", status: "pending" });
+    expect(Date.now() - t0).toBeLessThan(2500);
   });
 
   it("refuses an approval from a customer with 403, without asking Temporal", async () => {
@@ -50,7 +108,6 @@ describe("POST /v1/runs/{id}/signals/{name}", () => {
     expect(r.status).toBe(403);
     expect(r.body.type).toBe("urn:edgeflow:problem:forbidden");
     expect(up.temporal.calls.length).toBe(before);
-    expect(up.temporal.runs.get(runId)!.signals).toHaveLength(0);
   });
 
   it("refuses a signal the workflow does not declare with 404, without asking Temporal", async () => {
@@ -61,11 +118,19 @@ describe("POST /v1/runs/{id}/signals/{name}", () => {
     expect(up.temporal.calls.length).toBe(before);
   });
 
-  it("validates the payload and names the offending field", async () => {
+  it("validates the payload and names the offending field; nothing reaches the run", async () => {
     const r = await read(await signal("approve", approver, { reason: 42, extra: true }));
     expect(r.status).toBe(422);
     expect(r.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(["$.extra", "$.reason"]);
-    expect(up.temporal.runs.get(runId)!.signals).toHaveLength(0);
+    expect(up.temporal.runs.get(runId)!.updateCalls).toHaveLength(0);
+  });
+
+  it("refuses a lone surrogate in the payload, before asking Temporal", async () => {
+    const before = up.temporal.calls.length;
+    const r = await read(await call(`/v1/runs/${runId}/signals/approve`, { method: "POST", token: approver, raw: '{"reason":"\\ud800"}', headers: { "Content-Type": "application/json" } }));
+    expect(r.status).toBe(422);
+    expect(r.body.errors).toEqual([{ path: "$.reason", pointer: "/reason", detail: "is not well-formed Unicode (a lone surrogate)" }]);
+    expect(up.temporal.calls.length).toBe(before);
   });
 
   it("refuses a non-object payload with 422", async () => {
@@ -78,6 +143,7 @@ describe("POST /v1/runs/{id}/signals/{name}", () => {
     const r = await read(await signal("approve", approver, {}));
     expect(r.status).toBe(409);
     expect(r.body.type).toBe("urn:edgeflow:problem:run-closed");
+    expect(up.temporal.runs.get(runId)!.updateCalls).toHaveLength(0);
   });
 
   it("answers 404 for an unknown run", async () => {
@@ -89,17 +155,30 @@ describe("POST /v1/runs/{id}/signals/{name}", () => {
     up.temporal.seed({ workflowId: "internal-1", type: "internal_cleanup" });
     const r = await read(await signal("approve", approver, {}, "internal-1"));
     expect(r.status).toBe(404);
-    expect(up.temporal.runs.get("internal-1")!.signals).toHaveLength(0);
+    expect(up.temporal.runs.get("internal-1")!.updateCalls).toHaveLength(0);
   });
 
   it("honours grants per workflow and signal", async () => {
     // A deployment where approvers may reject but not approve.
-    const { callWith } = await import("./helpers");
     const vars = { ROLE_GRANTS: JSON.stringify({ customer: ["start:order"], approver: ["signal:order.reject"] }) };
     const approve = await callWith(vars, `/v1/runs/${runId}/signals/approve`, { token: approver, body: {} });
     expect(approve.status).toBe(403);
     const reject = await callWith(vars, `/v1/runs/${runId}/signals/reject`, { token: approver, body: {} });
-    expect(reject.status).toBe(202);
+    expect(reject.status).toBe(200);
+  });
+});
+
+describe("POST /v1/runs/{id}/signals/{name}: a signal that is not an update", () => {
+  it("is sent as a signal and answered 202", async () => {
+    const catalog = Catalog.fromManifest(
+      { version: 1, workflows: [{ name: "order", task_queue: "edgeflow", input: null, signals: [{ name: "note", input: "note.json" }], updates: [], queries: [] }] },
+      { "note.json": { type: "object", properties: { text: { type: "string" } }, required: ["text"], additionalProperties: false } },
+    );
+    const admin = await up.issuer.mint({ claims: { sub: "root", roles: ["admin"] } });
+    const r = await read(await callWith({}, `/v1/runs/${runId}/signals/note`, { token: admin, body: { text: "hi" } }, { ...defaultDeps(), catalog }));
+    expect(r.status).toBe(202);
+    expect(r.body).toMatchObject({ signal: "note", status: "accepted" });
+    expect(up.temporal.runs.get(runId)!.signals).toEqual([expect.objectContaining({ name: "note", input: { text: "hi" }, identity: "edge:root" })]);
   });
 });
 

@@ -28,3 +28,8 @@ export const TEST_VARS: Record<string, string> = {
   TEMPORAL_API_KEY: "test-temporal-api-key",
   WEBHOOK_SECRETS: `${WEBHOOK_SECRET_OLD}, ${WEBHOOK_SECRET_NEW}`,
 };
+
+// A deployment with Temporal's completion callbacks on (callWith(CALLBACKS, …)); the unit tests' default has them off.
+export const CALLBACK_SECRET = "whsec_Y2FsbGJhY2stc2VjcmV0LWNhbGxiYWNrLXNlY3JldCE=";
+export const CALLBACKS: Record<string, string> = { CALLBACK_URL: "https://edge.test/v1/hooks/temporal-callback", CALLBACK_SECRETS: CALLBACK_SECRET };
+export const CALLBACK_KEYS = [Uint8Array.from(atob(CALLBACK_SECRET.slice(6)), (c) => c.charCodeAt(0))];

@@ -1,5 +1,6 @@
-//! A loopback gRPC (HTTP/2 cleartext) proxy that records the `authorization` header of every
-//! call before passing it on, to see which credentials a client really sends.
+//! A loopback gRPC (HTTP/2 cleartext) proxy that records every call (its method, and its
+//! `authorization` and `temporal-namespace` headers) before passing it on, to see which calls and
+//! credentials a client really sends.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -9,9 +10,25 @@ use hyper::{Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+/// One gRPC call as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// `/package.Service/Method`, e.g. `/temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution`.
+    pub path: String,
+    pub authorization: Option<String>,
+    pub namespace: Option<String>,
+}
+
+impl Call {
+    /// The method's name alone, e.g. `StartWorkflowExecution`.
+    pub fn method(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or_default()
+    }
+}
+
 pub struct RecordingProxy {
     pub addr: SocketAddr,
-    seen: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Mutex<Vec<Call>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -33,16 +50,21 @@ impl RecordingProxy {
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                         let client = client.clone();
-                        if let Some(v) = req
-                            .headers()
-                            .get("authorization")
-                            .and_then(|v| v.to_str().ok())
-                        {
-                            recorded
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push(v.to_string());
-                        }
+                        let header = |name: &str| {
+                            req.headers()
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string)
+                        };
+                        let call = Call {
+                            path: req.uri().path().to_string(),
+                            authorization: header("authorization"),
+                            namespace: header("temporal-namespace"),
+                        };
+                        recorded
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(call);
                         let path = req
                             .uri()
                             .path_and_query()
@@ -70,6 +92,14 @@ impl RecordingProxy {
 
     /// Every `authorization` value seen so far, oldest first.
     pub fn authorizations(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| c.authorization)
+            .collect()
+    }
+
+    /// Every call seen so far, oldest first.
+    pub fn calls(&self) -> Vec<Call> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

@@ -1,7 +1,8 @@
 //! A Temporal dev server (`temporal server start-dev`) on free loopback ports.
 //!
 //! In memory (no `--db-filename`): the fastest store, and each test binary gets a clean server.
-//! It registers edgeflow's custom search attributes, like `edgeflow dev` does. It can be stopped
+//! It registers edgeflow's custom search attributes and allows completion callbacks to loopback
+//! (the edge's `/v1/hooks/temporal-callback`), like `edgeflow dev` does. It can be stopped
 //! and started again on the same ports, for tests of what the worker does while it is down.
 
 use std::path::PathBuf;
@@ -75,6 +76,10 @@ impl DevServer {
             .args(["--metrics-port", &free_port().to_string()])
             .args(["--search-attribute", "EdgeSubject=Keyword"])
             .args(["--search-attribute", "EdgeRequestId=Keyword"])
+            .args([
+                "--dynamic-config-value",
+                r#"callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]"#,
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -152,6 +152,24 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A process that stops what it started on SIGINT (`edgeflow dev`): interrupted on drop if still
+/// running, so a failed assertion leaves neither it nor its children behind; killed if it does
+/// not stop within 30 s.
+pub struct InterruptOnDrop(pub Child);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.0.id().to_string()])
+                .status();
+            if wait_exit(&mut self.0, Duration::from_secs(30)).is_none() {
+                kill_if_running(&mut self.0);
+            }
+        }
+    }
+}
+
 /// The `temporal` CLI that `scripts/setup` installed.
 pub fn temporal_cli() -> PathBuf {
     std::env::var_os("EDGEFLOW_TEMPORAL_CLI")

@@ -21,6 +21,9 @@ pub struct WorkflowSpec {
     pub name: &'static str,
     /// Callers at the edge may start it; others are for operators (`edgeflow start`).
     pub edge: bool,
+    /// The input field that names the business object a run is about (an order id): the
+    /// workflow id is `<name>-<value>`, so the same object is one run however often it is sent.
+    pub id_field: Option<&'static str>,
     pub input: Schema,
     pub check_input: Check,
     pub result: Schema,
@@ -125,6 +128,7 @@ pub fn workflows() -> Vec<WorkflowSpec> {
         WorkflowSpec {
             name: OrderWorkflow::name(),
             edge: true,
+            id_field: Some("order_id"),
             input: schema_for!(OrderInput),
             check_input: check_order,
             result: schema_for!(OrderResult),
@@ -141,6 +145,7 @@ pub fn workflows() -> Vec<WorkflowSpec> {
         WorkflowSpec {
             name: ReportWorkflow::name(),
             edge: false,
+            id_field: None,
             input: schema_for!(ReportInput),
             check_input: check::<ReportInput>,
             result: schema_for!(ReportResult),
@@ -151,6 +156,7 @@ pub fn workflows() -> Vec<WorkflowSpec> {
         WorkflowSpec {
             name: FanoutWorkflow::name(),
             edge: false,
+            id_field: None,
             input: schema_for!(FanoutInput),
             check_input: check::<FanoutInput>,
             result: schema_for!(serde_json::Value),
@@ -161,6 +167,7 @@ pub fn workflows() -> Vec<WorkflowSpec> {
         WorkflowSpec {
             name: EchoWorkflow::name(),
             edge: false,
+            id_field: None,
             input: schema_for!(EchoInput),
             check_input: check::<EchoInput>,
             result: schema_for!(serde_json::Value),
@@ -171,6 +178,14 @@ pub fn workflows() -> Vec<WorkflowSpec> {
     ]
 }
 
+impl WorkflowSpec {
+    /// The workflow id for `input`, when the workflow takes its id from a field of its input.
+    pub fn natural_id(&self, input: &serde_json::Value) -> Option<String> {
+        let value = input.get(self.id_field?)?.as_str()?;
+        Some(format!("{}-{value}", self.name))
+    }
+}
+
 /// The contract of the workflow called `name`, if the worker registers it.
 pub fn find(name: &str) -> Option<WorkflowSpec> {
     workflows().into_iter().find(|w| w.name == name)
@@ -179,6 +194,34 @@ pub fn find(name: &str) -> Option<WorkflowSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A workflow id made from an input field must be safe in a URL path and in the edge's ids:
+    /// the field is required and its pattern allows only letters, digits, `_` and `-`.
+    #[test]
+    fn id_fields_are_required_and_safe() {
+        for w in workflows() {
+            let Some(field) = w.id_field else { continue };
+            let schema = serde_json::to_value(&w.input).unwrap();
+            assert!(
+                schema["required"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == field),
+                "{}.{field} is not required",
+                w.name
+            );
+            let pattern = schema["properties"][field]["pattern"]
+                .as_str()
+                .unwrap_or_default();
+            assert_eq!(pattern, "^[A-Za-z0-9_-]{1,64}$", "{}.{field}", w.name);
+            assert_eq!(
+                w.natural_id(&serde_json::json!({ field: "ord-1" }))
+                    .as_deref(),
+                Some(format!("{}-ord-1", w.name).as_str())
+            );
+        }
+    }
 
     /// Every integer a client may send is bounded by what both the edge (JavaScript numbers) and
     /// the worker carry exactly, so no number is rounded on its way in.

@@ -546,7 +546,7 @@ pub async fn run(
          [dev]   gateway:          {gateway_line}\n\
          [dev]   worker ops:       http://{}/readyz  /metrics\n\
          [dev]   traces:           {}\n\
-         [dev]   demo services:    http://127.0.0.1:{} (failure mode: {})\n\
+         [dev]   demo services:    http://127.0.0.1:{} (failure mode: {}; /_stats counts every call)\n\
          [dev] A customer token (12 h; `edgeflow dev token --role approver` mints others):\n\
          [dev]   export TOKEN={token}\n\
          [dev] Try it (another terminal):\n\

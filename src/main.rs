@@ -259,7 +259,8 @@ async fn serve_gateway(config: Option<std::path::PathBuf>) -> ExitCode {
         eprint!("edgeflow: {}", settings::SettingsErrors(missing));
         return ExitCode::from(EXIT_BAD_SETTINGS);
     }
-    let telemetry = match telemetry::init(&settings.telemetry) {
+    // The gateway's instance is named like a worker's: edgeflow-<pid>@<host>.
+    let telemetry = match telemetry::init(&settings.telemetry, &worker::identity(&settings)) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("edgeflow: {e:#}");

@@ -115,7 +115,9 @@ pub struct DevSettings {
     pub token_audience: String,
     /// The demo inventory, payments and shipping services.
     pub demo_services_port: u16,
-    /// `none`, `flaky:<service>` (503 twice per order) or `down:<service>` (422 every time).
+    /// `none`, `flaky:<service>` (503 twice per order), `down:<service>` (422 every time),
+    /// `slow:<service>:<secs>` (works, then answers late) or `errors:<percent>` (random 503s on
+    /// every call). See `src/demo.rs`.
     pub demo_failure: String,
     /// How the edge reaches Temporal: through `edgeflow gateway` (run by the dev stack) or
     /// straight to the dev server's HTTP API.

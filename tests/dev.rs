@@ -255,28 +255,7 @@ fn curl(args: &[&str]) -> (u16, serde_json::Value) {
 /// from settings and the first answer again for a repeated Idempotency-Key; SIGTERM ends it with 0.
 #[test]
 fn dev_services_serve_the_demo_services_alone_and_stop_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    let mut services = KillOnDrop(
-        edgeflow(
-            &["dev", "services", "--port", "0"],
-            &[("EDGEFLOW__DEV__DEMO_FAILURE", "flaky:payments".to_string())],
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(services.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("(failure mode: flaky:payments)"), "{line}");
-    let base = line
-        .split(" on ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let (mut services, base) = demo_services("flaky:payments");
 
     // flaky:payments: the first two charges of an order answer 503, the third succeeds.
     let charge = |key: &str| {
@@ -302,9 +281,139 @@ fn dev_services_serve_the_demo_services_alone_and_stop_on_sigterm() {
     );
     let (status, body) = curl(&["-X", "POST", &format!("{base}/inventory/reservations/o-1")]);
     assert_eq!((status, body["outcome"].as_str()), (200, Some("reserved")));
+    // A refund of an order never charged is harmless, and says so.
+    let (status, body) = curl(&["-X", "POST", &format!("{base}/payments/refunds/o-2")]);
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("nothing_to_refund"))
+    );
+
+    // Every call is counted at the source: per route, per key, and each order's net effect.
+    let (status, stats) = curl(&[&format!("{base}/_stats")]);
+    assert_eq!(status, 200, "{stats}");
+    let charges = &stats["routes"]["POST /payments/charges/{order_id}"];
+    assert_eq!(
+        (charges["calls"].as_u64(), charges["executed"].as_u64()),
+        (Some(4), Some(1)),
+        "{stats}"
+    );
+    assert_eq!(charges["replayed"], 1, "{stats}");
+    assert_eq!(charges["failed"], 2, "{stats}");
+    assert_eq!(stats["keys"]["c"]["calls"], 2, "{stats}");
+    assert_eq!(stats["orders"]["o-1"]["charged"], 1, "{stats}");
+    assert_eq!(stats["orders"]["o-1"]["reserved"], 1, "{stats}");
+    assert_eq!(stats["orders"]["o-2"]["refunded"], 0, "{stats}");
 
     signal(&services.0, "TERM");
     let exit = wait_exit(&mut services.0, Duration::from_secs(10))
         .expect("edgeflow dev services did not stop on SIGTERM");
     assert!(exit.success(), "{exit}");
+}
+
+/// Starts `edgeflow dev services --port 0` with `failure`; the process and its base URL.
+fn demo_services(failure: &str) -> (KillOnDrop, String) {
+    use std::io::{BufRead, BufReader};
+    let mut services = KillOnDrop(
+        edgeflow(
+            &["dev", "services", "--port", "0"],
+            &[("EDGEFLOW__DEV__DEMO_FAILURE", failure.to_string())],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(services.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains(&format!("(failure mode: {failure})")),
+        "{line}"
+    );
+    let base = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    (services, base)
+}
+
+/// `slow:payments:<secs>`: the charge is taken at once and answered late, like a provider that
+/// charges and then is slow to say so; refunds answer at once.
+#[test]
+fn a_slow_demo_service_charges_first_and_answers_late() {
+    let (_services, base) = demo_services("slow:payments:2");
+    let started = Instant::now();
+    let charge = {
+        let url = format!("{base}/payments/charges/o-slow");
+        std::thread::spawn(move || {
+            curl(&[
+                "-X",
+                "POST",
+                "-H",
+                "Idempotency-Key: slow-1",
+                "--max-time",
+                "1",
+                &url,
+            ])
+        })
+    };
+    // The caller gives up after 1 s (as the worker's timeout would); the charge stands.
+    let (status, _) = charge.join().unwrap();
+    assert_eq!(status, 0, "answered before the delay");
+    let (_, stats) = curl(&[&format!("{base}/_stats")]);
+    assert_eq!(stats["orders"]["o-slow"]["charged"], 1, "{stats}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    let refund_started = Instant::now();
+    let (status, body) = curl(&["-X", "POST", &format!("{base}/payments/refunds/o-slow")]);
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("refunded")));
+    assert!(refund_started.elapsed() < Duration::from_secs(1));
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Idempotency-Key: slow-2",
+        &format!("{base}/payments/charges/o-late"),
+    ]);
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("charged")));
+    assert!(refund_started.elapsed() >= Duration::from_secs(2));
+}
+
+/// `errors:100`: every call to every service answers 503, compensations included, and does
+/// nothing; a bad mode is refused at start-up naming the setting.
+#[test]
+fn random_errors_hit_every_call_and_a_bad_mode_is_refused_with_its_key() {
+    let (_services, base) = demo_services("errors:100");
+    for (method, route) in [
+        ("POST", "inventory/reservations/o-1"),
+        ("DELETE", "inventory/reservations/o-1"),
+        ("POST", "payments/charges/o-1"),
+        ("POST", "payments/refunds/o-1"),
+        ("POST", "shipping/notices/o-1"),
+    ] {
+        let (status, _) = curl(&["-X", method, &format!("{base}/{route}")]);
+        assert_eq!(status, 503, "{method} {route}");
+    }
+    let (_, stats) = curl(&[&format!("{base}/_stats")]);
+    assert_eq!(stats["totals"]["failed"], 5, "{stats}");
+    assert_eq!(stats["totals"]["executed"], 0, "{stats}");
+
+    let out = edgeflow(
+        &["dev", "services", "--port", "0"],
+        &[(
+            "EDGEFLOW__DEV__DEMO_FAILURE",
+            "slow:payments:forever".to_string(),
+        )],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dev.demo_failure") && err.contains("the delay `forever`"),
+        "{err}"
+    );
 }

@@ -474,3 +474,21 @@ async fn an_unreachable_database_is_retryable() {
     assert!(matches!(err, Failure::DbUnavailable(_)), "{err:?}");
     assert_eq!(err.retry(), Retry::Yes { after: None });
 }
+
+/// Workers started together on one SQLite file all come up: SQLite's migrator takes no lock,
+/// so the ones that lose the race to record a migration run again and find it applied.
+#[tokio::test]
+async fn workers_starting_together_on_one_sqlite_file_all_migrate() {
+    for _ in 0..5 {
+        let target = sqlite();
+        let settings = DbSettings {
+            url: target.url.clone().into(),
+            ..Default::default()
+        };
+        let connects = (0..6).map(|_| Database::connect(&settings));
+        for result in futures::future::join_all(connects).await {
+            let database = result.expect("every worker migrates the shared file");
+            database.close().await;
+        }
+    }
+}

@@ -165,6 +165,12 @@ async fn smtp_delivers_the_rendered_message_with_its_headers() {
         h.get_first_value("Bcc").is_none(),
         "Bcc stays in the envelope"
     );
+    // The key Resend's SMTP relay dedupes on: the same one its HTTP API gets.
+    let key = IdempotencyKey::new("order-o-1001", "confirm").unwrap();
+    assert_eq!(
+        h.get_first_value("Resend-Idempotency-Key").unwrap(),
+        format!("edgeflow-{}", key.digest())
+    );
     assert_eq!(mail.ctype.mimetype, "multipart/alternative");
     let (text, html) = parts(&mail);
     assert!(text.contains("Hello Ada <script>,"), "{text}");
@@ -199,6 +205,106 @@ async fn a_retry_after_a_successful_send_does_not_send_again() {
     let messages = server.wait_for_messages(2, Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(server.messages().len(), 2, "{messages:?}");
+}
+
+/// The SMTP window: the server has taken the message but not yet said `250` when the activity is
+/// cancelled (its timeout, a shutdown's deadline). The send still records itself the moment the
+/// server answers, so the retry replays instead of sending a second copy.
+#[tokio::test]
+async fn a_send_cancelled_while_the_server_accepts_is_recorded_and_not_sent_again() {
+    let server = SmtpServer::start_with(SmtpOptions {
+        accept_delay: Duration::from_millis(1500),
+        ..Default::default()
+    })
+    .unwrap();
+    let f = fixture(smtp_settings(server.port())).await;
+    let first = ctx();
+    let canceller = first.clone();
+    let cancelled = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        canceller.cancel();
+    });
+    let err = f
+        .email
+        .send_message(&first, confirmation("confirm"))
+        .await
+        .unwrap_err();
+    cancelled.await.unwrap();
+    assert_eq!(err, Failure::Cancelled);
+    assert_eq!(server.wait_for_messages(1, Duration::from_secs(5)).len(), 1);
+    // The server answers 1.5 s after taking the message; the retry comes after that.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let retry = f
+        .email
+        .send_message(&ctx().with_attempt(2), confirmation("confirm"))
+        .await
+        .unwrap();
+    assert!(retry.replayed, "the retry sent again: {retry:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.messages().len(), 1, "one message, not two");
+}
+
+/// The SMTP window under load: every database connection is busy when the server says `250`.
+/// The send took its ledger connection before sending, so recording waits for nothing and the
+/// retry replays; had it asked the pool after the send, it would have timed out unrecorded.
+#[tokio::test]
+async fn recording_a_send_never_waits_for_a_busy_database_pool() {
+    use edgeflow_activities::db::{DbActivities, DbExecuteInput, DbStatementCall};
+    let server = SmtpServer::start_with(SmtpOptions {
+        accept_delay: Duration::from_millis(1000),
+        ..Default::default()
+    })
+    .unwrap();
+    let pg = tokio::task::spawn_blocking(edgeflow_testkit::postgres::Postgres::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let queries = tempfile::tempdir().unwrap();
+    std::fs::write(
+        queries.path().join("hold.sql"),
+        "-- mode: read\nSELECT 1 AS n FROM pg_sleep(2)",
+    )
+    .unwrap();
+    let db_settings = DbSettings {
+        url: pg.create_database().unwrap().into(),
+        max_connections: 1,
+        acquire_timeout_secs: 1.0,
+        queries_dir: queries.path().to_path_buf(),
+        ..Default::default()
+    };
+    let db = Database::connect(&db_settings).await.unwrap();
+    let settings = smtp_settings(server.port());
+    let email = EmailActivities::new(&settings, db.clone()).unwrap();
+    let sql = DbActivities::new(db, &db_settings).await.unwrap();
+
+    let sending = tokio::spawn({
+        let email = email.clone();
+        async move { email.send_message(&ctx(), confirmation("confirm")).await }
+    });
+    // While the server takes the message, another activity wants the only connection for 2 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let holding = tokio::spawn(async move {
+        sql.execute_statements(
+            &CallContext::detached("other", "run"),
+            DbExecuteInput {
+                step: "hold".into(),
+                statements: vec![DbStatementCall {
+                    name: "hold".into(),
+                    params: Default::default(),
+                }],
+            },
+        )
+        .await
+    });
+    let first = sending.await.unwrap().unwrap();
+    assert!(!first.replayed);
+    let _ = holding.await.unwrap();
+    let retry = email
+        .send_message(&ctx().with_attempt(2), confirmation("confirm"))
+        .await
+        .unwrap();
+    assert!(retry.replayed, "the send was never recorded: {retry:?}");
+    assert_eq!(server.messages().len(), 1, "one message, not two");
 }
 
 #[tokio::test]
@@ -252,6 +358,7 @@ async fn a_temporary_smtp_refusal_is_retried_and_sends_once() {
     let server = SmtpServer::start_with(SmtpOptions {
         fail_first: 1,
         fail_reply: "451 4.3.0 Mailbox busy, try again".into(),
+        ..Default::default()
     })
     .unwrap();
     let f = fixture(smtp_settings(server.port())).await;
@@ -282,6 +389,7 @@ async fn a_permanent_smtp_refusal_is_not_retried() {
     let server = SmtpServer::start_with(SmtpOptions {
         fail_first: 5,
         fail_reply: "550 5.1.1 No such mailbox".into(),
+        ..Default::default()
     })
     .unwrap();
     let f = fixture(smtp_settings(server.port())).await;

@@ -126,6 +126,21 @@ class Proc:
             time.sleep(0.05)
         raise TimeoutError(f"{self.name} did not print {needle!r} in {timeout_s:.0f} s:\n{self.log_tail()}")
 
+    def signal(self, sig: int) -> None:
+        """Sends `sig` to this PID only (a no-op once it has exited)."""
+        if self.alive():
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Its exit code once it exits, or None if it is still running after `timeout_s`."""
+        try:
+            return self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self, grace_s: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after `grace_s`; this PID only."""
         if self.alive():

@@ -31,29 +31,38 @@ class DevServer:
     proc: Proc
     port: int
     http_port: int
+    ui_port: int = 0
+    starts: int = 1
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
 
-async def start_dev_server(run_dir: Path, timeout_s: float = 60.0,
+async def start_dev_server(run_dir: Path, timeout_s: float = 60.0, db_file: Path | None = None,
+                           again: DevServer | None = None,
                            search_attributes: tuple[str, ...] = ()) -> DevServer:
-    """Starts `temporal server start-dev` on free ports, in memory, and waits until the
-    `default` namespace answers. `search_attributes`: Keyword attributes to register."""
-    port, http_port, ui_port = free_port(), free_port(), free_port()
-    proc = Proc(
-        "temporal",
-        [str(TEMPORAL_CLI), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-         "--port", str(port), "--http-port", str(http_port), "--ui-port", str(ui_port),
-         # Completion callbacks to the edge on loopback, as `edgeflow dev` allows them.
-         "--dynamic-config-value",
-         'callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]',
-         "--log-level", "error",
-         *[arg for name in search_attributes for arg in ("--search-attribute", f"{name}=Keyword")]],
-        run_dir / "temporal.log",
-    )
-    server = DevServer(proc, port, http_port)
+    """Starts `temporal server start-dev` on free ports and waits until the `default` namespace
+    answers. In memory, unless `db_file` names its SQLite file (put it on tmpfs: on disk the
+    file store measures fsync, and under load times out sticky tasks by itself). `again`: start
+    on that stopped server's ports (its clients reconnect), with its database file.
+    `search_attributes`: Keyword attributes to register."""
+    if again:
+        port, http_port, ui_port = again.port, again.http_port, again.ui_port
+    else:
+        port, http_port, ui_port = free_port(), free_port(), free_port()
+    argv = [str(TEMPORAL_CLI), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+            "--port", str(port), "--http-port", str(http_port), "--ui-port", str(ui_port),
+            # Completion callbacks to the edge on loopback, as `edgeflow dev` allows them.
+            "--dynamic-config-value",
+            'callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]',
+            "--log-level", "error",
+            *[arg for name in search_attributes for arg in ("--search-attribute", f"{name}=Keyword")]]
+    if db_file:
+        argv += ["--db-filename", str(db_file)]
+    starts = (again.starts + 1) if again else 1
+    proc = Proc("temporal", argv, run_dir / ("temporal.log" if starts == 1 else f"temporal-{starts}.log"))
+    server = DevServer(proc, port, http_port, ui_port, starts)
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -100,13 +109,22 @@ class Postgres:
     def url(self) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
-    def scalar(self, sql: str) -> str:
-        """One value from a query, by psql."""
+    def url_for(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def scalar(self, sql: str, database: str = "postgres") -> str:
+        """One value (or `|`-separated rows, one a line) from a query, by psql."""
         out = subprocess.run([str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                              "-X", "-A", "-t", "-c", sql], capture_output=True, text=True, timeout=30)
+                              "-d", database, "-X", "-A", "-t", "-c", sql], capture_output=True, text=True,
+                             timeout=60)
         if out.returncode != 0:
             raise RuntimeError(f"psql failed: {out.stderr.strip()}")
         return out.stdout.strip()
+
+    def create_database(self, name: str) -> str:
+        """A new, empty database on this cluster; its URL."""
+        self.scalar(f'CREATE DATABASE "{name}"')
+        return self.url_for(name)
 
     def stop(self) -> None:
         self.proc.stop()
@@ -161,10 +179,12 @@ def start_postgres(run_dir: Path, timeout_s: float = 60.0) -> Postgres:
     return pg
 
 
-def start_demo_services(run_dir: Path, edgeflow_bin: Path, cwd: Path) -> tuple[Proc, str]:
-    """`edgeflow dev services` (inventory, payments, shipping) on a free port; it and its URL."""
+def start_demo_services(run_dir: Path, edgeflow_bin: Path, cwd: Path, failure: str = "none") -> tuple[Proc, str]:
+    """`edgeflow dev services` (inventory, payments, shipping) on a free port, misbehaving as
+    `failure` says (`dev.demo_failure`); it and its URL."""
     proc = Proc("demo-services", [str(edgeflow_bin), "dev", "services", "--port", "0"],
-                run_dir / "demo-services.log", cwd=cwd, drop_env_prefix="EDGEFLOW")
+                run_dir / "demo-services.log", cwd=cwd, drop_env_prefix="EDGEFLOW",
+                env={"EDGEFLOW__DEV__DEMO_FAILURE": failure})
     proc.wait_for_log("demo services listening on", 30)
     line = next(ln for ln in proc.log_path.read_text().splitlines() if "demo services listening on" in ln)
     return proc, line.split(" on ", 1)[1].split()[0]

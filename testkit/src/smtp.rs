@@ -4,7 +4,9 @@
 //! raw message) that [`SmtpServer::messages`] reads back. The server can also refuse the first
 //! messages with a chosen reply code ([`SmtpOptions::fail_first`]) so tests can inject a
 //! transient (4xx) or permanent (5xx) failure, and it counts SMTP sessions (EHLO/HELO), so a
-//! test can prove a refused message never reached it.
+//! test can prove a refused message never reached it. With [`SmtpOptions::accept_delay`] it
+//! takes each message and only then, that much later, answers `250`: the moment in which a
+//! sender that dies (or gives up) does not know the message went out.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -17,10 +19,11 @@ use crate::tools::{free_port, venv_bin};
 
 /// The server script: aiosmtpd's SMTP protocol with a handler that records to files.
 const SERVER: &str = r#"
-import asyncio, json, os, sys
+import asyncio, json, os, sys, time
 from aiosmtpd.smtp import SMTP
 
 out_dir, port, fail_first, fail_reply = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+accept_delay = float(sys.argv[5])
 
 def write(name, text):
     tmp = os.path.join(out_dir, "." + name)
@@ -53,12 +56,16 @@ class Recorder:
             self.failures_left -= 1
             return fail_reply
         self.accepted += 1
-        write("{:06d}.json".format(self.accepted), json.dumps({
+        queued = self.accepted
+        write("{:06d}.json".format(queued), json.dumps({
             "mail_from": envelope.mail_from,
             "rcpt_to": envelope.rcpt_tos,
             "data": envelope.original_content.decode("utf-8", "replace"),
+            "accepted_at": time.time(),
         }))
-        return "250 2.0.0 OK queued as {}".format(self.accepted)
+        if accept_delay > 0:
+            await asyncio.sleep(accept_delay)
+        return "250 2.0.0 OK queued as {}".format(queued)
 
 handler = Recorder()
 loop = asyncio.new_event_loop()
@@ -77,6 +84,8 @@ pub struct SmtpOptions {
     /// The reply used to refuse them, e.g. `451 4.3.0 try again later` or
     /// `550 5.1.1 no such user`.
     pub fail_reply: String,
+    /// Take each message, then wait this long before answering `250`.
+    pub accept_delay: Duration,
 }
 
 impl Default for SmtpOptions {
@@ -84,6 +93,7 @@ impl Default for SmtpOptions {
         Self {
             fail_first: 0,
             fail_reply: "451 4.3.0 Injected temporary failure".into(),
+            accept_delay: Duration::ZERO,
         }
     }
 }
@@ -97,6 +107,8 @@ pub struct ReceivedMessage {
     pub rcpt_to: Vec<String>,
     /// The raw message, headers and body.
     pub data: String,
+    /// When the server took it (Unix seconds), just before it answered `250`.
+    pub accepted_at: f64,
 }
 
 /// A running SMTP server.
@@ -134,6 +146,7 @@ impl SmtpServer {
             .arg(port.to_string())
             .arg(options.fail_first.to_string())
             .arg(&options.fail_reply)
+            .arg(options.accept_delay.as_secs_f64().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Either, Executor, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
@@ -58,6 +59,32 @@ enum Pool {
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: Pool,
+}
+
+/// Run the SQLite migrations, tolerating another worker migrating the same file at once.
+///
+/// PostgreSQL's migrator holds an advisory lock; SQLite's has no lock, so two workers starting
+/// together on one file can both try the same migration and one loses with a UNIQUE or
+/// "already exists" error. Each migration is one transaction, so the loser changed nothing:
+/// running the migrator again sees what the winner recorded and goes on from there.
+async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<(), DatabaseError> {
+    const ATTEMPTS: u32 = 10;
+    let mut migrator = sqlx::migrate!("./migrations/sqlite");
+    migrator.set_ignore_missing(true);
+    let mut attempt = 1;
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(
+                sqlx::migrate::MigrateError::Execute(_)
+                | sqlx::migrate::MigrateError::ExecuteMigration(..),
+            ) if attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(DatabaseError::Migrate(error)),
+        }
+    }
 }
 
 impl Database {
@@ -111,9 +138,7 @@ impl Database {
                     .connect_with(options)
                     .await
                     .map_err(DatabaseError::Connect)?;
-                let mut migrator = sqlx::migrate!("./migrations/sqlite");
-                migrator.set_ignore_missing(true);
-                migrator.run(&pool).await.map_err(DatabaseError::Migrate)?;
+                migrate_sqlite(&pool).await?;
                 Pool::Sqlite(pool)
             }
         };
@@ -179,27 +204,45 @@ impl Database {
         })
     }
 
+    /// One pooled connection for the ledger of a side effect that has no transaction of its own
+    /// (an email): taken before the side effect, so recording it afterwards never waits for the
+    /// pool.
+    pub(crate) async fn ledger_connection(&self) -> Result<LedgerConnection, Failure> {
+        Ok(match &self.pool {
+            Pool::Postgres(p) => LedgerConnection::Postgres(p.acquire().await.map_err(from_sqlx)?),
+            Pool::Sqlite(p) => LedgerConnection::Sqlite(p.acquire().await.map_err(from_sqlx)?),
+        })
+    }
+}
+
+/// A connection held for one side effect's ledger row (see [`Database::ledger_connection`]).
+pub(crate) enum LedgerConnection {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl LedgerConnection {
     /// The recorded result of side effect `kind` for `key`, if it happened.
-    pub(crate) async fn ledger_get(
-        &self,
+    pub(crate) async fn get(
+        &mut self,
         kind: &str,
         key: &IdempotencyKey,
     ) -> Result<Option<String>, Failure> {
         let sql =
             "SELECT result FROM edgeflow_ledger WHERE kind = $1 AND workflow_id = $2 AND step = $3";
-        let row: Option<(Option<String>,)> = match &self.pool {
-            Pool::Postgres(p) => sqlx::query_as(sql)
+        let row: Option<(Option<String>,)> = match self {
+            LedgerConnection::Postgres(c) => sqlx::query_as(sql)
                 .bind(kind)
                 .bind(key.workflow_id())
                 .bind(key.step())
-                .fetch_optional(p)
+                .fetch_optional(&mut **c)
                 .await
                 .map_err(from_sqlx)?,
-            Pool::Sqlite(p) => sqlx::query_as(sql)
+            LedgerConnection::Sqlite(c) => sqlx::query_as(sql)
                 .bind(kind)
                 .bind(key.workflow_id())
                 .bind(key.step())
-                .fetch_optional(p)
+                .fetch_optional(&mut **c)
                 .await
                 .map_err(from_sqlx)?,
         };
@@ -207,28 +250,28 @@ impl Database {
     }
 
     /// Record that side effect `kind` for `key` happened, with its result (first record wins).
-    pub(crate) async fn ledger_put(
-        &self,
+    pub(crate) async fn put(
+        &mut self,
         kind: &str,
         key: &IdempotencyKey,
         result: &str,
     ) -> Result<(), Failure> {
         let sql = "INSERT INTO edgeflow_ledger (kind, workflow_id, step, result) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
-        match &self.pool {
-            Pool::Postgres(p) => sqlx::query(sql)
+        match self {
+            LedgerConnection::Postgres(c) => sqlx::query(sql)
                 .bind(kind)
                 .bind(key.workflow_id())
                 .bind(key.step())
                 .bind(result)
-                .execute(p)
+                .execute(&mut **c)
                 .await
                 .map(drop),
-            Pool::Sqlite(p) => sqlx::query(sql)
+            LedgerConnection::Sqlite(c) => sqlx::query(sql)
                 .bind(kind)
                 .bind(key.workflow_id())
                 .bind(key.step())
                 .bind(result)
-                .execute(p)
+                .execute(&mut **c)
                 .await
                 .map(drop),
         }

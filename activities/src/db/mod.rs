@@ -24,6 +24,8 @@ mod settings;
 mod values;
 
 #[cfg(feature = "runtime")]
+pub(crate) use database::LedgerConnection;
+#[cfg(feature = "runtime")]
 pub use database::{Database, DatabaseError};
 #[cfg(feature = "runtime")]
 pub use queries::Dialect;

@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use lettre::Message;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 use super::templates::Rendered;
@@ -75,19 +76,45 @@ pub(crate) fn message_id(key: &IdempotencyKey, from: &Mailbox) -> String {
     format!("<{}@{}>", key.digest(), from.email.domain())
 }
 
+/// The key an email provider dedupes on: Resend's `Idempotency-Key` HTTP header, and the
+/// `Resend-Idempotency-Key` message header its SMTP relay reads.
+pub(crate) fn provider_idempotency_key(key: &IdempotencyKey) -> String {
+    format!("edgeflow-{}", key.digest())
+}
+
+/// `Resend-Idempotency-Key`: Resend's SMTP relay sends a message with a key it has seen in the
+/// last 24 hours only once, which closes the SMTP window there; other servers ignore the header.
+#[derive(Debug, Clone)]
+struct ResendIdempotencyKey(String);
+
+impl Header for ResendIdempotencyKey {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Resend-Idempotency-Key")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
 /// The MIME message. `date` is the activity's first scheduling time, so every attempt builds
 /// the same message.
 pub(crate) fn build(
     from: &Mailbox,
     recipients: &Recipients,
     rendered: &Rendered,
-    message_id: &str,
+    key: &IdempotencyKey,
     date: SystemTime,
 ) -> Result<Message, Failure> {
     let mut builder = Message::builder()
         .from(from.clone())
         .subject(rendered.subject.clone())
-        .message_id(Some(message_id.to_owned()))
+        .message_id(Some(message_id(key, from)))
+        .header(ResendIdempotencyKey(provider_idempotency_key(key)))
         .date(date)
         .user_agent(concat!("edgeflow/", env!("CARGO_PKG_VERSION")).to_owned());
     for m in &recipients.to {

@@ -5,18 +5,20 @@
 //! and is refused, never stripped), every template variable (a missing one is an error).
 //!
 //! Idempotency: the `Message-ID` is derived from workflow id + step, and a sent-ledger row
-//! (`edgeflow_ledger`, kind `email`, in `database.url`) is written after a successful send; a
+//! (`edgeflow_ledger`, kind `email`, in `database.url`) is written the moment a send succeeds; a
 //! retry finds it and returns the first result without sending (`replayed: true`). The Resend
-//! transport also sends `Idempotency-Key`, which Resend honours for 24 hours.
+//! transport also sends `Idempotency-Key`, which Resend honours for 24 hours; SMTP messages carry
+//! the same key as `Resend-Idempotency-Key`, which Resend's SMTP relay honours.
 //!
 //! **The window SMTP leaves open.** SMTP has no idempotency: if the server accepted the
 //! message but the worker died (or the connection broke) before the ledger row was written,
 //! Temporal retries and the message is sent a second time, with the same `Message-ID`, which
-//! lets mail clients and some servers fold the copies together. The window is the time between
-//! the server's final `250` and the ledger insert (milliseconds), plus a lost `250` reply. If
-//! the ledger insert itself fails after a send, the activity still succeeds (the email went
-//! out; failing would only cause a duplicate) and logs the error. The outbox transport has no
-//! window: the file name is the key.
+//! lets mail clients and receivers drop the copy. The window is kept to the `250`'s way back plus
+//! one database round trip: the ledger's connection is taken before sending (so recording never
+//! waits for the pool), and sending and recording run as one task (so a cancelled attempt still
+//! records what the server accepted). If the ledger insert itself fails after a send, the
+//! activity still succeeds (the email went out; failing would only cause a duplicate) and logs the
+//! error. The outbox transport has no window: the file name is the key.
 
 mod model;
 pub use model::{EmailSendInput, EmailSendOutput};
@@ -46,15 +48,15 @@ mod runtime {
     use lettre::message::Mailbox;
     use temporalio_macros::activities;
     use temporalio_sdk::activities::{ActivityContext, ActivityError};
-    use tracing::instrument;
+    use tracing::{Instrument, instrument};
 
     use super::message::{self, Recipients, parse_mailbox};
     use super::templates::Templates;
     use super::transport::{Outgoing, Transport};
     use super::{EmailSendInput, EmailSendOutput, EmailSettings};
-    use crate::db::Database;
+    use crate::db::{Database, LedgerConnection};
     use crate::settings::is_identifier;
-    use crate::{CallContext, Failure, Untrusted, names};
+    use crate::{CallContext, Failure, IdempotencyKey, Untrusted, names};
 
     const LEDGER_KIND: &str = "email";
 
@@ -162,7 +164,11 @@ mod runtime {
             let rendered = self.templates.render(&input.template, &input.vars)?;
             let message_id = message::message_id(&key, &self.from);
 
-            if let Some(stored) = self.ledger.ledger_get(LEDGER_KIND, &key).await? {
+            // The ledger's connection is taken before anything is sent, so that once the server
+            // has accepted the message, recording it waits for nothing: under load the pool can
+            // be busy for seconds, and a worker that dies in that time sends the email twice.
+            let mut ledger = self.ledger.ledger_connection().await?;
+            if let Some(stored) = ledger.get(LEDGER_KIND, &key).await? {
                 let mut output: EmailSendOutput = serde_json::from_str(&stored)
                     .map_err(|e| Failure::Internal(format!("unreadable sent-ledger row: {e}")))?;
                 output.replayed = true;
@@ -170,39 +176,48 @@ mod runtime {
                 return Ok(output);
             }
 
-            let mime = message::build(
-                &self.from,
-                &recipients,
-                &rendered,
-                &message_id,
-                ctx.scheduled_at,
-            )?;
-            let provider_id = self
-                .transport
-                .send(Outgoing {
-                    key: &key,
-                    from: &self.from,
-                    recipients: &recipients,
-                    rendered: &rendered,
-                    message: mime,
-                })
-                .await?;
-            let output = EmailSendOutput {
-                message_id,
-                transport: self.transport.name().to_owned(),
-                provider_id,
-                replayed: false,
+            let mime = message::build(&self.from, &recipients, &rendered, &key, ctx.scheduled_at)?;
+            let outgoing = Outgoing {
+                key: key.clone(),
+                from: self.from.clone(),
+                recipients,
+                rendered,
+                message: mime,
             };
-            match serde_json::to_string(&output) {
-                Ok(json) => {
-                    if let Err(e) = self.ledger.ledger_put(LEDGER_KIND, &key, &json).await {
-                        tracing::error!(error = %e, message_id = %output.message_id,
-                            "sent, but could not record it in the sent-ledger; a retry would send again");
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "cannot serialise the send result"),
+            // Sending and recording are one task of their own: if the activity is cancelled
+            // (its timeout, a shutdown's deadline) while the server is taking the message, the
+            // task still records the send the moment the server accepts it, instead of being
+            // dropped in between and leaving a retry to send again.
+            let transport = Arc::clone(&self.transport);
+            let sent = tokio::spawn(async move {
+                let provider_id = transport.send(outgoing).await?;
+                let output = EmailSendOutput {
+                    message_id,
+                    transport: transport.name().to_owned(),
+                    provider_id,
+                    replayed: false,
+                };
+                record(&mut ledger, &key, &output).await;
+                Ok(output)
             }
-            Ok(output)
+            // The task's log lines belong to this attempt, with its fields and trace.
+            .instrument(tracing::Span::current()));
+            sent.await
+                .map_err(|e| Failure::Internal(format!("the send task ended abnormally: {e}")))?
+        }
+    }
+
+    /// Writes the sent-ledger row. A failure is logged, not returned: the email went out, and
+    /// failing the activity would only make a retry send it again.
+    async fn record(ledger: &mut LedgerConnection, key: &IdempotencyKey, output: &EmailSendOutput) {
+        match serde_json::to_string(output) {
+            Ok(json) => {
+                if let Err(e) = ledger.put(LEDGER_KIND, key, &json).await {
+                    tracing::error!(error = %e, message_id = %output.message_id,
+                        "sent, but could not record it in the sent-ledger; a retry would send again");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot serialise the send result"),
         }
     }
 

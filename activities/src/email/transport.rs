@@ -10,18 +10,18 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::message::Recipients;
+use super::message::{self, Recipients};
 use super::settings::EmailSettings;
 use super::templates::Rendered;
 use crate::IdempotencyKey;
 use crate::failure::{self, Failure};
 
 /// One message, in both the forms the transports need.
-pub(crate) struct Outgoing<'a> {
-    pub key: &'a IdempotencyKey,
-    pub from: &'a Mailbox,
-    pub recipients: &'a Recipients,
-    pub rendered: &'a Rendered,
+pub(crate) struct Outgoing {
+    pub key: IdempotencyKey,
+    pub from: Mailbox,
+    pub recipients: Recipients,
+    pub rendered: Rendered,
     pub message: Message,
 }
 
@@ -91,7 +91,7 @@ impl Transport {
     }
 
     /// Send; returns the provider's id for the message, if it has one.
-    pub(crate) async fn send(&self, out: Outgoing<'_>) -> Result<Option<String>, Failure> {
+    pub(crate) async fn send(&self, out: Outgoing) -> Result<Option<String>, Failure> {
         match self {
             Transport::Smtp(smtp) => {
                 let response = smtp
@@ -126,7 +126,7 @@ struct ResendError {
 }
 
 impl Resend {
-    async fn send(&self, out: &Outgoing<'_>) -> Result<String, Failure> {
+    async fn send(&self, out: &Outgoing) -> Result<String, Failure> {
         let list = |m: &[Mailbox]| m.iter().map(ToString::to_string).collect::<Vec<_>>();
         let mut body = json!({
             "from": out.from.to_string(),
@@ -153,7 +153,10 @@ impl Resend {
             .bearer_auth(self.api_key.expose_secret())
             // Resend keeps an idempotency key for 24 hours: a retry within that window gets the
             // first answer instead of a second email.
-            .header("Idempotency-Key", format!("edgeflow-{}", out.key.digest()))
+            .header(
+                "Idempotency-Key",
+                message::provider_idempotency_key(&out.key),
+            )
             .json(&body)
             .send()
             .await
@@ -184,7 +187,7 @@ impl Resend {
 }
 
 /// `DIR/DIGEST.eml`, written atomically; an existing file means an earlier attempt wrote it.
-async fn write_outbox(dir: &std::path::Path, out: &Outgoing<'_>) -> Result<String, Failure> {
+async fn write_outbox(dir: &std::path::Path, out: &Outgoing) -> Result<String, Failure> {
     let name = format!("{}.eml", out.key.digest());
     let path = dir.join(&name);
     if tokio::fs::try_exists(&path).await.unwrap_or(false) {

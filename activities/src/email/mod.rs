@@ -189,19 +189,21 @@ mod runtime {
             // task still records the send the moment the server accepts it, instead of being
             // dropped in between and leaving a retry to send again.
             let transport = Arc::clone(&self.transport);
-            let sent = tokio::spawn(async move {
-                let provider_id = transport.send(outgoing).await?;
-                let output = EmailSendOutput {
-                    message_id,
-                    transport: transport.name().to_owned(),
-                    provider_id,
-                    replayed: false,
-                };
-                record(&mut ledger, &key, &output).await;
-                Ok(output)
-            }
-            // The task's log lines belong to this attempt, with its fields and trace.
-            .instrument(tracing::Span::current()));
+            let sent = tokio::spawn(
+                async move {
+                    let provider_id = transport.send(outgoing).await?;
+                    let output = EmailSendOutput {
+                        message_id,
+                        transport: transport.name().to_owned(),
+                        provider_id,
+                        replayed: false,
+                    };
+                    record(&mut ledger, &key, &output).await;
+                    Ok(output)
+                }
+                // The task's log lines belong to this attempt, with its fields and trace.
+                .instrument(tracing::Span::current()),
+            );
             sent.await
                 .map_err(|e| Failure::Internal(format!("the send task ended abnormally: {e}")))?
         }

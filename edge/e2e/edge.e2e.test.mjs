@@ -5,7 +5,6 @@
 // a completion event must arrive, it signs one as the worker would.
 // full-stack.e2e.test.mjs adds the Rust worker.
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { callbackToken, edgeStarter, edgeVars, signedHook, startStack, temporalApi } from "./harness.mjs";
 
@@ -48,7 +47,8 @@ async function edge(path, { token, body, headers = {}, method } = {}) {
 }
 
 /** The workflow id the edge derives from an Idempotency-Key (the documented contract). */
-const idFor = (subject, key) => `order-${createHash("sha256").update(`${subject}\n${key}`).digest("hex").slice(0, 32)}`;
+// An order's run is named after its order id.
+const idFor = (input) => `order-${input.order_id}`;
 
 const start = (body, headers = {}, token = customer) => edge("/v1/workflows/order", { token, body, headers });
 
@@ -129,7 +129,8 @@ describe("edge in workerd against the Temporal dev server", () => {
     }
     assert.equal(runs.length, 1, `expected exactly one run, found ${runs.length}`);
 
-    const clash = await start(order({ currency: "USD" }), { "idempotency-key": key });
+    // The same order (one run) with a different input.
+    const clash = await start({ ...input, currency: "USD" }, { "idempotency-key": key });
     assert.equal(clash.status, 409);
     assert.equal(clash.headers.get("location"), `/v1/runs/${first.body.workflow_id}`);
   });
@@ -198,8 +199,9 @@ describe("edge in workerd against the Temporal dev server", () => {
 
   it("does not believe a signed completion event for a run Temporal reports open; GET still says running (issue 10)", async () => {
     const key = `forged-${Math.random()}`;
-    const workflowId = idFor("carol", key);
-    const waiting = start(order(), { prefer: "wait=3", "idempotency-key": key });
+    const input = order();
+    const workflowId = idFor(input);
+    const waiting = start(input, { prefer: "wait=3", "idempotency-key": key });
     let described;
     for (let i = 0; i < 50; i++) {
       described = await api.describe(workflowId);
@@ -234,8 +236,9 @@ describe("edge in workerd against the Temporal dev server", () => {
 
   it("hears at once, through Temporal's completion callback, that a run was terminated (issue 10)", async () => {
     const key = `terminated-${Math.random()}`;
-    const workflowId = idFor("carol", key);
-    const waiting = start(order(), { prefer: "wait=20", "idempotency-key": key });
+    const input = order();
+    const workflowId = idFor(input);
+    const waiting = start(input, { prefer: "wait=20", "idempotency-key": key });
     await new Promise((res) => setTimeout(res, 1000));
     await api.terminate(workflowId, "ended by an operator");
     const r = await waiting;

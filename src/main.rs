@@ -12,7 +12,7 @@
 //! - Shared by all of them: [`settings`] (the layered `Settings` tree and its checks),
 //!   [`temporal_env`] (Temporal's standard client configuration as a settings layer),
 //!   [`connection`] (the Temporal connection and credential rotation), [`telemetry`] (logs and
-//!   traces), [`ops`] (`/healthz`, `/readyz`, `/metrics`) and [`schedules`] (`edgeflow schedules
+//!   traces: OTLP export, the SDK's OpenTelemetry plugin), [`ops`] (`/healthz`, `/readyz`, `/metrics`) and [`schedules`] (`edgeflow schedules
 //!   sync`, also run by the worker at start).
 
 mod cli;
@@ -192,7 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// `worker` and `dev`: telemetry → run until a signal.
 async fn serve(settings: Settings, dev_stack: bool) -> anyhow::Result<ExitCode> {
-    let telemetry = telemetry::init(&settings.telemetry)?;
+    let telemetry = telemetry::init(&settings.telemetry, &worker::identity(&settings))?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     if dev_stack {
@@ -209,7 +209,8 @@ async fn serve_gateway(settings: Settings) -> anyhow::Result<ExitCode> {
     if !missing.is_empty() {
         return Err(settings::SettingsErrors(missing).into());
     }
-    let _telemetry = telemetry::init(&settings.telemetry)?;
+    // The gateway's instance is named like a worker's: edgeflow-<pid>@<host>.
+    let _telemetry = telemetry::init(&settings.telemetry, &worker::identity(&settings))?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     gateway::run(settings, stop).await?;

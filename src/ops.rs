@@ -4,8 +4,9 @@
 //! - `/readyz`: 200 only while every task queue is polling and the last check of the Temporal
 //!   server succeeded; otherwise 503 with the reason as the body.
 //! - `/metrics`: Prometheus text: the SDK's worker metrics (served by the SDK's exporter on a
-//!   private loopback port and relayed here) followed by edgeflow's own (see [`crate::worker::observe`]);
-//!   for `edgeflow gateway`, the gateway's request metrics.
+//!   private loopback port and relayed here) followed by edgeflow's own (see [`crate::worker::observe`])
+//!   and `edgeflow_worker_ready`, what `/readyz` says as a gauge; for `edgeflow gateway`, the
+//!   gateway's request metrics.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -122,6 +123,13 @@ async fn metrics_text(State(ops): State<Ops>) -> Response {
     }
     body.push_str(&ops.metrics.render());
     body.push_str(&crate::worker::observe::render_dropped_signals());
+    // What `/readyz` says, for alerting on it without a second scrape job.
+    body.push_str(&format!(
+        "# HELP edgeflow_worker_ready 1 while /readyz answers 200 (every task queue polling, Temporal reachable), else 0.\n\
+         # TYPE edgeflow_worker_ready gauge\n\
+         edgeflow_worker_ready {}\n",
+        u8::from(ops.readiness.get().is_ok())
+    ));
     (
         [(
             header::CONTENT_TYPE,

@@ -2,11 +2,11 @@
 
 use temporalio_sdk::WorkerOptions;
 
+use crate::SettingError;
 use crate::db::{Database, DatabaseError, DbActivities, DbBuildError, DbSettings};
 use crate::email::{EmailActivities, EmailBuildError, EmailSettings};
 use crate::http::{HttpActivities, HttpBuildError, HttpSettings};
 use crate::webhook::{WebhookActivities, WebhookBuildError, WebhookSettings};
-use crate::{ActivityMetrics, SettingError};
 
 /// The settings of every family, borrowed from the binary's settings tree
 /// (`[services.*]`, `[database]`, `[email]`, `[webhooks.*]`).
@@ -72,15 +72,12 @@ impl Activities {
     /// named statements, load the templates, set up the email transport, HTTP clients and
     /// webhook keys. Call [`ActivitiesSettings::validate`] first for a full report of bad
     /// settings; this stops at the first family that cannot be built.
-    pub async fn build(
-        settings: ActivitiesSettings<'_>,
-        metrics: &ActivityMetrics,
-    ) -> Result<Self, BuildError> {
-        let http = HttpActivities::new(settings.services, metrics.clone())?;
-        let webhook = WebhookActivities::new(settings.webhooks, metrics.clone())?;
+    pub async fn build(settings: ActivitiesSettings<'_>) -> Result<Self, BuildError> {
+        let http = HttpActivities::new(settings.services)?;
+        let webhook = WebhookActivities::new(settings.webhooks)?;
         let database = Database::connect(settings.database).await?;
-        let email = EmailActivities::new(settings.email, database.clone(), metrics.clone())?;
-        let db = DbActivities::new(database, settings.database, metrics.clone()).await?;
+        let email = EmailActivities::new(settings.email, database.clone())?;
+        let db = DbActivities::new(database, settings.database).await?;
         Ok(Self {
             http,
             db,
@@ -156,9 +153,7 @@ mod tests {
             webhooks: &webhooks,
         };
         assert_eq!(settings.validate(), vec![]);
-        let activities = Activities::build(settings, &ActivityMetrics::unregistered())
-            .await
-            .unwrap();
+        let activities = Activities::build(settings).await.unwrap();
         for queue in ["edgeflow", "edgeflow-io"] {
             let mut options = WorkerOptions::new(queue).build();
             activities.register(&mut options);

@@ -7,14 +7,31 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use temporalio_sdk::activities::ActivityContext;
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::Failure;
 use crate::idempotency::IdempotencyKey;
-use crate::metrics::{ActivityMetrics, Family, Outcome};
+
+/// The W3C `traceparent` of the span the caller runs in, for the requests an activity sends, so
+/// the services it calls continue the workflow's trace; `None` outside a trace. Only the trace
+/// context goes out: the baggage (the edge's request id and caller) stays inside edgeflow.
+pub fn traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let context = opentelemetry::Context::current();
+    let span = context.span();
+    let ids = span.span_context();
+    ids.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            ids.trace_id(),
+            ids.span_id(),
+            ids.trace_flags().to_u8()
+        )
+    })
+}
 
 /// Heartbeat this often when Temporal did not set a heartbeat timeout. Heartbeats are also how
 /// a cancellation reaches a running activity, so they are sent even then; the SDK throttles them.
@@ -181,51 +198,35 @@ impl CallContext {
             _ = heartbeats => unreachable!("the heartbeat loop never ends"),
         }
     }
-
-    /// Run one activity call: guarded (heartbeats, cancellation), timed and counted in
-    /// `metrics`, its failure logged with its cause.
-    pub(crate) async fn observe<T>(
-        &self,
-        metrics: &ActivityMetrics,
-        family: Family,
-        work: impl Future<Output = Result<T, Failure>>,
-    ) -> Result<T, Failure> {
-        let started = Instant::now();
-        let result = self.guard(work).await;
-        let outcome = match &result {
-            Ok(_) => Outcome::Ok,
-            Err(failure) => failure.outcome(),
-        };
-        metrics.record(family, outcome, started.elapsed());
-        match &result {
-            Ok(_) => tracing::debug!(outcome = outcome.as_str(), "activity completed"),
-            Err(failure) => tracing::warn!(
-                outcome = outcome.as_str(),
-                failure_type = failure.type_name(),
-                error = %failure,
-                "activity failed"
-            ),
-        }
-        result
-    }
-}
-
-/// Input that did not decode into the activity's input type: counted, logged, and returned as
-/// a non-retryable failure.
-pub(crate) fn invalid_input(
-    metrics: &ActivityMetrics,
-    family: Family,
-    error: crate::InputError,
-) -> Failure {
-    metrics.record(family, Outcome::NonRetryable, Duration::ZERO);
-    let failure = Failure::InvalidInput(error.to_string());
-    tracing::warn!(outcome = Outcome::NonRetryable.as_str(), error = %failure, "activity failed");
-    failure
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
+
+    #[test]
+    fn traceparent_names_the_current_span() {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+        };
+        assert_eq!(traceparent(), None);
+        let remote = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let _guard = opentelemetry::Context::new()
+            .with_remote_span_context(remote)
+            .attach();
+        assert_eq!(
+            traceparent().as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
+    }
 
     #[tokio::test]
     async fn guard_heartbeats_while_work_runs() {

@@ -25,13 +25,15 @@
 //! | email API idempotency key still in flight | yes |
 //! | credentials temporarily unavailable (token file unreadable) | yes |
 //! | anything unexpected | yes (bounded by the workflow's retry policy) |
+//!
+//! How an attempt *ended*, as the worker reports it (metrics, logs, the shutdown drain), is read
+//! from what the activity returned to the SDK, by [`Outcome::of`]: so the label on `/metrics`
+//! always agrees with the retryability decided here, for every activity, whichever family.
 
 use std::time::{Duration, SystemTime};
 
 use temporalio_common::ActivityError;
 use temporalio_common::error::ApplicationFailure;
-
-use crate::metrics::Outcome;
 
 /// The longest `Retry-After` honoured; a server asking for more gets this, so a typo on its side
 /// cannot park a workflow for a year.
@@ -214,15 +216,6 @@ impl Failure {
         }
     }
 
-    /// The metrics outcome this failure counts as.
-    pub fn outcome(&self) -> Outcome {
-        match self.retry() {
-            Retry::No => Outcome::NonRetryable,
-            Retry::Yes { .. } => Outcome::Retryable,
-            Retry::Cancelled => Outcome::Cancelled,
-        }
-    }
-
     /// The Temporal application-failure type, which workflows (in any SDK) can match on.
     pub fn type_name(&self) -> &'static str {
         use Failure::*;
@@ -288,6 +281,64 @@ impl Failure {
             .maybe_details(details)
             .build();
         ActivityError::application(app)
+    }
+}
+
+/// How an activity attempt ended, as this worker saw it: the `outcome` label of the activity
+/// metrics, the `outcome` field of the attempt's log line and the drain report's counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Completed in time.
+    Ok,
+    /// Failed; Temporal will retry.
+    Retryable,
+    /// Failed for good.
+    NonRetryable,
+    /// Ended at or after its deadline (start-to-close or schedule-to-close): Temporal has already
+    /// timed the attempt out, so whatever it returned is discarded. The SDK does not pass on why
+    /// an attempt was cancelled, so the deadline is what tells a timeout from a cancellation.
+    TimedOut,
+    /// Cancelled before its deadline: by its workflow, or by a shutdown's grace deadline.
+    Cancelled,
+}
+
+impl Outcome {
+    /// Every outcome, in a stable order.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::Retryable,
+        Outcome::NonRetryable,
+        Outcome::TimedOut,
+        Outcome::Cancelled,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Retryable => "retryable",
+            Outcome::NonRetryable => "non_retryable",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    /// What an attempt returned to the SDK (a [`Failure`] arrives here through
+    /// [`Failure::into_activity_error`]), and whether it ended at or past `deadline`.
+    pub fn of<T>(
+        result: &Result<T, ActivityError>,
+        deadline: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Self {
+        if deadline.is_some_and(|d| now >= d) {
+            return Outcome::TimedOut;
+        }
+        match result {
+            Ok(_) | Err(ActivityError::WillCompleteAsync) => Outcome::Ok,
+            Err(ActivityError::Cancelled { .. }) => Outcome::Cancelled,
+            Err(ActivityError::Application(f)) if f.is_non_retryable() => Outcome::NonRetryable,
+            Err(_) => Outcome::Retryable,
+        }
     }
 }
 
@@ -700,6 +751,46 @@ mod tests {
             Failure::Cancelled.into_activity_error(),
             ActivityError::Cancelled { .. }
         ));
+    }
+
+    #[test]
+    fn outcomes_follow_the_retry_table_and_the_deadline() {
+        let now = SystemTime::now();
+        let past = Some(now - Duration::from_secs(1));
+        let future = Some(now + Duration::from_secs(1));
+        let outcome = |failure: Failure, deadline| {
+            Outcome::of::<()>(&Err(failure.into_activity_error()), deadline, now)
+        };
+        let table = [
+            (
+                Failure::InvalidInput("x".into()),
+                None,
+                Outcome::NonRetryable,
+            ),
+            (http(404, None), future, Outcome::NonRetryable),
+            (http(503, Some(7)), None, Outcome::Retryable),
+            (Failure::Timeout("t".into()), future, Outcome::Retryable),
+            (Failure::Cancelled, None, Outcome::Cancelled),
+            (Failure::Cancelled, future, Outcome::Cancelled),
+            // Past its deadline Temporal has timed the attempt out, whatever it returned.
+            (Failure::Cancelled, past, Outcome::TimedOut),
+            (http(500, None), past, Outcome::TimedOut),
+        ];
+        for (failure, deadline, want) in table {
+            assert_eq!(outcome(failure.clone(), deadline), want, "{failure:?}");
+        }
+        assert_eq!(
+            Outcome::of(&Ok::<(), ActivityError>(()), future, now),
+            Outcome::Ok
+        );
+        assert_eq!(
+            Outcome::of(&Ok::<(), ActivityError>(()), past, now),
+            Outcome::TimedOut
+        );
+        assert_eq!(
+            Outcome::ALL.map(Outcome::as_str),
+            ["ok", "retryable", "non_retryable", "timed_out", "cancelled"]
+        );
     }
 
     #[test]

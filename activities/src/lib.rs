@@ -11,8 +11,8 @@
 //! - [`webhook`]: POSTs Standard-Webhooks-signed events to named endpoints (`webhook.notify`).
 //!
 //! Shared by all four:
-//! - [`failure`]: the one place that decides whether a failure is retryable;
-//! - [`metrics`]: call counts and latency by family and outcome;
+//! - [`failure`]: the one place that decides whether a failure is retryable, and how an attempt
+//!   ended ([`Outcome`], which the worker's activity interceptor reports on `/metrics` and in logs);
 //! - [`settings`]: the validation error type every settings check reports;
 //! - [`context`]: what an activity knows about its caller (workflow id, attempt, heartbeats,
 //!   cancellation), from Temporal or built by hand in tests;
@@ -39,8 +39,6 @@ pub mod failure;
 #[cfg(feature = "runtime")]
 mod idempotency;
 #[cfg(feature = "runtime")]
-pub mod metrics;
-#[cfg(feature = "runtime")]
 pub mod settings;
 
 #[cfg(feature = "runtime")]
@@ -48,11 +46,9 @@ pub use bundle::{Activities, ActivitiesSettings, BuildError};
 #[cfg(feature = "runtime")]
 pub use context::CallContext;
 #[cfg(feature = "runtime")]
-pub use failure::{Failure, Retry};
+pub use failure::{Failure, Outcome, Retry};
 #[cfg(feature = "runtime")]
 pub use idempotency::IdempotencyKey;
-#[cfg(feature = "runtime")]
-pub use metrics::{ActivityMetrics, Outcome};
 #[cfg(feature = "runtime")]
 pub use settings::SettingError;
 pub use untrusted::{InputError, InputProblem, MAX_SAFE_INTEGER, Untrusted};

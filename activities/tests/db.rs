@@ -9,8 +9,7 @@ use std::sync::{Arc, OnceLock};
 use edgeflow_activities::db::{
     Database, DbActivities, DbExecuteInput, DbExecuteOutput, DbSettings, DbStatementCall,
 };
-use edgeflow_activities::metrics::Family;
-use edgeflow_activities::{ActivityMetrics, CallContext, Failure, Outcome, Retry};
+use edgeflow_activities::{CallContext, Failure, Retry};
 use edgeflow_testkit::postgres::Postgres;
 use serde_json::{Value, json};
 
@@ -86,7 +85,6 @@ fn queries_dir() -> tempfile::TempDir {
 
 struct Fixture {
     db: DbActivities,
-    metrics: ActivityMetrics,
     _queries: tempfile::TempDir,
     _target: Target,
 }
@@ -103,13 +101,9 @@ async fn fixture_with(target: Target, max_rows: usize) -> Fixture {
     let database = Database::connect(&settings).await.unwrap();
     // A table the migrations do not create, for the test statements.
     create_events_table(&target.url).await;
-    let metrics = ActivityMetrics::unregistered();
-    let db = DbActivities::new(database, &settings, metrics.clone())
-        .await
-        .unwrap();
+    let db = DbActivities::new(database, &settings).await.unwrap();
     Fixture {
         db,
-        metrics,
         _queries: queries,
         _target: target,
     }
@@ -221,7 +215,6 @@ async fn insert_and_read_back(target: Target) {
         "{created}"
     );
     assert!(f.get_order("o-404").await.is_none());
-    assert_eq!(f.metrics.calls(Family::Db, Outcome::Ok), 3);
 }
 both!(insert_and_read_back);
 
@@ -296,7 +289,6 @@ async fn a_failing_statement_rolls_back_the_whole_transaction(target: Target) {
     assert!(!out.replayed);
     assert_eq!(f.count_events().await, 1);
     assert!(f.get_order("o-4").await.is_some());
-    assert_eq!(f.metrics.calls(Family::Db, Outcome::NonRetryable), 1);
 }
 both!(a_failing_statement_rolls_back_the_whole_transaction);
 
@@ -429,7 +421,7 @@ async fn statements_are_checked_against_the_database_at_start_up(target: Target)
         ..Default::default()
     };
     let database = Database::connect(&settings).await.unwrap();
-    let err = DbActivities::new(database, &settings, ActivityMetrics::unregistered())
+    let err = DbActivities::new(database, &settings)
         .await
         .err()
         .expect("bad statements are refused");

@@ -8,8 +8,7 @@ use edgeflow_activities::db::{Database, DbSettings};
 use edgeflow_activities::email::{
     EmailActivities, EmailSendInput, EmailSettings, OutboxSettings, ResendSettings, SmtpSettings,
 };
-use edgeflow_activities::metrics::Family;
-use edgeflow_activities::{ActivityMetrics, CallContext, Failure, IdempotencyKey, Outcome, Retry};
+use edgeflow_activities::{CallContext, Failure, IdempotencyKey, Retry};
 use edgeflow_testkit::smtp::{SmtpOptions, SmtpServer};
 use mailparse::{MailHeaderMap, ParsedMail};
 use serde_json::json;
@@ -55,18 +54,15 @@ fn smtp_settings(port: u16) -> EmailSettings {
 
 struct Fixture {
     email: EmailActivities,
-    metrics: ActivityMetrics,
     _ledger_dir: tempfile::TempDir,
 }
 
 async fn fixture(settings: EmailSettings) -> Fixture {
     assert_eq!(settings.validate(), vec![]);
     let (db, dir) = ledger().await;
-    let metrics = ActivityMetrics::unregistered();
-    let email = EmailActivities::new(&settings, db, metrics.clone()).unwrap();
+    let email = EmailActivities::new(&settings, db).unwrap();
     Fixture {
         email,
-        metrics,
         _ledger_dir: dir,
     }
 }
@@ -180,7 +176,6 @@ async fn smtp_delivers_the_rendered_message_with_its_headers() {
     assert!(text.contains("Hello Ada <script>,"), "{text}");
     assert!(text.contains("2 × Tea"), "{text}");
     assert!(html.contains("Hello Ada &lt;script&gt;,"), "{html}");
-    assert_eq!(f.metrics.calls(Family::Email, Outcome::Ok), 1);
     // (So that `sessions() == 0` elsewhere means something.)
     assert!(server.sessions() >= 1);
 }
@@ -278,10 +273,9 @@ async fn recording_a_send_never_waits_for_a_busy_database_pool() {
         ..Default::default()
     };
     let db = Database::connect(&db_settings).await.unwrap();
-    let metrics = ActivityMetrics::unregistered();
     let settings = smtp_settings(server.port());
-    let email = EmailActivities::new(&settings, db.clone(), metrics.clone()).unwrap();
-    let sql = DbActivities::new(db, &db_settings, metrics).await.unwrap();
+    let email = EmailActivities::new(&settings, db.clone()).unwrap();
+    let sql = DbActivities::new(db, &db_settings).await.unwrap();
 
     let sending = tokio::spawn({
         let email = email.clone();
@@ -357,7 +351,6 @@ async fn injection_and_bad_input_are_refused_before_connecting() {
     }
     assert_eq!(server.sessions(), 0, "nothing connected to the SMTP server");
     assert!(server.messages().is_empty());
-    assert_eq!(f.metrics.calls(Family::Email, Outcome::NonRetryable), 9);
 }
 
 #[tokio::test]

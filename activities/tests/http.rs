@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use edgeflow_activities::http::{
     AuthSettings, HttpActivities, HttpCallInput, HttpMethod, HttpSettings, ServiceSettings,
 };
-use edgeflow_activities::metrics::Family;
-use edgeflow_activities::{ActivityMetrics, CallContext, Failure, Outcome, Retry};
+use edgeflow_activities::{CallContext, Failure, Retry};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{any, header, method, path};
@@ -23,7 +22,7 @@ fn service(base_url: String) -> ServiceSettings {
     }
 }
 
-fn activities(services: Vec<(&str, ServiceSettings)>) -> (HttpActivities, ActivityMetrics) {
+fn activities(services: Vec<(&str, ServiceSettings)>) -> HttpActivities {
     let settings = HttpSettings {
         services: services
             .into_iter()
@@ -31,11 +30,7 @@ fn activities(services: Vec<(&str, ServiceSettings)>) -> (HttpActivities, Activi
             .collect(),
     };
     assert_eq!(settings.validate(), vec![], "test settings must be valid");
-    let metrics = ActivityMetrics::unregistered();
-    (
-        HttpActivities::new(&settings, metrics.clone()).unwrap(),
-        metrics,
-    )
+    HttpActivities::new(&settings).unwrap()
 }
 
 fn get(step: &str, service: &str, path: &str) -> HttpCallInput {
@@ -73,7 +68,7 @@ async fn json_answer_with_selected_headers_and_a_stable_idempotency_key() {
         .expect(3)
         .mount(&server)
         .await;
-    let (http, metrics) = activities(vec![("orders", service(format!("{}/v1", server.uri())))]);
+    let http = activities(vec![("orders", service(format!("{}/v1", server.uri())))]);
 
     let mut input = get("fetch", "orders", "/orders/{id}");
     input.path_params.insert("id".into(), "A 42".into());
@@ -101,7 +96,6 @@ async fn json_answer_with_selected_headers_and_a_stable_idempotency_key() {
             .unwrap()
             .starts_with("edgeflow/")
     );
-    assert_eq!(metrics.calls(Family::Http, Outcome::Ok), 3);
 }
 
 #[tokio::test]
@@ -116,7 +110,7 @@ async fn body_query_and_allowed_headers_are_sent() {
     let mut s = service(format!("{}/api/", server.uri()));
     s.allowed_request_headers = vec!["X-Request-Id".into()];
     s.headers.insert("x-team".into(), "payments".into());
-    let (http, _) = activities(vec![("payments", s)]);
+    let http = activities(vec![("payments", s)]);
 
     let mut input = get("charge", "payments", "charges");
     input.method = HttpMethod::Post;
@@ -149,7 +143,7 @@ async fn bad_headers_are_refused_before_sending() {
         .await;
     let mut s = service(server.uri());
     s.allowed_request_headers = vec!["x-request-id".into()];
-    let (http, metrics) = activities(vec![("svc", s)]);
+    let http = activities(vec![("svc", s)]);
 
     let mut not_allowed = get("s", "svc", "/");
     not_allowed
@@ -172,7 +166,6 @@ async fn bad_headers_are_refused_before_sending() {
         http.call_service(&ctx(), get_with_body).await,
         Err(Failure::InvalidInput(_))
     ));
-    assert_eq!(metrics.calls(Family::Http, Outcome::NonRetryable), 3);
 }
 
 #[tokio::test]
@@ -209,7 +202,7 @@ async fn statuses_map_to_retryable_or_not() {
     at("/503-bare", ResponseTemplate::new(503))
         .mount(&server)
         .await;
-    let (http, metrics) = activities(vec![("svc", service(server.uri()))]);
+    let http = activities(vec![("svc", service(server.uri()))]);
     let caller = ctx();
     let call = |p: &'static str| http.call_service(&caller, get("s", "svc", p));
 
@@ -253,9 +246,6 @@ async fn statuses_map_to_retryable_or_not() {
         call("/503-bare").await.unwrap_err().retry(),
         Retry::Yes { after: None }
     );
-
-    assert_eq!(metrics.calls(Family::Http, Outcome::NonRetryable), 2);
-    assert_eq!(metrics.calls(Family::Http, Outcome::Retryable), 5);
 }
 
 #[tokio::test]
@@ -267,7 +257,7 @@ async fn slow_answers_time_out_retryably() {
         .await;
     let mut s = service(server.uri());
     s.timeout_secs = 0.3;
-    let (http, _) = activities(vec![("svc", s)]);
+    let http = activities(vec![("svc", s)]);
     let started = Instant::now();
     let err = http
         .call_service(&ctx(), get("s", "svc", "/"))
@@ -285,7 +275,7 @@ async fn slow_answers_time_out_retryably() {
 #[tokio::test]
 async fn refused_connections_retry() {
     let port = edgeflow_testkit::tools::free_port();
-    let (http, _) = activities(vec![("svc", service(format!("http://127.0.0.1:{port}/")))]);
+    let http = activities(vec![("svc", service(format!("http://127.0.0.1:{port}/")))]);
     let err = http
         .call_service(&ctx(), get("s", "svc", "/"))
         .await
@@ -307,7 +297,7 @@ async fn responses_over_the_cap_fail() {
         .await;
     let mut s = service(server.uri());
     s.max_response_bytes = 1000;
-    let (http, _) = activities(vec![("svc", s)]);
+    let http = activities(vec![("svc", s)]);
     let err = http
         .call_service(&ctx(), get("s", "svc", "/big"))
         .await
@@ -338,7 +328,7 @@ async fn no_path_escape_attempt_reaches_the_server() {
         .expect(0)
         .mount(&server)
         .await;
-    let (http, _) = activities(vec![("svc", service(format!("{}/base/", server.uri())))]);
+    let http = activities(vec![("svc", service(format!("{}/base/", server.uri())))]);
     let templates = [
         "../admin",
         "/../admin",
@@ -419,7 +409,7 @@ async fn redirects_are_followed_only_below_the_base() {
         .expect(0)
         .mount(&server)
         .await;
-    let (http, _) = activities(vec![("svc", service(format!("{}/v1/", server.uri())))]);
+    let http = activities(vec![("svc", service(format!("{}/v1/", server.uri())))]);
 
     let out = http
         .call_service(&ctx(), get("s", "svc", "/moved"))
@@ -476,7 +466,7 @@ async fn oauth2_tokens_are_cached_refreshed_before_expiry_and_after_a_401() {
         refresh_before_secs: 1,
         ..Default::default()
     });
-    let (http, _) = activities(vec![("api", s)]);
+    let http = activities(vec![("api", s)]);
 
     // Two calls share t1 (valid for 2 s, refreshed 1 s early).
     http.call_service(&ctx(), get("a", "api", "/"))
@@ -529,7 +519,7 @@ async fn a_token_endpoint_refusing_the_client_is_not_retried() {
         client_secret: Some("wrong".into()),
         ..Default::default()
     });
-    let (http, _) = activities(vec![("api", s)]);
+    let http = activities(vec![("api", s)]);
     let err = http
         .call_service(&ctx(), get("a", "api", "/"))
         .await
@@ -554,7 +544,7 @@ async fn bearer_token_files_are_reread_when_they_change() {
         token_file: Some(file.clone()),
         ..Default::default()
     });
-    let (http, _) = activities(vec![("svc", s)]);
+    let http = activities(vec![("svc", s)]);
     http.call_service(&ctx(), get("a", "svc", "/"))
         .await
         .unwrap();
@@ -595,7 +585,7 @@ async fn static_header_auth_is_sent() {
         header_value: Some("k-123".into()),
         ..Default::default()
     });
-    let (http, _) = activities(vec![("svc", s)]);
+    let http = activities(vec![("svc", s)]);
     http.call_service(&ctx(), get("a", "svc", "/"))
         .await
         .unwrap();
@@ -642,7 +632,7 @@ async fn concurrency_limits_hold_across_concurrent_activities() {
     let (url, max_in_flight) = counting_server(Duration::from_millis(150)).await;
     let mut s = service(url);
     s.max_concurrent = 2;
-    let (http, _) = activities(vec![("svc", s)]);
+    let http = activities(vec![("svc", s)]);
     let http = Arc::new(http);
     let started = Instant::now();
     let calls: Vec<_> = (0..8)
@@ -671,7 +661,7 @@ async fn rate_limits_pace_request_starts() {
     let (url, _) = counting_server(Duration::ZERO).await;
     let mut s = service(url);
     s.rate_per_sec = Some(20.0);
-    let (http, _) = activities(vec![("svc", s)]);
+    let http = activities(vec![("svc", s)]);
     let http = Arc::new(http);
     let started = Instant::now();
     let calls: Vec<_> = (0..6)
@@ -700,7 +690,7 @@ async fn long_calls_heartbeat_and_stop_promptly_when_cancelled() {
         .await;
     let mut s = service(server.uri());
     s.timeout_secs = 60.0;
-    let (http, metrics) = activities(vec![("svc", s)]);
+    let http = activities(vec![("svc", s)]);
     let call = ctx().with_heartbeat_every(Duration::from_millis(50));
     let canceller = call.clone();
     tokio::spawn(async move {
@@ -716,7 +706,6 @@ async fn long_calls_heartbeat_and_stop_promptly_when_cancelled() {
     assert_eq!(err, Failure::Cancelled);
     assert!(elapsed < Duration::from_millis(900), "{elapsed:?}");
     assert!(call.heartbeats() >= 5, "heartbeats: {}", call.heartbeats());
-    assert_eq!(metrics.calls(Family::Http, Outcome::Cancelled), 1);
 }
 
 /// CPU time of the calling thread, from the scheduler's accounting (ns resolution).
@@ -774,7 +763,7 @@ fn keep_alive_server() -> String {
 #[tokio::test]
 #[ignore = "a measurement, not a check"]
 async fn throughput_of_no_op_calls() {
-    let (http, _) = activities(vec![("noop", service(keep_alive_server()))]);
+    let http = activities(vec![("noop", service(keep_alive_server()))]);
     let calls = 20_000;
     for i in 0..200 {
         http.call_service(&ctx(), get(&format!("warm-{i}"), "noop", "/"))
@@ -815,5 +804,46 @@ async fn throughput_of_no_op_calls() {
         "16 concurrent: {calls} calls in {wall:.2?}: {:.0} calls/s, {:.1} µs CPU per call (client thread)",
         calls as f64 / wall.as_secs_f64(),
         cpu.as_secs_f64() * 1e6 / calls as f64
+    );
+}
+
+#[tokio::test]
+async fn requests_carry_the_traceparent_of_the_calling_span() {
+    use opentelemetry::trace::{
+        FutureExt as _, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let http = activities(vec![("svc", service(server.uri()))]);
+
+    // Outside a trace no header is invented.
+    http.call_service(&ctx(), get("s", "svc", "/"))
+        .await
+        .unwrap();
+    // Inside one (the activity's span, as the worker's interceptor makes it current), the
+    // service is told which trace and span called it.
+    let caller = opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    ));
+    http.call_service(&ctx(), get("s", "svc", "/"))
+        .with_context(caller)
+        .await
+        .unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert!(!requests[0].headers.contains_key("traceparent"));
+    assert_eq!(
+        requests[1].headers["traceparent"].to_str().unwrap(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    );
+    assert!(
+        !requests[1].headers.contains_key("baggage"),
+        "the edge's request id and caller stay inside edgeflow"
     );
 }

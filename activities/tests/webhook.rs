@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use base64::Engine;
-use edgeflow_activities::metrics::Family;
 use edgeflow_activities::webhook::{
     CompletionStatus, EndpointSettings, WebhookActivities, WebhookNotifyInput, WebhookSettings,
     WorkflowCompletion,
 };
-use edgeflow_activities::{ActivityMetrics, CallContext, Failure, IdempotencyKey, Outcome, Retry};
+use edgeflow_activities::{CallContext, Failure, IdempotencyKey, Retry};
 use serde_json::{Value, json};
 use standardwebhooks::Webhook;
 use wiremock::matchers::{any, method, path};
@@ -24,11 +23,7 @@ fn new_secret() -> String {
     )
 }
 
-fn activities(
-    url: String,
-    secrets: Vec<String>,
-    timeout_secs: f64,
-) -> (WebhookActivities, ActivityMetrics) {
+fn activities(url: String, secrets: Vec<String>, timeout_secs: f64) -> WebhookActivities {
     let settings = WebhookSettings {
         endpoints: [(
             "edge".to_owned(),
@@ -41,11 +36,7 @@ fn activities(
         .into(),
     };
     assert_eq!(settings.validate(), vec![]);
-    let metrics = ActivityMetrics::unregistered();
-    (
-        WebhookActivities::new(&settings, metrics.clone()).unwrap(),
-        metrics,
-    )
+    WebhookActivities::new(&settings).unwrap()
 }
 
 fn ctx() -> CallContext {
@@ -78,7 +69,7 @@ async fn receiver(status: u16) -> MockServer {
 #[tokio::test]
 async fn events_are_signed_per_standard_webhooks_with_the_contract_body() {
     let server = receiver(204).await;
-    let (hooks, metrics) = activities(
+    let hooks = activities(
         format!("{}/v1/hooks/temporal", server.uri()),
         vec![OLD_SECRET.into()],
         5.0,
@@ -136,14 +127,13 @@ async fn events_are_signed_per_standard_webhooks_with_the_contract_body() {
     let mut tampered = r.clone();
     tampered.body = br#"{"type":"workflow.completed","timestamp":"x","data":{}}"#.to_vec();
     assert!(verify(OLD_SECRET, &tampered).is_err());
-    assert_eq!(metrics.calls(Family::Webhook, Outcome::Ok), 1);
 }
 
 /// A run cannot report another run's outcome: the identity fields come from the caller.
 #[tokio::test]
 async fn a_completion_event_names_the_run_that_sent_it_whatever_the_input_says() {
     let server = receiver(204).await;
-    let (hooks, _) = activities(
+    let hooks = activities(
         format!("{}/v1/hooks/temporal", server.uri()),
         vec![OLD_SECRET.into()],
         5.0,
@@ -180,7 +170,7 @@ async fn a_completion_event_names_the_run_that_sent_it_whatever_the_input_says()
 #[tokio::test]
 async fn two_secrets_both_sign_so_receivers_can_rotate() {
     let server = receiver(200).await;
-    let (hooks, _) = activities(
+    let hooks = activities(
         format!("{}/v1/hooks/temporal", server.uri()),
         vec![OLD_SECRET.into(), new_secret()],
         5.0,
@@ -211,7 +201,7 @@ async fn retries_resend_the_same_id_and_body() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
         .await;
-    let (hooks, metrics) = activities(server.uri(), vec![OLD_SECRET.into()], 5.0);
+    let hooks = activities(server.uri(), vec![OLD_SECRET.into()], 5.0);
     let call = ctx();
     let err = hooks.deliver_event(&call, progress("p")).await.unwrap_err();
     assert_eq!(
@@ -237,8 +227,6 @@ async fn retries_resend_the_same_id_and_body() {
     for r in &requests {
         verify(OLD_SECRET, r).unwrap();
     }
-    assert_eq!(metrics.calls(Family::Webhook, Outcome::Retryable), 1);
-    assert_eq!(metrics.calls(Family::Webhook, Outcome::Ok), 1);
 }
 
 #[tokio::test]
@@ -251,7 +239,7 @@ async fn anything_but_2xx_fails_retryably() {
         .await;
     for status in [400u16, 401, 404, 410, 500, 502] {
         let server = receiver(status).await;
-        let (hooks, _) = activities(
+        let hooks = activities(
             format!("{}/v1/hooks/temporal", server.uri()),
             vec![OLD_SECRET.into()],
             5.0,
@@ -271,7 +259,7 @@ async fn anything_but_2xx_fails_retryably() {
         .respond_with(ResponseTemplate::new(308).insert_header("location", elsewhere.uri()))
         .mount(&server)
         .await;
-    let (hooks, _) = activities(server.uri(), vec![OLD_SECRET.into()], 5.0);
+    let hooks = activities(server.uri(), vec![OLD_SECRET.into()], 5.0);
     let err = hooks
         .deliver_event(&ctx(), progress("p"))
         .await
@@ -289,7 +277,7 @@ async fn slow_receivers_time_out_retryably() {
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
         .mount(&server)
         .await;
-    let (hooks, _) = activities(server.uri(), vec![OLD_SECRET.into()], 0.3);
+    let hooks = activities(server.uri(), vec![OLD_SECRET.into()], 0.3);
     let err = hooks
         .deliver_event(&ctx(), progress("p"))
         .await
@@ -306,7 +294,7 @@ async fn bad_input_is_refused_without_sending() {
         .expect(0)
         .mount(&server)
         .await;
-    let (hooks, _) = activities(server.uri(), vec![OLD_SECRET.into()], 5.0);
+    let hooks = activities(server.uri(), vec![OLD_SECRET.into()], 5.0);
     let mut unknown = progress("p");
     unknown.endpoint = "attacker".into();
     assert_eq!(

@@ -75,7 +75,8 @@ async def run_one(workload: Workload, worker: str, rep: int, args: argparse.Name
     if worker == "edgeflow":
         record["edgeflow_bin"] = str(args.edgeflow_bin)
         record["edgeflow_env"] = args.edgeflow_env
-    server = stub = proc = postgres = services = receiver_url = None
+        record["otlp"] = args.otlp
+    server = stub = proc = postgres = services = receiver_url = otlp = None
     try:
         server = await start_dev_server(log_dir)
         stub_url = None
@@ -93,9 +94,13 @@ async def run_one(workload: Workload, worker: str, rep: int, args: argparse.Name
                    for name in ("inventory", "payments", "shipping")},
             }
             receiver_url, stub_url = stub_url, None  # the stub only receives W3's webhooks
+        extra_env = dict(kv.split("=", 1) for kv in args.edgeflow_env)
+        if args.otlp and worker == "edgeflow":
+            otlp, endpoint = start_otlp_receiver(args.otlp_receiver_bin, log_dir)
+            extra_env["EDGEFLOW__TELEMETRY__OTLP_ENDPOINT"] = endpoint
         proc = start_worker(
             WorkerSpec(worker, args.edgeflow_bin, server.address, task_queue, stub_url,
-                       extra_env=dict(kv.split("=", 1) for kv in args.edgeflow_env),
+                       extra_env=extra_env,
                        grpc_compression=args.grpc_compression, settings_env=settings_env), log_dir
         )
         client = await Client.connect(server.address, namespace="default")
@@ -171,7 +176,26 @@ async def run_one(workload: Workload, worker: str, rep: int, args: argparse.Name
                 p.stop()
         if postgres:
             postgres.stop()
+        if otlp:
+            otlp.stdin.close()
+            otlp.wait(timeout=10)
+            # Its last line counts what it received: proof the traced run exported its spans.
+            said = (log_dir / "otlp-receiver.log").read_text().split()
+            record["otlp_spans"] = int(said[1]) if len(said) > 1 and said[1].isdigit() else None
     return record
+
+
+def start_otlp_receiver(binary: Path, log_dir: Path) -> tuple[subprocess.Popen, str]:
+    """testkit's OTLP receiver (gRPC): the worker exports its spans there in `--otlp` runs."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=open(log_dir / "otlp-receiver.log", "w"), text=True)
+    line = proc.stdout.readline()
+    endpoint = next((part.split("=", 1)[1] for part in line.split() if part.startswith("grpc=")), None)
+    if not endpoint:
+        proc.kill()
+        raise RuntimeError(f"otlp-receiver said {line!r}")
+    return proc, endpoint
 
 
 def start_perf(proc, log_dir: Path):
@@ -246,6 +270,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--grpc-compression", choices=("gzip", "none"), default="none",
                    help="every worker's worker-to-server gRPC compression (default none: the server is on "
                         "loopback; every SDK's own default is gzip)")
+    p.add_argument("--otlp", action="store_true",
+                   help="edgeflow exports its traces over OTLP/gRPC to testkit's receiver (target/debug/otlp-receiver), "
+                        "to measure what tracing costs; such runs never update latest.md")
     p.add_argument("--perf", action="store_true",
                    help="profile each worker with `perf record` over the measured window (writes results/profile-<timestamp>; "
                         "perf's own cost inflates the figures, so these runs never update latest.md)")
@@ -256,6 +283,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.reps = args.reps or (1 if args.quick else 3)
     args.warmup = args.warmup if args.warmup is not None else (2 if args.quick else 20)
     args.edge_n = args.edge_n or (20 if args.quick else 500)
+    args.otlp_receiver_bin = ROOT / "target" / "debug" / "otlp-receiver"
     args.edgeflow_bin = (args.edgeflow_bin or ROOT / "target" / ("debug" if args.quick else "release") / "edgeflow").absolute()
     args.workload_keys = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.worker_list = [w.strip() for w in args.workers.split(",") if w.strip()]
@@ -298,7 +326,7 @@ async def main(argv: list[str]) -> int:
     if args.report:
         return rebuild_report(args.report)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    experiment = args.perf or args.edgeflow_env or args.grpc_compression != "none"
+    experiment = args.perf or args.edgeflow_env or args.otlp or args.grpc_compression != "none"
     default_dir = "quick" if args.quick else (f"profile-{stamp}" if experiment else stamp)
     out_dir = args.out or BENCH / "results" / default_dir
     if args.quick and out_dir.exists() and out_dir.name == "quick":
@@ -324,6 +352,7 @@ async def main(argv: list[str]) -> int:
         "stub_delay_ms": STUB_DELAY_MS,
         "edgeflow_bin": str(args.edgeflow_bin),
         "edgeflow_env": args.edgeflow_env,
+        "otlp": args.otlp,
         "grpc_compression": args.grpc_compression,
     }
     meta["versions_text"] = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())

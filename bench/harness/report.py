@@ -133,6 +133,7 @@ def markdown(meta: dict[str, Any], records: list[dict[str, Any]], edge_records: 
         f"- Versions: {meta['versions_text']}."
         + (f" edgeflow binary: `{meta['edgeflow_bin']}`." if meta.get("edgeflow_bin") else "")
         + (f" Extra edgeflow environment: `{' '.join(meta['edgeflow_env'])}`." if meta.get("edgeflow_env") else "")
+        + (" Traces exported over OTLP/gRPC to testkit's receiver (`--otlp`)." if meta.get("otlp") else "")
         + (f" Peers' gRPC compression: {meta['grpc_compression_peers']}." if meta.get("grpc_compression_peers", "gzip") != "gzip" else "")
         + (f"\n- Worker-to-server gRPC compression, the same for every worker: {meta['grpc_compression']} "
            "(every SDK defaults to gzip; the server is on loopback, where gzip only costs CPU)." if "grpc_compression" in meta else ""),

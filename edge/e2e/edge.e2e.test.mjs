@@ -86,7 +86,10 @@ describe("edge in workerd against the Temporal dev server", () => {
     const started = eventsOf(await api.history(r.body.workflow_id), "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED")[0].workflowExecutionStartedEventAttributes;
     assert.deepEqual(api.decode(started.input.payloads[0]), input);
     assert.equal(started.taskQueue.name, "edgeflow");
-    assert.deepEqual(api.decode(started.header.fields["_tracer-data"]), { traceparent });
+    const traced = api.decode(started.header.fields["_tracer-data"]);
+    assert.equal(traced.traceparent, r.headers.get("traceresponse"), "the run continues under the edge's span");
+    assert.match(traced.traceparent, /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+    assert.equal(traced.baggage, "edge_request_id=e2e-req-1,edge_subject=carol");
   });
 
   it("finds runs by the EdgeSubject search attribute", async () => {

@@ -8,6 +8,7 @@ import { problem, toResponse } from "./problem";
 import { ROUTES, type Ctx, type Route } from "./routes";
 import { Catalog } from "./schemas";
 import { TemporalClient, type FetchFn } from "./temporal";
+import { continueTrace, traceparent } from "./trace";
 import { manifest, schemaFiles } from "./generated/catalog";
 
 export interface Deps {
@@ -77,6 +78,7 @@ export async function handle(request: Request, env: Env, exec: ExecutionContext,
   const url = new URL(request.url);
   const given = request.headers.get("X-Request-Id");
   const requestId = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+  const trace = continueTrace(request.headers);
   let response: Response;
   let ctx: Ctx | undefined;
   try {
@@ -102,6 +104,7 @@ export async function handle(request: Request, env: Env, exec: ExecutionContext,
       fetch: deps.fetch,
       requestId,
       params: found.params,
+      trace,
       temporal: new TemporalClient({
         ...settings.temporal,
         authorization: temporalAuthorization(settings.temporal, () => ctx?.caller?.subject, requestId),
@@ -113,6 +116,8 @@ export async function handle(request: Request, env: Env, exec: ExecutionContext,
     response = toResponse(e, { requestId, instance: url.pathname });
   }
   response.headers.set("X-Request-Id", requestId);
+  // W3C Trace Context level 2: which trace this request is in, and the edge's span in it.
+  response.headers.set("traceresponse", traceparent(trace));
   response.headers.set("Cache-Control", "no-store");
   console.log(
     JSON.stringify({
@@ -124,6 +129,9 @@ export async function handle(request: Request, env: Env, exec: ExecutionContext,
       status: response.status,
       ms: Date.now() - started,
       subject: ctx?.caller?.subject ?? null,
+      workflow_id: ctx?.workflowId ?? null,
+      trace_id: trace.traceId,
+      span_id: trace.spanId,
     }),
   );
   return response;

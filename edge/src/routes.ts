@@ -6,6 +6,7 @@ import { authenticate, can, mightSignal, type Caller } from "./auth";
 import { CALLBACK_PATH, completionCallback, verifyCallback } from "./callback";
 import type { Settings } from "./config";
 import { fieldError, pathPrefix, problem, runPath, type FieldError } from "./problem";
+import { traceHeader, type Trace } from "./trace";
 import { isTerminal, outcomeView, runningView, settle, viewOf, waitForOutcome, type RunView } from "./runs";
 import { canonicalHash, checkOrThrow, inputProblems, readBytes, readJson, sha256Hex, type Catalog, type MessageDef, type WorkflowDef } from "./schemas";
 import { TemporalError, type Execution, type FetchFn, type TemporalClient, type UpdateOutcome } from "./temporal";
@@ -21,8 +22,12 @@ export interface Ctx {
   fetch: FetchFn;
   requestId: string;
   params: Record<string, string>;
+  /** The request's trace: the caller's continued, or one the edge started. */
+  trace: Trace;
   /** Set once the caller is known, for the access log. */
   caller?: Caller;
+  /** The run this request started or addressed, for the access log. */
+  workflowId?: string;
 }
 
 export interface Route {
@@ -75,6 +80,7 @@ async function startWorkflow(c: Ctx): Promise<Response> {
   checkOrThrow(wf.validator, input, wf.rule);
 
   const { workflowId, runId, replayed } = await startOrReplay(c, caller, wf, input, key);
+  c.workflowId = workflowId;
 
   const headers: Record<string, string> = { Location: runPath(workflowId) };
   if (replayed) headers["Idempotent-Replayed"] = "true";
@@ -132,7 +138,7 @@ async function startOrReplay(
         edge_input_sha256: inputHash,
       },
       searchAttributes: { EdgeSubject: caller.subject, EdgeRequestId: c.requestId },
-      header: traceHeader(c.request.headers),
+      header: traceHeader(c.trace, { edge_request_id: c.requestId, edge_subject: caller.subject }),
       completionCallbacks: callback ? [await completionCallback(callback, c.settings.temporal.namespace, workflowId)] : [],
     });
     return { workflowId, runId: started.runId, replayed: null };
@@ -164,6 +170,7 @@ async function startOrReplay(
 async function getRun(c: Ctx): Promise<Response> {
   const caller = await identify(c);
   const id = param(c, "id", "run");
+  c.workflowId = id;
   const wait = preferredWait(c.request.headers, c.settings.maxWaitSeconds);
   const exec = await describeKnown(c, id);
   if (exec.memo.edge_subject !== caller.subject && !can(caller, c.settings, "read", exec.workflowType)) throw problem("forbidden");
@@ -183,6 +190,7 @@ async function getRun(c: Ctx): Promise<Response> {
 async function sendSignal(c: Ctx): Promise<Response> {
   const caller = await identify(c);
   const id = param(c, "id", "run");
+  c.workflowId = id;
   const name = param(c, "name", "signal");
   if (!c.catalog.declaresSignal(name)) throw problem("not-found", { detail: "No such signal" });
   if (!mightSignal(caller, c.settings, name, c.catalog.workflows.keys())) throw problem("forbidden", { detail: `Your roles may not send ${name}` });
@@ -206,7 +214,7 @@ async function sendSignal(c: Ctx): Promise<Response> {
   const options = {
     identity: temporalIdentity(caller),
     requestId: key ? uuidFromHex(await sha256Hex(`${caller.subject}\n${id}\n${name}\n${key}`)) : crypto.randomUUID(),
-    header: traceHeader(c.request.headers),
+    header: traceHeader(c.trace, { edge_request_id: c.requestId, edge_subject: caller.subject }),
   };
   const links = { self: runPath(id) };
   if (!update) {
@@ -251,6 +259,7 @@ export function refusal(message: string) {
 async function cancelRun(c: Ctx): Promise<Response> {
   const caller = await identify(c);
   const id = param(c, "id", "run");
+  c.workflowId = id;
   const exec = await describeKnown(c, id);
   if (exec.memo.edge_subject !== caller.subject && !can(caller, c.settings, "cancel", exec.workflowType)) throw problem("forbidden");
   if (isTerminal(exec.status)) throw problem("run-closed");
@@ -350,21 +359,6 @@ export function preferredWait(h: Headers, max: number): number {
     if (m) return Math.min(Number(m[1]), max);
   }
   return 0;
-}
-
-/**
- * W3C trace context for the worker, under the `_tracer-data` header key that
- * Temporal's OpenTelemetry interceptors read. Invalid values are dropped.
- */
-export function traceHeader(h: Headers): Record<string, unknown> {
-  const tp = h.get("traceparent")?.trim().toLowerCase();
-  if (!tp) return {};
-  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(tp);
-  if (!m || m[1] === "ff" || /^0+$/.test(m[2]) || /^0+$/.test(m[3])) return {};
-  const data: Record<string, string> = { traceparent: tp };
-  const ts = h.get("tracestate")?.trim();
-  if (ts && ts.length <= 512) data.tracestate = ts;
-  return { "_tracer-data": data };
 }
 
 function uuidFromHex(hex: string): string {

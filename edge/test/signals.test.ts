@@ -51,8 +51,10 @@ describe("POST /v1/runs/{id}/signals/{name}: approve and reject are updates", ()
 
   it("forwards the traceparent with the update", async () => {
     const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    await call(`/v1/runs/${runId}/signals/approve`, { method: "POST", token: approver, body: {}, headers: { traceparent } });
-    expect(decode(up.temporal.runs.get(runId)!.updates[0].header["_tracer-data"])).toEqual({ traceparent });
+    await call(`/v1/runs/${runId}/signals/approve`, { method: "POST", token: approver, body: {}, headers: { traceparent, "X-Request-Id": "req-approve" } });
+    const data = decode(up.temporal.runs.get(runId)!.updates[0].header["_tracer-data"]) as Record<string, string>;
+    expect(data.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
+    expect(data.baggage).toBe("edge_request_id=req-approve,edge_subject=dave");
   });
 
   it("answers 409 with the workflow's reason when it refuses the decision", async () => {

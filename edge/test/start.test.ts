@@ -1,7 +1,7 @@
 // Starting workflows: what reaches Temporal (full-form payloads, identity in
 // memo and search attributes, trace context in the header, the API key), input
 // validation with field paths, idempotent starts, and Prefer: wait.
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { defaultDeps } from "../src/app";
 import { Catalog } from "../src/schemas";
 import { decode, installUpstreams, type Upstreams } from "./fakes";
@@ -58,16 +58,54 @@ describe("POST /v1/workflows/{name}", () => {
     expect(run.identity).toBe(`edge:${sub}`);
   });
 
-  it("forwards a W3C traceparent into the workflow header as _tracer-data", async () => {
+  it("continues a W3C traceparent under the edge's own span, with the request's baggage, in _tracer-data", async () => {
     const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    const r = await read(await start(order(), { traceparent, tracestate: "vendor=1" }));
+    const res = await start(order(), { traceparent, tracestate: "vendor=1", "X-Request-Id": "req-trace", baggage: "edge_subject=mallory" });
+    const answered = res.headers.get("traceresponse")!;
+    const r = await read(res);
     const run = up.temporal.runs.get(r.body.workflow_id)!;
-    expect(decode(run.header["_tracer-data"])).toEqual({ traceparent, tracestate: "vendor=1" });
+    const data = decode(run.header["_tracer-data"]) as Record<string, string>;
+    // The workflow runs under the edge's span (the one the answer names), in the caller's trace.
+    expect(answered).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+    expect(answered).not.toContain("00f067aa0ba902b7");
+    expect(data.traceparent).toBe(answered);
+    expect(data.tracestate).toBe("vendor=1");
+    // The request id and the authenticated caller, never the caller's own baggage.
+    const sub = decode(run.memo.edge_subject) as string;
+    expect(data.baggage).toBe(`edge_request_id=req-trace,edge_subject=${encodeURIComponent(sub)}`);
   });
 
-  it("drops an invalid traceparent instead of forwarding it", async () => {
-    const r = await read(await start(order(), { traceparent: "00-00000000000000000000000000000000-00f067aa0ba902b7-01" }));
-    expect(up.temporal.runs.get(r.body.workflow_id)!.header).toEqual({});
+  it("logs the request id with the workflow id and the trace id, and never the token", async () => {
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const logged = vi.spyOn(console, "log");
+    try {
+      const res = await start(order(), { traceparent, "X-Request-Id": "req-logged" });
+      const r = await read(res);
+      const lines = logged.mock.calls.map((c) => String(c[0]));
+      const line = lines.map((l) => JSON.parse(l)).find((l) => l.request_id === "req-logged");
+      expect(line).toMatchObject({
+        workflow_id: r.body.workflow_id,
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+        span_id: res.headers.get("traceresponse")!.split("-")[2],
+        status: 202,
+      });
+      expect(lines.join("\n")).not.toContain(token);
+    } finally {
+      logged.mockRestore();
+    }
+  });
+
+  it("starts a trace when the caller sent none or an invalid traceparent", async () => {
+    const sent: Record<string, string>[] = [{}, { traceparent: "00-00000000000000000000000000000000-00f067aa0ba902b7-01" }];
+    for (const headers of sent) {
+      const res = await start(order(), headers);
+      const answered = res.headers.get("traceresponse")!;
+      const r = await read(res);
+      expect(answered).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      expect(answered).not.toContain("00000000000000000000000000000000");
+      const data = decode(up.temporal.runs.get(r.body.workflow_id)!.header["_tracer-data"]) as Record<string, string>;
+      expect(data.traceparent).toBe(answered);
+    }
   });
 
   it("sends the Temporal API key as a bearer token and never the caller's token", async () => {

@@ -6,8 +6,9 @@
 //! `edgeflow gateway` in this process, trusting a signing key it gives the edge; starts the edge
 //! Worker in `wrangler dev` trusting that issuer and reaching Temporal through the gateway (or
 //! straight through the dev server's HTTP API);
-//! runs the worker in this process on the `dev` settings; prints where everything is and a
-//! ready-to-use token; and on Ctrl-C stops the worker (draining it) and then every process it
+//! runs the worker in this process on the `dev` settings; prints where everything is (traces
+//! included) and a ready-to-use token; and on Ctrl-C stops the worker (draining it) and then
+//! every process it
 //! started, and nothing else.
 
 pub mod demo;
@@ -455,6 +456,20 @@ async fn start_edge(
     }
 }
 
+/// Where the worker's spans go, for the banner.
+fn traces_go_to(telemetry: &crate::settings::TelemetrySettings) -> String {
+    use crate::settings::OtlpProtocol;
+    match &telemetry.otlp_endpoint {
+        Some(endpoint) => match telemetry.otlp_protocol {
+            OtlpProtocol::Grpc => format!("OTLP/gRPC to {endpoint}"),
+            OtlpProtocol::HttpProtobuf => format!("OTLP/HTTP to {endpoint}"),
+        },
+        None => "not exported; set EDGEFLOW__TELEMETRY__OTLP_ENDPOINT to a collector \
+                 (e.g. http://127.0.0.1:4317). Trace ids are on every activity log line"
+            .to_string(),
+    }
+}
+
 pub async fn run(
     settings: Settings,
     telemetry: &Telemetry,
@@ -532,6 +547,7 @@ pub async fn run(
          [dev]   Temporal UI:      http://127.0.0.1:{}{}\n\
          [dev]   gateway:          {gateway_line}\n\
          [dev]   worker ops:       http://{}/readyz  /metrics\n\
+         [dev]   traces:           {}\n\
          [dev]   demo services:    http://127.0.0.1:{} (failure mode: {}; /_stats counts every call)\n\
          [dev] A customer token (12 h; `edgeflow dev token --role approver` mints others):\n\
          [dev]   export TOKEN={token}\n\
@@ -552,6 +568,7 @@ pub async fn run(
             " (of the reused server, if it serves one)"
         },
         settings.ops.listen,
+        traces_go_to(&settings.telemetry),
         dev.demo_services_port,
         dev.demo_failure,
     );

@@ -31,7 +31,7 @@ use crate::connection;
 use crate::ops::{self, Readiness};
 use crate::settings::{Settings, TaskQueueSettings};
 use crate::telemetry::Telemetry;
-use observe::{Metrics, ObserveActivities};
+use observe::Metrics;
 
 /// The identity this process shows in Temporal: the setting, else `edgeflow-<pid>@<host>`.
 pub fn identity(settings: &Settings) -> String {
@@ -92,9 +92,13 @@ pub async fn run(
         tracing::info!("stopped before connecting to Temporal");
         return Ok(());
     };
+    // The OpenTelemetry plugin goes on the client, so every worker made from it continues the
+    // callers' traces (`_tracer-data` headers) and wraps the observe plugin below.
     let client = Client::new(
         connection.clone(),
-        ClientOptions::new(settings.temporal.namespace.clone()).build(),
+        ClientOptions::new(settings.temporal.namespace.clone())
+            .plugin(telemetry.temporal_plugin())
+            .build(),
     )
     .context("creating the Temporal client")?;
 
@@ -294,7 +298,7 @@ fn worker_options(
         ))
         .maybe_max_worker_activities_per_second(queue.max_activities_per_sec)
         .graceful_shutdown_period(Duration::from_secs(settings.shutdown.grace_period_secs))
-        .activity_inbound_interceptor(ObserveActivities(common.metrics.clone()))
+        .worker_plugin(observe::plugin(common.metrics.clone()))
         .build();
     if queue.runs.workflows() {
         registry::register_workflows(&mut options)
@@ -333,7 +337,7 @@ fn service_worker_options(
         .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(pollers.max(1)))
         .maybe_max_worker_activities_per_second(queue.max_activities_per_sec)
         .graceful_shutdown_period(Duration::from_secs(settings.shutdown.grace_period_secs))
-        .activity_inbound_interceptor(ObserveActivities(common.metrics.clone()))
+        .worker_plugin(observe::plugin(common.metrics.clone()))
         .build();
     common.activities.register(&mut options);
     Ok(options)

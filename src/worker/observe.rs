@@ -1,10 +1,17 @@
-//! What every activity execution leaves behind: a log span, metrics, and the in-flight count.
+//! What every activity attempt leaves behind: its log lines' fields, metrics, and the in-flight
+//! count. The only place activity logs and metrics are made; the families only add child spans.
 //!
-//! One activity interceptor wraps every activity of every family, so no family repeats it:
-//! - a `tracing` span carrying workflow id, run id, activity type and attempt, which every log
-//!   line the activity writes inherits;
+//! One activity interceptor wraps every activity of every family, inside the SDK's
+//! OpenTelemetry interceptor (which starts the attempt's `RunActivity` span from the
+//! `_tracer-data` header the workflow, or another SDK's workflow, sent along):
+//! - a `tracing` span carrying `workflow_id`, `run_id`, `activity_type`, `attempt`,
+//!   `task_queue`, the `trace_id` of that span, and `edge_request_id` and `edge_subject` from
+//!   the header's W3C baggage (set by the edge Worker), which every log line the activity writes
+//!   inherits; it is a log span only (see [`LOG_TARGET`]), so a trace shows the SDK's span once;
+//! - one line per attempt that did not end well (`activity attempt failed`, with the failure's
+//!   type and message), debug for the rest;
 //! - `edgeflow_activity_executions_total` and `edgeflow_activity_duration_seconds`, labelled by
-//!   family (the type name's prefix before the first `.`) and outcome;
+//!   family (the type name's prefix before the first `.`) and [`Outcome`];
 //! - `edgeflow_activities_in_flight` by task queue, and the outcome counts the shutdown drain
 //!   reports.
 
@@ -12,7 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
+use edgeflow_activities::Outcome;
 use futures_util::FutureExt;
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::trace::TraceContextExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -24,61 +34,17 @@ use temporalio_sdk::interceptors::{
     ActivityInboundInterceptor, ExecuteActivityInput, ExecuteActivityOutput, Next,
 };
 use tracing::Instrument;
+use tracing::field::Empty;
 
-/// How an activity attempt ended, as this worker saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Completed in time.
-    Ok,
-    /// Failed; Temporal will retry.
-    Retryable,
-    /// Failed for good.
-    NonRetryable,
-    /// Ended at or after its deadline (start-to-close or schedule-to-close): Temporal has already
-    /// timed the attempt out, so whatever it returned is discarded. The SDK does not pass on why
-    /// an attempt was cancelled, so the deadline is what tells a timeout from a cancellation.
-    TimedOut,
-    /// Cancelled before its deadline: by its workflow, or by a shutdown's grace deadline.
-    Cancelled,
-}
+/// The `tracing` target of the per-attempt log span: logs show it, trace export leaves it out
+/// (`crate::telemetry` exports only the families' spans).
+pub const LOG_TARGET: &str = "edgeflow::activity";
 
-impl Outcome {
-    const ALL: [Outcome; 5] = [
-        Outcome::Ok,
-        Outcome::Retryable,
-        Outcome::NonRetryable,
-        Outcome::TimedOut,
-        Outcome::Cancelled,
-    ];
+/// The baggage keys the edge Worker sets, which are also the log fields they appear as.
+pub const BAGGAGE_FIELDS: [&str; 2] = ["edge_request_id", "edge_subject"];
 
-    /// The metric label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Retryable => "retryable",
-            Outcome::NonRetryable => "non_retryable",
-            Outcome::TimedOut => "timed_out",
-            Outcome::Cancelled => "cancelled",
-        }
-    }
-
-    /// Reads the activity's result, and whether it ended past `deadline`.
-    fn of<T>(
-        result: &Result<T, ActivityError>,
-        deadline: Option<SystemTime>,
-        now: SystemTime,
-    ) -> Self {
-        if deadline.is_some_and(|d| now >= d) {
-            return Outcome::TimedOut;
-        }
-        match result {
-            Ok(_) | Err(ActivityError::WillCompleteAsync) => Outcome::Ok,
-            Err(ActivityError::Cancelled { .. }) => Outcome::Cancelled,
-            Err(ActivityError::Application(f)) if f.is_non_retryable() => Outcome::NonRetryable,
-            Err(_) => Outcome::Retryable,
-        }
-    }
-}
+/// The longest baggage value copied into a log field: the header comes from a client.
+const MAX_BAGGAGE_VALUE: usize = 256;
 
 /// Attempts that ended since start, by outcome; the shutdown drain reports the difference.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -225,8 +191,49 @@ impl Metrics {
     }
 }
 
-/// The activity interceptor; one per worker, all sharing one [`Metrics`].
+/// The activity interceptor; one per worker, all sharing one [`Metrics`]. Install it with
+/// [`plugin`], so it runs inside the SDK's OpenTelemetry interceptor.
 pub struct ObserveActivities(pub Arc<Metrics>);
+
+/// [`ObserveActivities`] as a worker plugin. Plugins from the client (the OpenTelemetry one)
+/// wrap those of the worker, so this one sees the attempt's trace context.
+pub fn plugin(metrics: Arc<Metrics>) -> temporalio_sdk::SimplePlugin {
+    temporalio_sdk::SimplePlugin::builder("edgeflow-observe")
+        .activity_inbound_interceptors(vec![
+            Arc::new(ObserveActivities(metrics)) as Arc<dyn ActivityInboundInterceptor>
+        ])
+        .build()
+}
+
+/// The attempt's log span. Call it where the attempt's OpenTelemetry context is current.
+fn attempt_span(info: &temporalio_sdk::activities::ActivityInfo) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: LOG_TARGET,
+        "activity",
+        workflow_id = info.workflow_id.as_deref().unwrap_or(""),
+        run_id = info.workflow_run_id.as_deref().unwrap_or(""),
+        activity_type = %info.activity_type,
+        attempt = info.attempt,
+        task_queue = %info.task_queue,
+        trace_id = Empty,
+        edge_request_id = Empty,
+        edge_subject = Empty,
+    );
+    let context = opentelemetry::Context::current();
+    let ids = context.span().span_context().clone();
+    if ids.is_valid() {
+        span.record("trace_id", tracing::field::display(ids.trace_id()));
+    }
+    let baggage = context.baggage();
+    for field in BAGGAGE_FIELDS {
+        if let Some(value) = baggage.get(field) {
+            let value = value.as_str();
+            let cut = value.floor_char_boundary(MAX_BAGGAGE_VALUE.min(value.len()));
+            span.record(field, &value[..cut]);
+        }
+    }
+    span
+}
 
 impl ActivityInboundInterceptor for ObserveActivities {
     fn execute_activity<'a>(
@@ -234,39 +241,43 @@ impl ActivityInboundInterceptor for ObserveActivities {
         input: ExecuteActivityInput,
         next: Next<'a, ExecuteActivityInput, ExecuteActivityOutput<'a>>,
     ) -> ExecuteActivityOutput<'a> {
-        let info = input.activity_info();
-        let activity = info.activity_type.clone();
-        let task_queue = info.task_queue.clone();
-        let deadline = info.deadline;
-        let span = tracing::info_span!(
-            "activity",
-            workflow_id = info.workflow_id.as_deref().unwrap_or(""),
-            run_id = info.workflow_run_id.as_deref().unwrap_or(""),
-            activity_type = %info.activity_type,
-            attempt = info.attempt,
-            task_queue = %info.task_queue,
-        );
         let metrics = self.0.clone();
         async move {
-            metrics.started(&task_queue, 1);
-            let started = Instant::now();
-            let result = next.run(input).await;
-            let outcome = Outcome::of(&result, deadline, SystemTime::now());
-            metrics.started(&task_queue, -1);
-            metrics.record(&activity, outcome, started.elapsed());
-            match (&result, outcome) {
-                (Err(e), Outcome::Retryable | Outcome::NonRetryable) => {
-                    tracing::warn!(outcome = outcome.as_str(), error = ?e, "activity attempt failed")
+            // Inside the returned future: the OpenTelemetry interceptor makes the attempt's
+            // context current only while it polls it.
+            let info = input.activity_info();
+            let span = attempt_span(info);
+            let (activity, task_queue) = (info.activity_type.clone(), info.task_queue.clone());
+            let deadline = info.deadline;
+            async move {
+                metrics.started(&task_queue, 1);
+                let started = Instant::now();
+                let result = next.run(input).await;
+                let outcome = Outcome::of(&result, deadline, SystemTime::now());
+                metrics.started(&task_queue, -1);
+                metrics.record(&activity, outcome, started.elapsed());
+                match (&result, outcome) {
+                    (Err(ActivityError::Application(failure)), _)
+                        if outcome != Outcome::TimedOut =>
+                    {
+                        tracing::warn!(
+                            outcome = outcome.as_str(),
+                            failure_type = failure.type_name().unwrap_or(""),
+                            error = %failure.source_error(),
+                            "activity attempt failed"
+                        )
+                    }
+                    (_, Outcome::TimedOut) => tracing::warn!(
+                        outcome = outcome.as_str(),
+                        "activity attempt ended after its deadline; Temporal has timed it out"
+                    ),
+                    _ => tracing::debug!(outcome = outcome.as_str(), "activity attempt ended"),
                 }
-                (_, Outcome::TimedOut) => tracing::warn!(
-                    outcome = outcome.as_str(),
-                    "activity attempt ended after its deadline; Temporal has timed it out"
-                ),
-                _ => tracing::debug!(outcome = outcome.as_str(), "activity attempt ended"),
+                result
             }
-            result
+            .instrument(span)
+            .await
         }
-        .instrument(span)
         .boxed()
     }
 }
@@ -330,19 +341,5 @@ mod tests {
                 cancelled: 1
             }
         );
-    }
-
-    #[test]
-    fn an_attempt_that_ends_past_its_deadline_timed_out_whatever_it_returned() {
-        let now = SystemTime::now();
-        let past = Some(now - std::time::Duration::from_secs(1));
-        let future = Some(now + std::time::Duration::from_secs(1));
-        let ok: Result<(), ActivityError> = Ok(());
-        let cancelled: Result<(), ActivityError> = Err(ActivityError::cancelled());
-        assert_eq!(Outcome::of(&ok, past, now), Outcome::TimedOut);
-        assert_eq!(Outcome::of(&cancelled, past, now), Outcome::TimedOut);
-        assert_eq!(Outcome::of(&ok, future, now), Outcome::Ok);
-        assert_eq!(Outcome::of(&cancelled, future, now), Outcome::Cancelled);
-        assert_eq!(Outcome::of(&cancelled, None, now), Outcome::Cancelled);
     }
 }

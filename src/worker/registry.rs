@@ -67,18 +67,15 @@ impl Activities {
     /// Connects the database (running its migrations), loads the named statements and
     /// templates, and sets up every client.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let families = edgeflow_activities::Activities::build(
-            edgeflow_activities::ActivitiesSettings {
+        let families =
+            edgeflow_activities::Activities::build(edgeflow_activities::ActivitiesSettings {
                 services: &settings.services,
                 database: &settings.database,
                 email: &settings.email,
                 webhooks: &settings.webhooks,
-            },
-            // Metrics are recorded once, for every activity, by `super::observe`.
-            &edgeflow_activities::ActivityMetrics::unregistered(),
-        )
-        .await
-        .context("setting up the activities")?;
+            })
+            .await
+            .context("setting up the activities")?;
         Ok(Self {
             families,
             workflow_settings: WorkflowSettingsActivities {

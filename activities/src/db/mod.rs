@@ -41,15 +41,14 @@ mod runtime {
 
     use temporalio_macros::activities;
     use temporalio_sdk::activities::{ActivityContext, ActivityError};
-    use tracing::instrument;
+    use tracing::{Instrument, instrument};
 
     use super::queries::{self, Mode, Statement};
     use super::values::{self, Bound};
     use super::{
         Database, DbExecuteInput, DbExecuteOutput, DbSettings, DbStatementResult, Dialect,
     };
-    use crate::metrics::Family;
-    use crate::{ActivityMetrics, CallContext, Failure, Untrusted, names};
+    use crate::{CallContext, Failure, Untrusted, names};
 
     /// The most statements one call may run.
     pub const MAX_STATEMENTS: usize = 32;
@@ -68,7 +67,6 @@ mod runtime {
         db: Database,
         statements: Arc<BTreeMap<String, Prepared>>,
         max_rows: usize,
-        metrics: ActivityMetrics,
     }
 
     /// The statements could not be loaded or did not check out against the database.
@@ -82,11 +80,7 @@ mod runtime {
     impl DbActivities {
         /// Load the statements from `settings.queries_dir` and have the database check each
         /// one (syntax, tables, columns, parameter count). Reports every bad statement.
-        pub async fn new(
-            db: Database,
-            settings: &DbSettings,
-            metrics: ActivityMetrics,
-        ) -> Result<Self, DbBuildError> {
+        pub async fn new(db: Database, settings: &DbSettings) -> Result<Self, DbBuildError> {
             let loaded = queries::load(&settings.queries_dir, db.dialect())
                 .map_err(|problems| DbBuildError { problems })?;
             let mut problems = Vec::new();
@@ -121,7 +115,6 @@ mod runtime {
                 db,
                 statements: Arc::new(statements),
                 max_rows: settings.max_rows.max(1),
-                metrics,
             })
         }
 
@@ -142,8 +135,7 @@ mod runtime {
             ctx: &CallContext,
             input: DbExecuteInput,
         ) -> Result<DbExecuteOutput, Failure> {
-            ctx.observe(&self.metrics, Family::Db, self.run(ctx, input))
-                .await
+            ctx.guard(self.run(ctx, input)).await
         }
 
         async fn run(
@@ -181,8 +173,16 @@ mod runtime {
             let mut results = Vec::with_capacity(plan.len());
             for (prepared, params) in &plan {
                 let read_only = prepared.statement.mode == Mode::Read;
+                // One span per statement: a trace shows which statement of the step was slow.
+                let span = tracing::info_span!(
+                    "db.statement",
+                    statement = %prepared.statement.name,
+                    otel.kind = "client",
+                    db.system.name = self.db.dialect().as_str(),
+                );
                 let rows = tx
                     .run(&prepared.statement.sql, params, self.max_rows, read_only)
+                    .instrument(span)
                     .await?;
                 results.push(DbStatementResult {
                     name: prepared.statement.name.clone(),
@@ -268,20 +268,14 @@ mod runtime {
     impl DbActivities {
         /// Registered as `db.execute`.
         #[activity(name = names::DB_EXECUTE)]
-        #[instrument(skip_all, fields(
-            workflow_id = ctx.info().workflow_id.as_deref().unwrap_or(""),
-            run_id = ctx.info().workflow_run_id.as_deref().unwrap_or(""),
-            activity_type = %ctx.info().activity_type,
-            attempt = ctx.info().attempt,
-        ))]
         pub async fn execute(
             self: Arc<Self>,
             ctx: ActivityContext,
             input: Untrusted<DbExecuteInput>,
         ) -> Result<DbExecuteOutput, ActivityError> {
-            let input = input.0.map_err(|e| {
-                crate::context::invalid_input(&self.metrics, Family::Db, e).into_activity_error()
-            })?;
+            let input = input
+                .0
+                .map_err(|e| crate::Failure::InvalidInput(e.to_string()).into_activity_error())?;
             let call = CallContext::from_activity(&ctx);
             self.execute_statements(&call, input)
                 .await

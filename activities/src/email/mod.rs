@@ -48,16 +48,15 @@ mod runtime {
     use lettre::message::Mailbox;
     use temporalio_macros::activities;
     use temporalio_sdk::activities::{ActivityContext, ActivityError};
-    use tracing::instrument;
+    use tracing::{Instrument, instrument};
 
     use super::message::{self, Recipients, parse_mailbox};
     use super::templates::Templates;
     use super::transport::{Outgoing, Transport};
     use super::{EmailSendInput, EmailSendOutput, EmailSettings};
     use crate::db::{Database, LedgerConnection};
-    use crate::metrics::Family;
     use crate::settings::is_identifier;
-    use crate::{ActivityMetrics, CallContext, Failure, IdempotencyKey, Untrusted, names};
+    use crate::{CallContext, Failure, IdempotencyKey, Untrusted, names};
 
     const LEDGER_KIND: &str = "email";
 
@@ -71,7 +70,6 @@ mod runtime {
         templates: Arc<Templates>,
         transport: Arc<Transport>,
         ledger: Database,
-        metrics: ActivityMetrics,
     }
 
     /// The email family could not be set up.
@@ -85,11 +83,7 @@ mod runtime {
     impl EmailActivities {
         /// Load the templates and set up the transport; `ledger` is the database of
         /// `database.url` (the sent-ledger lives next to the db ledger).
-        pub fn new(
-            settings: &EmailSettings,
-            ledger: Database,
-            metrics: ActivityMetrics,
-        ) -> Result<Self, EmailBuildError> {
+        pub fn new(settings: &EmailSettings, ledger: Database) -> Result<Self, EmailBuildError> {
             let mut problems = Vec::new();
             let from = parse_mailbox("from", &settings.from)
                 .map_err(|e| problems.push(format!("from: {e}")))
@@ -122,7 +116,6 @@ mod runtime {
                         templates: Arc::new(templates),
                         transport: Arc::new(transport),
                         ledger,
-                        metrics,
                     })
                 }
                 _ => Err(EmailBuildError { problems }),
@@ -135,14 +128,13 @@ mod runtime {
         }
 
         /// `email.send` without the SDK wrapper: what the activity does, given its caller.
-        #[instrument(name = "email.send", skip_all, fields(template = %input.template, step = %input.step, transport = self.transport.name()))]
+        #[instrument(name = "email.send", skip_all, fields(otel.kind = "client", template = %input.template, step = %input.step, transport = self.transport.name()))]
         pub async fn send_message(
             &self,
             ctx: &CallContext,
             input: EmailSendInput,
         ) -> Result<EmailSendOutput, Failure> {
-            ctx.observe(&self.metrics, Family::Email, self.send_once(ctx, input))
-                .await
+            ctx.guard(self.send_once(ctx, input)).await
         }
 
         async fn send_once(
@@ -197,17 +189,21 @@ mod runtime {
             // task still records the send the moment the server accepts it, instead of being
             // dropped in between and leaving a retry to send again.
             let transport = Arc::clone(&self.transport);
-            let sent = tokio::spawn(async move {
-                let provider_id = transport.send(outgoing).await?;
-                let output = EmailSendOutput {
-                    message_id,
-                    transport: transport.name().to_owned(),
-                    provider_id,
-                    replayed: false,
-                };
-                record(&mut ledger, &key, &output).await;
-                Ok(output)
-            });
+            let sent = tokio::spawn(
+                async move {
+                    let provider_id = transport.send(outgoing).await?;
+                    let output = EmailSendOutput {
+                        message_id,
+                        transport: transport.name().to_owned(),
+                        provider_id,
+                        replayed: false,
+                    };
+                    record(&mut ledger, &key, &output).await;
+                    Ok(output)
+                }
+                // The task's log lines belong to this attempt, with its fields and trace.
+                .instrument(tracing::Span::current()),
+            );
             sent.await
                 .map_err(|e| Failure::Internal(format!("the send task ended abnormally: {e}")))?
         }
@@ -231,20 +227,14 @@ mod runtime {
     impl EmailActivities {
         /// Registered as `email.send`.
         #[activity(name = names::EMAIL_SEND)]
-        #[instrument(skip_all, fields(
-            workflow_id = ctx.info().workflow_id.as_deref().unwrap_or(""),
-            run_id = ctx.info().workflow_run_id.as_deref().unwrap_or(""),
-            activity_type = %ctx.info().activity_type,
-            attempt = ctx.info().attempt,
-        ))]
         pub async fn send(
             self: Arc<Self>,
             ctx: ActivityContext,
             input: Untrusted<EmailSendInput>,
         ) -> Result<EmailSendOutput, ActivityError> {
-            let input = input.0.map_err(|e| {
-                crate::context::invalid_input(&self.metrics, Family::Email, e).into_activity_error()
-            })?;
+            let input = input
+                .0
+                .map_err(|e| crate::Failure::InvalidInput(e.to_string()).into_activity_error())?;
             let call = CallContext::from_activity(&ctx);
             self.send_message(&call, input)
                 .await

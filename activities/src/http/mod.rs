@@ -40,15 +40,13 @@ mod runtime {
 
     use super::service::Service;
     use super::{HttpCallInput, HttpCallOutput, HttpSettings};
-    use crate::metrics::Family;
-    use crate::{ActivityMetrics, CallContext, Failure, Untrusted, names};
+    use crate::{CallContext, Failure, Untrusted, names};
 
     /// The `http` family: one client per configured service. Clones share the clients and
     /// limits, so limits hold however many task queues the family is registered on.
     #[derive(Clone)]
     pub struct HttpActivities {
         services: Arc<HashMap<String, Arc<Service>>>,
-        metrics: ActivityMetrics,
     }
 
     /// A service could not be set up.
@@ -64,10 +62,7 @@ mod runtime {
     impl HttpActivities {
         /// Build a client per service. Run [`HttpSettings::validate`] first for a full report;
         /// this fails on the first service it cannot build.
-        pub fn new(
-            settings: &HttpSettings,
-            metrics: ActivityMetrics,
-        ) -> Result<Self, HttpBuildError> {
+        pub fn new(settings: &HttpSettings) -> Result<Self, HttpBuildError> {
             let mut services = HashMap::new();
             for (name, s) in &settings.services {
                 let service = Service::new(name, s).map_err(|message| HttpBuildError {
@@ -78,7 +73,6 @@ mod runtime {
             }
             Ok(Self {
                 services: Arc::new(services),
-                metrics,
             })
         }
 
@@ -88,13 +82,13 @@ mod runtime {
         }
 
         /// `http.call` without the SDK wrapper: what the activity does, given its caller.
-        #[instrument(name = "http.call", skip_all, fields(service = %input.service, method = input.method.as_str(), step = %input.step))]
+        #[instrument(name = "http.call", skip_all, fields(otel.kind = "client", service = %input.service, method = input.method.as_str(), step = %input.step))]
         pub async fn call_service(
             &self,
             ctx: &CallContext,
             input: HttpCallInput,
         ) -> Result<HttpCallOutput, Failure> {
-            ctx.observe(&self.metrics, Family::Http, async {
+            ctx.guard(async {
                 let service =
                     self.services
                         .get(&input.service)
@@ -113,20 +107,14 @@ mod runtime {
     impl HttpActivities {
         /// Registered as `http.call`.
         #[activity(name = names::HTTP_CALL)]
-        #[instrument(skip_all, fields(
-            workflow_id = ctx.info().workflow_id.as_deref().unwrap_or(""),
-            run_id = ctx.info().workflow_run_id.as_deref().unwrap_or(""),
-            activity_type = %ctx.info().activity_type,
-            attempt = ctx.info().attempt,
-        ))]
         pub async fn call(
             self: Arc<Self>,
             ctx: ActivityContext,
             input: Untrusted<HttpCallInput>,
         ) -> Result<HttpCallOutput, ActivityError> {
-            let input = input.0.map_err(|e| {
-                crate::context::invalid_input(&self.metrics, Family::Http, e).into_activity_error()
-            })?;
+            let input = input
+                .0
+                .map_err(|e| crate::Failure::InvalidInput(e.to_string()).into_activity_error())?;
             let call = CallContext::from_activity(&ctx);
             self.call_service(&call, input)
                 .await

@@ -204,6 +204,9 @@ impl Service {
         if let Some(body) = &input.body {
             request = request.json(body);
         }
+        if let Some(traceparent) = crate::context::traceparent() {
+            request = request.header("traceparent", traceparent);
+        }
         let response = request
             .send()
             .await

@@ -48,8 +48,7 @@ mod runtime {
     use super::signing::{SigningKey, signature_header};
     use super::{WebhookNotifyInput, WebhookNotifyOutput, WebhookSettings};
     use crate::failure::{self, Failure};
-    use crate::metrics::Family;
-    use crate::{ActivityMetrics, CallContext, Untrusted, names};
+    use crate::{CallContext, Untrusted, names};
 
     struct Endpoint {
         url: url::Url,
@@ -61,7 +60,6 @@ mod runtime {
     #[derive(Clone)]
     pub struct WebhookActivities {
         endpoints: Arc<HashMap<String, Endpoint>>,
-        metrics: ActivityMetrics,
     }
 
     /// An endpoint could not be set up.
@@ -84,10 +82,7 @@ mod runtime {
 
     impl WebhookActivities {
         /// Parse every endpoint's secrets and build its client.
-        pub fn new(
-            settings: &WebhookSettings,
-            metrics: ActivityMetrics,
-        ) -> Result<Self, WebhookBuildError> {
+        pub fn new(settings: &WebhookSettings) -> Result<Self, WebhookBuildError> {
             let mut endpoints = HashMap::new();
             for (name, s) in &settings.endpoints {
                 let fail = |message: String| WebhookBuildError {
@@ -114,19 +109,17 @@ mod runtime {
             }
             Ok(Self {
                 endpoints: Arc::new(endpoints),
-                metrics,
             })
         }
 
         /// `webhook.notify` without the SDK wrapper: what the activity does, given its caller.
-        #[instrument(name = "webhook.notify", skip_all, fields(endpoint = %input.endpoint, event_type = %input.event_type, step = %input.step))]
+        #[instrument(name = "webhook.notify", skip_all, fields(otel.kind = "client", endpoint = %input.endpoint, event_type = %input.event_type, step = %input.step))]
         pub async fn deliver_event(
             &self,
             ctx: &CallContext,
             input: WebhookNotifyInput,
         ) -> Result<WebhookNotifyOutput, Failure> {
-            ctx.observe(&self.metrics, Family::Webhook, self.deliver(ctx, input))
-                .await
+            ctx.guard(self.deliver(ctx, input)).await
         }
 
         async fn deliver(
@@ -157,9 +150,12 @@ mod runtime {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
             let target = format!("webhook endpoint `{}`", input.endpoint);
-            let response = endpoint
-                .client
-                .post(endpoint.url.clone())
+            let mut request = endpoint.client.post(endpoint.url.clone());
+            if let Some(traceparent) = crate::context::traceparent() {
+                // The receiver (the edge, for completion events) continues the run's trace.
+                request = request.header("traceparent", traceparent);
+            }
+            let response = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header("webhook-id", &webhook_id)
                 .header("webhook-timestamp", now.to_string())
@@ -231,21 +227,14 @@ mod runtime {
     impl WebhookActivities {
         /// Registered as `webhook.notify`.
         #[activity(name = names::WEBHOOK_NOTIFY)]
-        #[instrument(skip_all, fields(
-            workflow_id = ctx.info().workflow_id.as_deref().unwrap_or(""),
-            run_id = ctx.info().workflow_run_id.as_deref().unwrap_or(""),
-            activity_type = %ctx.info().activity_type,
-            attempt = ctx.info().attempt,
-        ))]
         pub async fn notify(
             self: Arc<Self>,
             ctx: ActivityContext,
             input: Untrusted<WebhookNotifyInput>,
         ) -> Result<WebhookNotifyOutput, ActivityError> {
-            let input = input.0.map_err(|e| {
-                crate::context::invalid_input(&self.metrics, Family::Webhook, e)
-                    .into_activity_error()
-            })?;
+            let input = input
+                .0
+                .map_err(|e| crate::Failure::InvalidInput(e.to_string()).into_activity_error())?;
             let call = CallContext::from_activity(&ctx);
             self.deliver_event(&call, input)
                 .await

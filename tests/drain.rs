@@ -407,13 +407,13 @@ async fn a_rolling_restart_of_two_workers_under_load_fails_no_workflow_task() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails with temporalio-sdk-core 0.10.1: 4-35 workflow-task timeouts per run (docs/architecture.md, Stopping)"]
+#[ignore = "fails with temporalio-sdk-core 0.10.1: 3-35 workflow-task timeouts per run (docs/architecture.md, Stopping)"]
 async fn sigterm_under_load_then_a_late_replacement_times_no_workflow_task_out() {
     sigterm_then_a_late_replacement("sigterm-strict", Expect::NoTaskTrouble).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails with temporalio-sdk-core 0.10.1: 4-35 workflow-task timeouts per run (docs/architecture.md, Stopping)"]
+#[ignore = "fails with temporalio-sdk-core 0.10.1: 3-35 workflow-task timeouts per run (docs/architecture.md, Stopping)"]
 async fn a_rolling_restart_of_two_workers_under_load_times_no_workflow_task_out() {
     a_rolling_restart_of_two_workers("rolling-strict", Expect::NoTaskTrouble).await;
 }

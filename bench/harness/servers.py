@@ -56,6 +56,9 @@ async def start_dev_server(run_dir: Path, timeout_s: float = 60.0, db_file: Path
             # Completion callbacks to the edge on loopback, as `edgeflow dev` allows them.
             "--dynamic-config-value",
             'callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]',
+            # A stopping worker's in-flight polls are completed by the server, not dropped by the
+            # worker (docs/architecture.md, "Stopping"); the chaos runs stop workers under load.
+            "--dynamic-config-value", "frontend.enableCancelWorkerPollsOnShutdown=true",
             "--log-level", "error",
             *[arg for name in search_attributes for arg in ("--search-attribute", f"{name}=Keyword")]]
     if db_file:

@@ -132,6 +132,9 @@ export async function startTemporal({ namespace = "default" } = {}) {
     "--search-attribute", "EdgeSubject=Keyword",
     "--search-attribute", "EdgeRequestId=Keyword",
     "--dynamic-config-value", CALLBACKS_ON_LOOPBACK,
+    // A stopping worker's polls are completed by the server, like every dev server the project
+    // starts (docs/architecture.md, "Stopping").
+    "--dynamic-config-value", "frontend.enableCancelWorkerPollsOnShutdown=true",
   ]);
   const httpUrl = `http://127.0.0.1:${httpPort}`;
   await waitFor(`${httpUrl}/api/v1/namespaces/${namespace}`, proc, "temporal dev server");

@@ -38,6 +38,11 @@ pub const SEARCH_ATTRIBUTES: [&str; 2] = ["EdgeSubject", "EdgeRequestId"];
 pub const CALLBACKS_ON_LOOPBACK: &str =
     r#"callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]"#;
 
+/// Dynamic config that makes the server complete a stopping worker's in-flight polls on
+/// `ShutdownWorker`, so a task matched in that instant is not started and lost (docs/architecture.md,
+/// "Stopping"; deploy/README.md says what a production cluster needs).
+pub const POLLS_COMPLETED_ON_SHUTDOWN: &str = "frontend.enableCancelWorkerPollsOnShutdown=true";
+
 /// A child process this command started; killed (TERM, then KILL) when dropped.
 struct Owned {
     name: &'static str,
@@ -129,6 +134,10 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
         .args(["--db-filename", &db.display().to_string()])
         .args(["--namespace", &settings.temporal.namespace])
         .args(["--dynamic-config-value", CALLBACKS_ON_LOOPBACK])
+        // A stopping worker's in-flight polls are completed by the server instead of being
+        // dropped by the worker, so no task is started and then lost (docs/architecture.md,
+        // "Stopping").
+        .args(["--dynamic-config-value", POLLS_COMPLETED_ON_SHUTDOWN])
         .args(["--log-level", "warn"]);
     for name in SEARCH_ATTRIBUTES {
         command.args(["--search-attribute", &format!("{name}=Keyword")]);

@@ -102,6 +102,8 @@ pub async fn run(
     )
     .context("creating the Temporal client")?;
 
+    report_poll_completion_on_shutdown(&connection, &settings.temporal.namespace).await;
+
     if settings.worker.sync_schedules_on_start {
         let report =
             crate::schedules::sync(&settings.schedules, settings.workflow_task_queue(), &client)
@@ -341,6 +343,46 @@ fn service_worker_options(
         .build();
     common.activities.register(&mut options);
     Ok(options)
+}
+
+/// Says whether the namespace completes a stopping worker's in-flight polls (capability
+/// `worker_poll_complete_on_shutdown`, server dynamic config
+/// `frontend.enableCancelWorkerPollsOnShutdown`). Without it the SDK drops those polls when it
+/// stops, and a workflow task the server handed to one of them in that instant is started but
+/// never run: it times out (start-to-close, 10 s) before another worker gets it.
+async fn report_poll_completion_on_shutdown(connection: &Connection, namespace: &str) {
+    let described = connection
+        .workflow_service()
+        .describe_namespace(temporalio_client::tonic::Request::new(
+            DescribeNamespaceRequest {
+                namespace: namespace.to_string(),
+                ..Default::default()
+            },
+        ))
+        .await;
+    match described {
+        Ok(response) => {
+            let on = response
+                .into_inner()
+                .namespace_info
+                .and_then(|info| info.capabilities)
+                .is_some_and(|c| c.worker_poll_complete_on_shutdown);
+            if on {
+                tracing::info!(
+                    namespace,
+                    "the server completes this worker's polls when it stops"
+                );
+            } else {
+                tracing::warn!(
+                    namespace,
+                    "the server does not complete a stopping worker's polls (set its dynamic config \
+                     frontend.enableCancelWorkerPollsOnShutdown=true): a stop may leave a workflow \
+                     task to time out (see docs/architecture.md, \"Stopping\")"
+                );
+            }
+        }
+        Err(status) => tracing::debug!(%status, "could not describe the namespace"),
+    }
 }
 
 /// Connects, retrying with backoff while the server is unreachable; `None` if stopped first.

@@ -1,8 +1,9 @@
 //! A Temporal dev server (`temporal server start-dev`) on free loopback ports.
 //!
 //! In memory (no `--db-filename`): the fastest store, and each test binary gets a clean server.
-//! It registers edgeflow's custom search attributes and allows completion callbacks to loopback
-//! (the edge's `/v1/hooks/temporal-callback`), like `edgeflow dev` does. It can be stopped
+//! It registers edgeflow's custom search attributes, allows completion callbacks to loopback
+//! (the edge's `/v1/hooks/temporal-callback`) and completes a stopping worker's polls
+//! (`frontend.enableCancelWorkerPollsOnShutdown`), like `edgeflow dev` does. It can be stopped
 //! and started again on the same ports, for tests of what the worker does while it is down.
 
 use std::path::PathBuf;
@@ -79,6 +80,13 @@ impl DevServer {
             .args([
                 "--dynamic-config-value",
                 r#"callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]"#,
+            ])
+            // A stopping worker's in-flight polls are completed by the server instead of being
+            // dropped by the worker, so no task is started and then lost (docs/architecture.md,
+            // "Stopping").
+            .args([
+                "--dynamic-config-value",
+                "frontend.enableCancelWorkerPollsOnShutdown=true",
             ])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

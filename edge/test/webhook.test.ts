@@ -73,12 +73,14 @@ describe("POST /v1/hooks/temporal", () => {
     await expectRejected(await postHook(body, { id: "msg_t", ts, signature: good.slice(0, 3 + 24) }), "signature_invalid", id);
   });
 
-  it("rejects timestamps 301 s in the past or future, and accepts 299 s", async () => {
-    for (const skew of [-301, 301]) {
+  it("rejects timestamps more than 300 s in the past or future, and accepts those within", async () => {
+    // The edge reads its clock a moment after the test does, which makes a past timestamp older
+    // and a future one nearer: each case keeps a margin on the side that moment pushes it to.
+    for (const skew of [-301, 310]) {
       const id = newId();
       await expectRejected(await postHook(completion(id, "r"), { ts: now() + skew }), "timestamp_out_of_window", id);
     }
-    for (const skew of [-299, 299]) {
+    for (const skew of [-290, 299]) {
       const id = newId();
       expect((await postHook(completion(id, "r"), { ts: now() + skew })).status).toBe(200);
     }

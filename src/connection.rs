@@ -17,6 +17,9 @@ use temporalio_client::{
 use temporalio_common::telemetry::metrics::TemporalMeter;
 use tokio_util::sync::CancellationToken;
 
+use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
+
+use crate::ops::Readiness;
 use crate::settings::{GrpcCompression, TemporalSettings};
 
 /// The API key named by the settings, read now.
@@ -291,6 +294,99 @@ fn fingerprint(file: &Path) -> Option<u64> {
 
 fn fingerprint_pair(a: &Path, b: &Path) -> Option<(u64, u64)> {
     Some((fingerprint(a)?, fingerprint(b)?))
+}
+
+/// What [`connect`] gives: the connection and, with mTLS, its rotating client certificate.
+pub type Connected = (Connection, Option<Arc<RotatingClientCert>>);
+
+/// Connects, retrying with backoff (0.25 s, doubling up to 10 s) while the server is unreachable
+/// and saying why on `/readyz` meanwhile; `None` if `stop` comes first. Used by the worker and
+/// the gateway, which both start before Temporal is reachable and wait for it.
+pub async fn connect_until_stopped(
+    t: &TemporalSettings,
+    identity: &str,
+    readiness: &Readiness,
+    stop: &CancellationToken,
+) -> Option<Connected> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match connect(t, identity, None).await {
+            Ok(c) => {
+                let (compression, why) = compression(t);
+                tracing::info!(
+                    address = %t.address,
+                    namespace = %t.namespace,
+                    grpc_compression = ?compression,
+                    grpc_compression_reason = %why,
+                    "connected to Temporal"
+                );
+                return Some(c);
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "cannot connect to Temporal yet");
+                readiness.set_not_ready(reason);
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Keeps `/readyz` true until `stop`: ready while `local` (the caller's own condition: the reason
+/// it is not ready, or `None`) holds and the namespace answers, checked every `every`; each change
+/// is logged once.
+pub async fn follow_readiness(
+    connection: Connection,
+    t: TemporalSettings,
+    every: Duration,
+    readiness: Arc<Readiness>,
+    local: impl Fn() -> Option<String>,
+    stop: CancellationToken,
+) {
+    let mut was_ready = None;
+    loop {
+        let answer = tokio::time::timeout(
+            every.max(Duration::from_secs(2)),
+            connection.workflow_service().describe_namespace(
+                temporalio_client::tonic::Request::new(DescribeNamespaceRequest {
+                    namespace: t.namespace.clone(),
+                    ..Default::default()
+                }),
+            ),
+        )
+        .await;
+        let state = match (local(), answer) {
+            (Some(reason), _) => Err(reason),
+            (None, Ok(Ok(_))) => Ok(()),
+            (None, Ok(Err(status))) => Err(format!(
+                "Temporal at {} answered {:?}: {}",
+                t.address,
+                status.code(),
+                status.message()
+            )),
+            (None, Err(_)) => Err(format!("Temporal at {} did not answer in time", t.address)),
+        };
+        let ready = state.is_ok();
+        match state {
+            Ok(()) => readiness.set_ready(),
+            Err(reason) => readiness.set_not_ready(reason),
+        }
+        if was_ready != Some(ready) {
+            match readiness.get() {
+                Ok(()) => tracing::info!("ready"),
+                Err(reason) => tracing::warn!(%reason, "not ready"),
+            }
+            was_ready = Some(ready);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 #[cfg(test)]

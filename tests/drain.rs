@@ -103,14 +103,7 @@ impl Stage {
 
     /// Starts a worker on the stage's queue and waits until it is ready.
     async fn worker(&self) -> WorkerProcess {
-        let (address, queue, env) = (self.server.address(), self.queue.clone(), self.env.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut w = WorkerProcess::spawn(&address, &queue, &env);
-            w.wait_readyz(200, Duration::from_secs(60));
-            w
-        })
-        .await
-        .unwrap()
+        WorkerProcess::ready(self.server.address(), self.queue.clone(), self.env.clone()).await
     }
 
     /// Starts runs at a steady pace for `for_secs`, alternating `fanout` and `echo`, so workflow

@@ -161,14 +161,7 @@ impl Run {
     }
 
     async fn worker(&self) -> WorkerProcess {
-        let (address, queue, env) = (self.server.address(), self.queue.clone(), self.env.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut w = WorkerProcess::spawn(&address, &queue, &env);
-            w.wait_readyz(200, Duration::from_secs(60));
-            w
-        })
-        .await
-        .unwrap()
+        WorkerProcess::ready(self.server.address(), self.queue.clone(), self.env.clone()).await
     }
 
     fn cli(&self, args: &[&str]) -> std::process::Output {

@@ -200,14 +200,7 @@ impl Stack {
                 self.dir.path().join("outbox").display().to_string(),
             ),
         ];
-        let (address, queue) = (self.server.address(), self.queue.clone());
-        let worker = tokio::task::spawn_blocking(move || {
-            let mut w = WorkerProcess::spawn(&address, &queue, &env);
-            w.wait_readyz(200, Duration::from_secs(60));
-            w
-        })
-        .await
-        .unwrap();
+        let worker = WorkerProcess::ready(self.server.address(), self.queue.clone(), env).await;
         // The webhook receiver must outlive the test's runs.
         std::mem::forget(mocks);
         worker

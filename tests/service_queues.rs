@@ -110,14 +110,7 @@ async fn a_slow_service_waits_in_temporal_while_the_others_flow() {
             dir.path().join("outbox").display().to_string(),
         ),
     ];
-    let (address, q, e) = (server.address(), queue.clone(), env.clone());
-    let worker = tokio::task::spawn_blocking(move || {
-        let mut w = WorkerProcess::spawn(&address, &q, &e);
-        w.wait_readyz(200, Duration::from_secs(60));
-        w
-    })
-    .await
-    .unwrap();
+    let worker = WorkerProcess::ready(server.address(), queue.clone(), env.clone()).await;
 
     let mut cli_env = env.clone();
     cli_env.push(("EDGEFLOW__TEMPORAL__ADDRESS", server.address()));

@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use temporalio_client::Connection;
-use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::{self, Readiness};
@@ -109,7 +108,8 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         format!("edgeflow-gateway-{}@{host}", std::process::id())
     });
     let Some((connection, client_cert)) =
-        connect_until_stopped(&settings, &identity, &readiness, &stop).await
+        crate::connection::connect_until_stopped(&settings.temporal, &identity, &readiness, &stop)
+            .await
     else {
         ops_stop.cancel();
         let _ = ops_task.await;
@@ -123,10 +123,12 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         client_cert,
         background.clone(),
     ));
-    tokio::spawn(check_readiness(
+    tokio::spawn(crate::connection::follow_readiness(
         connection.clone(),
-        settings.clone(),
+        settings.temporal.clone(),
+        Duration::from_secs(settings.worker.readiness_check_secs),
         readiness.clone(),
+        || None,
         background.clone(),
     ));
 
@@ -157,93 +159,4 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
     ops_stop.cancel();
     let _ = ops_task.await;
     Ok(())
-}
-
-type Connected = (
-    Connection,
-    Option<Arc<crate::connection::RotatingClientCert>>,
-);
-
-/// Connects, retrying with backoff while the server is unreachable; `None` if stopped first.
-async fn connect_until_stopped(
-    settings: &Settings,
-    identity: &str,
-    readiness: &Readiness,
-    stop: &CancellationToken,
-) -> Option<Connected> {
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match crate::connection::connect(&settings.temporal, identity, None).await {
-            Ok(c) => {
-                tracing::info!(
-                    address = %settings.temporal.address,
-                    namespace = %settings.temporal.namespace,
-                    "connected to Temporal"
-                );
-                return Some(c);
-            }
-            Err(e) => {
-                let reason = format!("{e:#}");
-                tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "cannot connect to Temporal yet");
-                readiness.set_not_ready(reason);
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(10));
-    }
-}
-
-/// Keeps `/readyz` true to whether the namespace answers.
-async fn check_readiness(
-    connection: Connection,
-    settings: Settings,
-    readiness: Arc<Readiness>,
-    stop: CancellationToken,
-) {
-    let every = Duration::from_secs(settings.worker.readiness_check_secs);
-    let mut was_ready = None;
-    loop {
-        let answer = tokio::time::timeout(
-            every.max(Duration::from_secs(2)),
-            connection.workflow_service().describe_namespace(
-                temporalio_client::tonic::Request::new(DescribeNamespaceRequest {
-                    namespace: settings.temporal.namespace.clone(),
-                    ..Default::default()
-                }),
-            ),
-        )
-        .await;
-        let state = match answer {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(status)) => Err(format!(
-                "Temporal at {} answered {:?}: {}",
-                settings.temporal.address,
-                status.code(),
-                status.message()
-            )),
-            Err(_) => Err(format!(
-                "Temporal at {} did not answer in time",
-                settings.temporal.address
-            )),
-        };
-        let ready = state.is_ok();
-        match state {
-            Ok(()) => readiness.set_ready(),
-            Err(reason) => readiness.set_not_ready(reason),
-        }
-        if was_ready != Some(ready) {
-            match readiness.get() {
-                Ok(()) => tracing::info!("ready"),
-                Err(reason) => tracing::warn!(%reason, "not ready"),
-            }
-            was_ready = Some(ready);
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
 }

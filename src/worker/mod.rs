@@ -85,7 +85,7 @@ pub async fn run(
 
     let identity = identity(&settings);
     let Some((connection, client_cert)) =
-        connect_until_stopped(&settings, &identity, &readiness, &stop).await
+        connection::connect_until_stopped(&settings.temporal, &identity, &readiness, &stop).await
     else {
         ops_stop.cancel();
         let _ = ops_task.await;
@@ -164,12 +164,17 @@ pub async fn run(
         background.clone(),
     ));
     let running = Arc::new(AtomicUsize::new(workers.len()));
-    tokio::spawn(check_readiness(
+    let expected = workers.len();
+    let polling = running.clone();
+    tokio::spawn(connection::follow_readiness(
         connection.clone(),
-        settings.clone(),
+        settings.temporal.clone(),
+        Duration::from_secs(settings.worker.readiness_check_secs),
         readiness.clone(),
-        running.clone(),
-        workers.len(),
+        move || {
+            (polling.load(Ordering::SeqCst) < expected)
+                .then(|| "a task queue's worker stopped polling".to_string())
+        },
         background.clone(),
     ));
 
@@ -382,97 +387,5 @@ async fn report_poll_completion_on_shutdown(connection: &Connection, namespace: 
             }
         }
         Err(status) => tracing::debug!(%status, "could not describe the namespace"),
-    }
-}
-
-/// Connects, retrying with backoff while the server is unreachable; `None` if stopped first.
-async fn connect_until_stopped(
-    settings: &Settings,
-    identity: &str,
-    readiness: &Readiness,
-    stop: &CancellationToken,
-) -> Option<(Connection, Option<Arc<connection::RotatingClientCert>>)> {
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match connection::connect(&settings.temporal, identity, None).await {
-            Ok(c) => {
-                let (compression, why) = connection::compression(&settings.temporal);
-                tracing::info!(
-                    address = %settings.temporal.address,
-                    namespace = %settings.temporal.namespace,
-                    grpc_compression = ?compression,
-                    grpc_compression_reason = %why,
-                    "connected to Temporal"
-                );
-                return Some(c);
-            }
-            Err(e) => {
-                let reason = format!("{e:#}");
-                tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "cannot connect to Temporal yet");
-                readiness.set_not_ready(reason);
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(10));
-    }
-}
-
-/// Keeps `/readyz` true: ready while every worker is polling and the namespace answers.
-async fn check_readiness(
-    connection: Connection,
-    settings: Settings,
-    readiness: Arc<Readiness>,
-    running: Arc<AtomicUsize>,
-    expected: usize,
-    stop: CancellationToken,
-) {
-    let every = Duration::from_secs(settings.worker.readiness_check_secs);
-    let mut was_ready = None;
-    loop {
-        let answer = tokio::time::timeout(
-            every.max(Duration::from_secs(2)),
-            connection.workflow_service().describe_namespace(
-                temporalio_client::tonic::Request::new(DescribeNamespaceRequest {
-                    namespace: settings.temporal.namespace.clone(),
-                    ..Default::default()
-                }),
-            ),
-        )
-        .await;
-        let state = match answer {
-            _ if running.load(Ordering::SeqCst) < expected => {
-                Err("a task queue's worker stopped polling".to_string())
-            }
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(status)) => Err(format!(
-                "Temporal at {} answered {:?}: {}",
-                settings.temporal.address,
-                status.code(),
-                status.message()
-            )),
-            Err(_) => Err(format!(
-                "Temporal at {} did not answer in time",
-                settings.temporal.address
-            )),
-        };
-        let ready = state.is_ok();
-        match state {
-            Ok(()) => readiness.set_ready(),
-            Err(reason) => readiness.set_not_ready(reason),
-        }
-        if was_ready != Some(ready) {
-            match readiness.get() {
-                Ok(()) => tracing::info!("ready"),
-                Err(reason) => tracing::warn!(%reason, "not ready"),
-            }
-            was_ready = Some(ready);
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
     }
 }

@@ -78,6 +78,22 @@ impl WorkerProcess {
     }
 
     /// Waits until `/readyz` answers `want`; panics with the log after `limit`.
+    /// Starts a worker like [`WorkerProcess::spawn`] and waits (off the async runtime) until its
+    /// `/readyz` answers 200.
+    pub async fn ready(
+        temporal_address: String,
+        queue: String,
+        extra: Vec<(&'static str, String)>,
+    ) -> Self {
+        tokio::task::spawn_blocking(move || {
+            let mut worker = Self::spawn(&temporal_address, &queue, &extra);
+            worker.wait_readyz(200, Duration::from_secs(60));
+            worker
+        })
+        .await
+        .expect("the worker start-up task")
+    }
+
     pub fn wait_readyz(&mut self, want: u16, limit: Duration) {
         let started = Instant::now();
         while started.elapsed() < limit {

@@ -294,7 +294,7 @@ fn a_request_through_the_edge_is_one_trace_and_one_log_story() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .filter(|l: &serde_json::Value| {
             let target = l["target"].as_str().unwrap_or("");
-            target == "edgeflow::observe" || target.starts_with("edgeflow_activities::")
+            target == "edgeflow::worker::observe" || target.starts_with("edgeflow_activities::")
         })
         .collect();
     assert!(

@@ -5,8 +5,7 @@ mod common;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{InterruptOnDrop, KillOnDrop, edgeflow, signal, wait_exit};
-use edgeflow_testkit::tools::free_port;
+use common::{DevPorts, InterruptOnDrop, KillOnDrop, edgeflow, signal, wait_exit};
 
 fn listening(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -15,46 +14,16 @@ fn listening(port: u16) -> bool {
 #[test]
 fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     let var = tempfile::tempdir().unwrap();
-    let (grpc, ui, http, ops) = (free_port(), free_port(), free_port(), free_port());
-    let (edge, issuer, demo, gateway) = (free_port(), free_port(), free_port(), free_port());
-    let env = [
-        (
-            "EDGEFLOW__TEMPORAL__ADDRESS",
-            format!("http://127.0.0.1:{grpc}"),
-        ),
-        ("EDGEFLOW__DEV__TEMPORAL_UI_PORT", ui.to_string()),
-        ("EDGEFLOW__DEV__TEMPORAL_HTTP_PORT", http.to_string()),
-        ("EDGEFLOW__DEV__VAR_DIR", var.path().display().to_string()),
-        ("EDGEFLOW__DEV__EDGE_PORT", edge.to_string()),
-        ("EDGEFLOW__DEV__ISSUER_PORT", issuer.to_string()),
-        ("EDGEFLOW__DEV__DEMO_SERVICES_PORT", demo.to_string()),
-        ("EDGEFLOW__GATEWAY__LISTEN", format!("127.0.0.1:{gateway}")),
-        ("EDGEFLOW__OPS__LISTEN", format!("127.0.0.1:{ops}")),
-        (
-            "EDGEFLOW__WEBHOOKS__EDGE__URL",
-            format!("http://127.0.0.1:{edge}/v1/hooks/temporal"),
-        ),
-        (
-            "EDGEFLOW__DATABASE__URL",
-            format!("sqlite://{}/edgeflow.db?mode=rwc", var.path().display()),
-        ),
-        (
-            "EDGEFLOW__EMAIL__OUTBOX__DIR",
-            var.path().join("outbox").display().to_string(),
-        ),
-        (
-            "EDGEFLOW__SERVICES__INVENTORY__BASE_URL",
-            format!("http://127.0.0.1:{demo}/inventory/"),
-        ),
-        (
-            "EDGEFLOW__SERVICES__PAYMENTS__BASE_URL",
-            format!("http://127.0.0.1:{demo}/payments/"),
-        ),
-        (
-            "EDGEFLOW__SERVICES__SHIPPING__BASE_URL",
-            format!("http://127.0.0.1:{demo}/shipping/"),
-        ),
-    ];
+    let ports = DevPorts::free();
+    let DevPorts {
+        grpc,
+        ui,
+        ops,
+        edge,
+        gateway,
+        ..
+    } = ports;
+    let env = ports.env(var.path());
     let log = var.path().join("dev.log");
     let out = std::fs::File::create(&log).unwrap();
     let mut dev = InterruptOnDrop(

@@ -10,10 +10,12 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, WorkerProcess, edgeflow, history, signal, unique_queue, wait_exit};
+use common::{
+    DevPorts, KillOnDrop, WorkerProcess, edgeflow, history, signal, unique_queue, wait_exit,
+};
 use edgeflow_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 use edgeflow_testkit::temporal::{DevServer, http_get};
-use edgeflow_testkit::tools::{free_port, repo_root};
+use edgeflow_testkit::tools::repo_root;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -92,42 +94,13 @@ fn python_client(args: &[&str]) -> serde_json::Value {
 fn a_request_through_the_edge_is_one_trace_and_one_log_story() {
     let receiver = OtlpReceiver::start().expect("OTLP receiver");
     let var = tempfile::tempdir().unwrap();
-    let (grpc, ui, http, ops) = (free_port(), free_port(), free_port(), free_port());
-    let (edge, issuer, demo) = (free_port(), free_port(), free_port());
+    let ports = DevPorts::free();
+    let DevPorts {
+        grpc, ops, edge, ..
+    } = ports;
     let address = format!("127.0.0.1:{grpc}");
-    let env = [
-        ("EDGEFLOW__TEMPORAL__ADDRESS", address.clone()),
-        ("EDGEFLOW__DEV__TEMPORAL_UI_PORT", ui.to_string()),
-        ("EDGEFLOW__DEV__TEMPORAL_HTTP_PORT", http.to_string()),
-        ("EDGEFLOW__DEV__VAR_DIR", var.path().display().to_string()),
-        ("EDGEFLOW__DEV__EDGE_PORT", edge.to_string()),
-        ("EDGEFLOW__DEV__ISSUER_PORT", issuer.to_string()),
-        ("EDGEFLOW__DEV__DEMO_SERVICES_PORT", demo.to_string()),
-        ("EDGEFLOW__OPS__LISTEN", format!("127.0.0.1:{ops}")),
-        (
-            "EDGEFLOW__WEBHOOKS__EDGE__URL",
-            format!("http://127.0.0.1:{edge}/v1/hooks/temporal"),
-        ),
-        (
-            "EDGEFLOW__DATABASE__URL",
-            format!("sqlite://{}/edgeflow.db?mode=rwc", var.path().display()),
-        ),
-        (
-            "EDGEFLOW__EMAIL__OUTBOX__DIR",
-            var.path().join("outbox").display().to_string(),
-        ),
-        (
-            "EDGEFLOW__SERVICES__INVENTORY__BASE_URL",
-            format!("http://127.0.0.1:{demo}/inventory/"),
-        ),
-        (
-            "EDGEFLOW__SERVICES__PAYMENTS__BASE_URL",
-            format!("http://127.0.0.1:{demo}/payments/"),
-        ),
-        (
-            "EDGEFLOW__SERVICES__SHIPPING__BASE_URL",
-            format!("http://127.0.0.1:{demo}/shipping/"),
-        ),
+    let mut env = ports.env(var.path());
+    env.extend([
         (
             "EDGEFLOW__TELEMETRY__OTLP_ENDPOINT",
             receiver.grpc_endpoint(),
@@ -142,7 +115,7 @@ fn a_request_through_the_edge_is_one_trace_and_one_log_story() {
             "EDGEFLOW__TELEMETRY__SERVICE_INSTANCE_ID",
             "trace-test-1".to_string(),
         ),
-    ];
+    ]);
     let log = var.path().join("dev.log");
     let out = std::fs::File::create(&log).unwrap();
     let mut dev = KillOnDrop(

@@ -234,3 +234,85 @@ pub fn wait_for_file(path: &Path, limit: Duration) -> bool {
     }
     false
 }
+
+/// Free loopback ports for one `edgeflow dev` stack, so stacks and other tests can run at once.
+#[derive(Clone, Copy)]
+pub struct DevPorts {
+    pub grpc: u16,
+    pub ui: u16,
+    pub http: u16,
+    pub ops: u16,
+    pub edge: u16,
+    pub issuer: u16,
+    pub demo: u16,
+    pub gateway: u16,
+}
+
+impl DevPorts {
+    pub fn free() -> Self {
+        let free_port = edgeflow_testkit::tools::free_port;
+        Self {
+            grpc: free_port(),
+            ui: free_port(),
+            http: free_port(),
+            ops: free_port(),
+            edge: free_port(),
+            issuer: free_port(),
+            demo: free_port(),
+            gateway: free_port(),
+        }
+    }
+
+    /// The settings that put an `edgeflow dev` stack on these ports, with its state (database,
+    /// outbox, Temporal's file) under `var`.
+    pub fn env(&self, var: &Path) -> Vec<(&'static str, String)> {
+        let Self {
+            grpc,
+            ui,
+            http,
+            ops,
+            edge,
+            issuer,
+            demo,
+            gateway,
+        } = *self;
+        vec![
+            (
+                "EDGEFLOW__TEMPORAL__ADDRESS",
+                format!("http://127.0.0.1:{grpc}"),
+            ),
+            ("EDGEFLOW__DEV__TEMPORAL_UI_PORT", ui.to_string()),
+            ("EDGEFLOW__DEV__TEMPORAL_HTTP_PORT", http.to_string()),
+            ("EDGEFLOW__DEV__VAR_DIR", var.display().to_string()),
+            ("EDGEFLOW__DEV__EDGE_PORT", edge.to_string()),
+            ("EDGEFLOW__DEV__ISSUER_PORT", issuer.to_string()),
+            ("EDGEFLOW__DEV__DEMO_SERVICES_PORT", demo.to_string()),
+            ("EDGEFLOW__GATEWAY__LISTEN", format!("127.0.0.1:{gateway}")),
+            ("EDGEFLOW__OPS__LISTEN", format!("127.0.0.1:{ops}")),
+            (
+                "EDGEFLOW__WEBHOOKS__EDGE__URL",
+                format!("http://127.0.0.1:{edge}/v1/hooks/temporal"),
+            ),
+            (
+                "EDGEFLOW__DATABASE__URL",
+                format!("sqlite://{}/edgeflow.db?mode=rwc", var.display()),
+            ),
+            (
+                "EDGEFLOW__EMAIL__OUTBOX__DIR",
+                var.join("outbox").display().to_string(),
+            ),
+            (
+                "EDGEFLOW__SERVICES__INVENTORY__BASE_URL",
+                format!("http://127.0.0.1:{demo}/inventory/"),
+            ),
+            (
+                "EDGEFLOW__SERVICES__PAYMENTS__BASE_URL",
+                format!("http://127.0.0.1:{demo}/payments/"),
+            ),
+            (
+                "EDGEFLOW__SERVICES__SHIPPING__BASE_URL",
+                format!("http://127.0.0.1:{demo}/shipping/"),
+            ),
+        ]
+    }
+}

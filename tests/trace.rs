@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    DevPorts, KillOnDrop, WorkerProcess, edgeflow, history, signal, unique_queue, wait_exit,
+    DevPorts, InterruptOnDrop, WorkerProcess, edgeflow, history, signal, unique_queue, wait_exit,
 };
 use edgeflow_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 use edgeflow_testkit::temporal::{DevServer, http_get};
@@ -118,7 +118,7 @@ fn a_request_through_the_edge_is_one_trace_and_one_log_story() {
     ]);
     let log = var.path().join("dev.log");
     let out = std::fs::File::create(&log).unwrap();
-    let mut dev = KillOnDrop(
+    let mut dev = InterruptOnDrop(
         edgeflow(&["dev"], &env)
             .stdout(out.try_clone().unwrap())
             .stderr(out)

@@ -3,12 +3,36 @@
 mod common;
 
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{DevPorts, InterruptOnDrop, KillOnDrop, edgeflow, signal, wait_exit};
+use common::{DevPorts, InterruptOnDrop, KillOnDrop, edgeflow, signal, temporal_cli, wait_exit};
 
 fn listening(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// A `temporal` CLI whose first `server start-dev` loses a port race the way the real server
+/// does when another process takes a port it picked for an internal service; later calls are the
+/// real CLI's.
+fn cli_that_loses_the_first_port_race(dir: &Path) -> PathBuf {
+    let wrapper = dir.join("temporal-losing-a-race");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\
+             if mkdir \"$0.lost\" 2>/dev/null; then\n\
+             echo 'level=ERROR msg=\"Failed to start gRPC listener\" error=\"listen tcp 127.0.0.1:1: bind: address already in use\" service=history' >&2\n\
+             exit 2\n\
+             fi\n\
+             exec '{}' \"$@\"\n",
+            temporal_cli().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
 }
 
 #[test]
@@ -23,7 +47,13 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         gateway,
         ..
     } = ports;
-    let env = ports.env(var.path());
+    let mut env = ports.env(var.path());
+    env.push((
+        "EDGEFLOW_TEMPORAL_CLI",
+        cli_that_loses_the_first_port_race(var.path())
+            .display()
+            .to_string(),
+    ));
     let log = var.path().join("dev.log");
     let out = std::fs::File::create(&log).unwrap();
     let mut dev = InterruptOnDrop(
@@ -55,6 +85,12 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     }
     assert!(
         logs().contains(&format!("Temporal UI:      http://127.0.0.1:{ui}")),
+        "{}",
+        logs()
+    );
+    // The first start lost a port race; `edgeflow dev` said so and started the server again.
+    assert!(
+        logs().contains("it lost a race for a port; starting it again"),
         "{}",
         logs()
     );

@@ -39,6 +39,13 @@ class DevServer:
         return f"127.0.0.1:{self.port}"
 
 
+# How often a start that lost a port race is tried again. The server picks the ports of its
+# internal services itself (free when it looks, bound a moment later), and so does free_port for
+# ours: another process can take one in between, and the server exits with "address already in
+# use". A fresh start picks other ports (a restart keeps its own three).
+START_ATTEMPTS = 5
+
+
 async def start_dev_server(run_dir: Path, timeout_s: float = 60.0, db_file: Path | None = None,
                            again: DevServer | None = None,
                            search_attributes: tuple[str, ...] = ()) -> DevServer:
@@ -47,6 +54,24 @@ async def start_dev_server(run_dir: Path, timeout_s: float = 60.0, db_file: Path
     file store measures fsync, and under load times out sticky tasks by itself). `again`: start
     on that stopped server's ports (its clients reconnect), with its database file.
     `search_attributes`: Keyword attributes to register."""
+    attempt = 1
+    while True:
+        try:
+            return await _start_dev_server_once(run_dir, timeout_s, db_file, again,
+                                                search_attributes)
+        except LostPortRace:
+            if attempt == START_ATTEMPTS:
+                raise
+            attempt += 1
+
+
+class LostPortRace(RuntimeError):
+    """The dev server exited because a port it picked was taken before it bound it."""
+
+
+async def _start_dev_server_once(run_dir: Path, timeout_s: float, db_file: Path | None,
+                                 again: DevServer | None,
+                                 search_attributes: tuple[str, ...]) -> DevServer:
     if again:
         port, http_port, ui_port = again.port, again.http_port, again.ui_port
     else:
@@ -64,13 +89,17 @@ async def start_dev_server(run_dir: Path, timeout_s: float = 60.0, db_file: Path
     if db_file:
         argv += ["--db-filename", str(db_file)]
     starts = (again.starts + 1) if again else 1
-    proc = Proc("temporal", argv, run_dir / ("temporal.log" if starts == 1 else f"temporal-{starts}.log"))
+    log = run_dir / ("temporal.log" if starts == 1 else f"temporal-{starts}.log")
+    proc = Proc("temporal", argv, log)
     server = DevServer(proc, port, http_port, ui_port, starts)
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
         if not proc.alive():
-            raise RuntimeError(f"the Temporal dev server exited:\n{proc.log_tail()}")
+            tail = proc.log_tail()
+            if "address already in use" in log.read_text(errors="replace"):
+                raise LostPortRace(f"the Temporal dev server lost a port race:\n{tail}")
+            raise RuntimeError(f"the Temporal dev server exited:\n{tail}")
         try:
             client = await Client.connect(server.address, namespace="default")
             await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))

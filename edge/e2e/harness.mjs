@@ -118,27 +118,43 @@ async function waitFor(url, proc, name, timeoutMs = 60_000, ok = (r) => r.ok) {
   throw new Error(`${name} not ready at ${url} within ${timeoutMs} ms:\n${proc.output()}`);
 }
 
+/**
+ * How often a dev server start that lost a port race is tried again. The server picks the ports of
+ * its internal services itself (free when it looks, bound a moment later), and so does freePort for
+ * ours: another process can take one in between, and the server exits with "address already in
+ * use". A fresh start picks other ports.
+ */
+const TEMPORAL_START_ATTEMPTS = 5;
+
 export async function startTemporal({ namespace = "default" } = {}) {
-  const [port, httpPort, uiPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const proc = launch("temporal", temporalCli(), [
-    "server", "start-dev", "--headless",
-    "--ip", "127.0.0.1",
-    "--port", String(port),
-    "--http-port", String(httpPort),
-    "--ui-port", String(uiPort),
-    "--metrics-port", String(metricsPort),
-    "--namespace", namespace,
-    "--log-level", "warn",
-    "--search-attribute", "EdgeSubject=Keyword",
-    "--search-attribute", "EdgeRequestId=Keyword",
-    "--dynamic-config-value", CALLBACKS_ON_LOOPBACK,
-    // A stopping worker's polls are completed by the server, like every dev server the project
-    // starts (docs/architecture.md, "Stopping").
-    "--dynamic-config-value", "frontend.enableCancelWorkerPollsOnShutdown=true",
-  ]);
-  const httpUrl = `http://127.0.0.1:${httpPort}`;
-  await waitFor(`${httpUrl}/api/v1/namespaces/${namespace}`, proc, "temporal dev server");
-  return { address: `127.0.0.1:${port}`, httpUrl, namespace, stop: () => proc.stop() };
+  for (let attempt = 1; ; attempt++) {
+    const [port, httpPort, uiPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const proc = launch("temporal", temporalCli(), [
+      "server", "start-dev", "--headless",
+      "--ip", "127.0.0.1",
+      "--port", String(port),
+      "--http-port", String(httpPort),
+      "--ui-port", String(uiPort),
+      "--metrics-port", String(metricsPort),
+      "--namespace", namespace,
+      "--log-level", "warn",
+      "--search-attribute", "EdgeSubject=Keyword",
+      "--search-attribute", "EdgeRequestId=Keyword",
+      "--dynamic-config-value", CALLBACKS_ON_LOOPBACK,
+      // A stopping worker's polls are completed by the server, like every dev server the project
+      // starts (docs/architecture.md, "Stopping").
+      "--dynamic-config-value", "frontend.enableCancelWorkerPollsOnShutdown=true",
+    ]);
+    const httpUrl = `http://127.0.0.1:${httpPort}`;
+    try {
+      await waitFor(`${httpUrl}/api/v1/namespaces/${namespace}`, proc, "temporal dev server");
+    } catch (error) {
+      await proc.stop();
+      if (attempt < TEMPORAL_START_ATTEMPTS && proc.output().includes("address already in use")) continue;
+      throw error;
+    }
+    return { address: `127.0.0.1:${port}`, httpUrl, namespace, stop: () => proc.stop() };
+  }
 }
 
 /** The `edgeflow` binary: EDGEFLOW_BIN, else the debug build `cargo test` makes. */

@@ -15,7 +15,7 @@ pub mod demo;
 mod issuer;
 
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,7 +99,14 @@ fn listening(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
 }
 
+/// How often `edgeflow dev` starts the Temporal dev server when a start loses a port race.
+const TEMPORAL_START_ATTEMPTS: u32 = 3;
+
 /// Starts a Temporal dev server unless one already answers on `temporal.address`.
+///
+/// The server picks the ports of its internal services itself (free when it looks, bound a moment
+/// later), so another process can take one in between; it then exits with "address already in
+/// use" and a fresh start, which picks others, is tried.
 fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
     let dev = &settings.dev;
     let addr = grpc_addr(settings)?;
@@ -109,15 +116,35 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
     }
     std::fs::create_dir_all(&dev.var_dir)
         .with_context(|| format!("creating {}", dev.var_dir.display()))?;
-    let db = dev.var_dir.join("temporal.db");
     let log_path = dev.var_dir.join("temporal.log");
-    let log = std::fs::File::create(&log_path)?;
-    let cli = temporal_cli();
     eprintln!(
         "[dev] starting a Temporal dev server on {addr} (persisting to {}, log {})",
-        db.display(),
+        dev.var_dir.join("temporal.db").display(),
         log_path.display()
     );
+    let mut attempt = 1;
+    loop {
+        match start_temporal(settings, addr, &log_path) {
+            Ok(server) => return Ok(Some(server)),
+            Err(error) if attempt < TEMPORAL_START_ATTEMPTS && lost_a_port_race(&log_path) => {
+                eprintln!("[dev] {error:#}: it lost a race for a port; starting it again");
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn lost_a_port_race(log_path: &Path) -> bool {
+    std::fs::read_to_string(log_path).is_ok_and(|log| log.contains("address already in use"))
+}
+
+/// One start of the dev server, logging to `log_path` (truncated), until its frontend (gRPC) and
+/// HTTP API listen with the process still running.
+fn start_temporal(settings: &Settings, addr: SocketAddr, log_path: &Path) -> anyhow::Result<Owned> {
+    let dev = &settings.dev;
+    let log = std::fs::File::create(log_path)?;
+    let cli = temporal_cli();
     let mut command = Command::new(&cli);
     command
         .args([
@@ -131,7 +158,10 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
         .args(["--port", &addr.port().to_string()])
         .args(["--ui-port", &dev.temporal_ui_port.to_string()])
         .args(["--http-port", &dev.temporal_http_port.to_string()])
-        .args(["--db-filename", &db.display().to_string()])
+        .args([
+            "--db-filename",
+            &dev.var_dir.join("temporal.db").display().to_string(),
+        ])
         .args(["--namespace", &settings.temporal.namespace])
         .args(["--dynamic-config-value", CALLBACKS_ON_LOOPBACK])
         // A stopping worker's in-flight polls are completed by the server instead of being
@@ -157,20 +187,25 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
         name: "Temporal dev server",
         child,
     };
+    let http_addr = SocketAddr::new(addr.ip(), dev.temporal_http_port);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !listening(addr) {
+    loop {
+        // Both listeners up and the process still there: a service that failed to bind ends it.
+        let up = listening(addr) && listening(http_addr);
         if let Some(status) = owned.child.try_wait()? {
             bail!(
                 "the Temporal dev server exited with {status}; see {}",
                 log_path.display()
             );
         }
+        if up {
+            return Ok(owned);
+        }
         if Instant::now() > deadline {
             bail!("the Temporal dev server did not listen on {addr} within 60 s");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    Ok(Some(owned))
 }
 
 /// Registers the edge's search attributes on a reused server (a started one has them already).

@@ -5,12 +5,19 @@
 //! (the edge's `/v1/hooks/temporal-callback`) and completes a stopping worker's polls
 //! (`frontend.enableCancelWorkerPollsOnShutdown`), like `edgeflow dev` does. It can be stopped
 //! and started again on the same ports, for tests of what the worker does while it is down.
+//!
+//! The server picks the ports of its internal services itself (free when it looks, bound a moment
+//! later), and so does [`free_port`] for ours: another process can take one in between, and the
+//! server then exits with "address already in use". A start that loses such a race is retried.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::tools::{free_port, venv_bin};
+
+/// How often a start that lost a port race is tried again before the test fails.
+const START_ATTEMPTS: u32 = 5;
 
 pub struct DevServer {
     pub grpc_port: u16,
@@ -22,18 +29,23 @@ pub struct DevServer {
 }
 
 impl DevServer {
-    /// Starts a server and waits until its gRPC port accepts connections.
+    /// Starts a server on free ports and waits until its HTTP API answers.
     pub fn start() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut server = Self {
-            grpc_port: free_port(),
-            http_port: free_port(),
-            ui_port: free_port(),
+            grpc_port: 0,
+            http_port: 0,
+            ui_port: 0,
             child: None,
             log: dir.path().join("temporal.log"),
             _dir: dir,
         };
-        server.start_again()?;
+        // One of our own ports may be the one taken: each attempt picks all of them afresh.
+        server.start_retrying_port_races(|server| {
+            server.grpc_port = free_port();
+            server.http_port = free_port();
+            server.ui_port = free_port();
+        })?;
         Ok(server)
     }
 
@@ -49,6 +61,32 @@ impl DevServer {
 
     /// Starts the server again on the same ports after [`DevServer::stop`].
     pub fn start_again(&mut self) -> anyhow::Result<()> {
+        self.start_retrying_port_races(|_| {})
+    }
+
+    fn start_retrying_port_races(&mut self, pick_ports: impl Fn(&mut Self)) -> anyhow::Result<()> {
+        let mut attempt = 1;
+        loop {
+            pick_ports(self);
+            let log_before = std::fs::metadata(&self.log).map_or(0, |m| m.len() as usize);
+            let result = self.spawn_and_wait();
+            let lost_a_port_race = || {
+                std::fs::read(&self.log).is_ok_and(|log| {
+                    String::from_utf8_lossy(log.get(log_before..).unwrap_or_default())
+                        .contains("address already in use")
+                })
+            };
+            match result {
+                Err(_) if attempt < START_ATTEMPTS && lost_a_port_race() => {
+                    self.stop();
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
         let cli = std::env::var_os("EDGEFLOW_TEMPORAL_CLI")
             .map(PathBuf::from)
             .unwrap_or_else(|| venv_bin("temporal"));

@@ -25,10 +25,25 @@ _LIVE_LOCK = threading.Lock()
 
 
 def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that is free, and that the kernel will not hand out again for a minute.
+
+    A port only bound and released can come back from the next bind to port 0, of this process or
+    another (the Temporal dev server picks its internal ports that way). So a connection is made
+    to it and closed from the listening side first: that side waits in TIME_WAIT (60 s on Linux),
+    which keeps port-0 binds off the port, while a listener with SO_REUSEADDR (asyncio, Go, Rust,
+    PostgreSQL all set it) can still bind it. testkit's free_port does the same."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        # Without it here too, the TIME_WAIT socket would refuse even SO_REUSEADDR listeners.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            listening_side, _ = listener.accept()
+            # The listening side closes first, so its socket is the one left in TIME_WAIT.
+            listening_side.close()
+            client.close()
+        return port
 
 
 @dataclass

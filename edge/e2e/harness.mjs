@@ -22,6 +22,7 @@ import { spawn } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { connect, createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,14 +43,30 @@ export function temporalCli() {
   return existsSync(bundled) ? bundled : "temporal";
 }
 
+/**
+ * A loopback port that is free, and that the kernel will not hand out again for a minute. A port
+ * only bound and released can come back from the next bind to port 0, of this process or another
+ * (the Temporal dev server picks its internal ports that way). So a connection is made to it and
+ * closed from the listening side first: that side waits in TIME_WAIT (60 s on Linux), which keeps
+ * port-0 binds off the port, while a listener with SO_REUSEADDR (Node, Go, Rust, workerd all set
+ * it) can still bind it. testkit's free_port does the same.
+ */
 export async function freePort() {
   return new Promise((resolvePort, reject) => {
-    const srv = createServer();
+    const srv = createTcpServer((listeningSide) => {
+      // The listening side closes first, so its socket is the one left in TIME_WAIT.
+      listeningSide.destroy();
+      srv.close(() => resolvePort(port));
+    });
+    let port = 0;
     srv.unref();
     srv.on("error", reject);
     srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolvePort(port));
+      port = srv.address().port;
+      const client = connect(port, "127.0.0.1");
+      client.on("error", () => {});
+      client.on("close", () => client.destroy());
+      client.on("end", () => client.destroy());
     });
   });
 }

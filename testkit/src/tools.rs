@@ -1,6 +1,6 @@
 //! Where the tools that `scripts/setup` installs live, and free loopback ports.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 
 /// The repository root (the workspace that holds this crate).
@@ -16,10 +16,26 @@ pub fn venv_bin(name: &str) -> PathBuf {
     repo_root().join(".tools/venv/bin").join(name)
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that is free, and that the kernel will not hand out again for a minute.
+///
+/// A port that is only bound and released can come back from the very next `bind(…:0)`, of this
+/// process (two ports of one stack were once the same) or of another (the Temporal dev server
+/// picks its internal services' ports that way). So a connection is made to it and closed from
+/// the listening side first: that side's socket waits in TIME_WAIT (60 s on Linux), which keeps
+/// `bind(…:0)` and outgoing connections off the port, while a listener that sets `SO_REUSEADDR`
+/// (Rust's std and tokio, Go, Node, asyncio, PostgreSQL and workerd all do) can still bind it.
+/// The Temporal CLI picks its own ports the same way.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port on 127.0.0.1")
+    reserve_free_port().expect("reserve a free port on 127.0.0.1")
+}
+
+fn reserve_free_port() -> std::io::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    let client = TcpStream::connect(address)?;
+    let (listening_side, _) = listener.accept()?;
+    // The listening side closes first, so its socket is the one left in TIME_WAIT.
+    drop(listening_side);
+    drop(client);
+    Ok(address.port())
 }

@@ -23,6 +23,17 @@ use crate::ops::Readiness;
 use crate::settings::{GrpcCompression, TemporalSettings};
 
 /// The API key named by the settings, read now.
+/// The identity a process shows in Temporal and as its telemetry instance: `worker.identity`,
+/// else `<program>-<pid>@<host>` (`edgeflow` for the worker, `edgeflow-gateway` for the gateway).
+pub fn identity(settings: &crate::settings::Settings, program: &str) -> String {
+    settings.worker.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{program}-{}@{host}", std::process::id())
+    })
+}
+
 pub fn read_api_key(t: &TemporalSettings) -> anyhow::Result<Option<String>> {
     if let Some(key) = &t.api_key {
         return Ok(Some(secrecy::ExposeSecret::expose_secret(key).to_string()));

@@ -192,7 +192,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// `worker` and `dev`: telemetry → run until a signal.
 async fn serve(settings: Settings, dev_stack: bool) -> anyhow::Result<ExitCode> {
-    let telemetry = telemetry::init(&settings.telemetry, &worker::identity(&settings))?;
+    let identity = connection::identity(&settings, worker::PROGRAM);
+    let telemetry = telemetry::init(&settings.telemetry, &identity)?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     if dev_stack {
@@ -209,8 +210,8 @@ async fn serve_gateway(settings: Settings) -> anyhow::Result<ExitCode> {
     if !missing.is_empty() {
         return Err(settings::SettingsErrors(missing).into());
     }
-    // The gateway's instance is named like a worker's: edgeflow-<pid>@<host>.
-    let _telemetry = telemetry::init(&settings.telemetry, &worker::identity(&settings))?;
+    let identity = connection::identity(&settings, gateway::PROGRAM);
+    let _telemetry = telemetry::init(&settings.telemetry, &identity)?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     gateway::run(settings, stop).await?;

@@ -39,10 +39,10 @@ class DevServer:
         return f"127.0.0.1:{self.port}"
 
 
-# How often a start that lost a port race is tried again. The server picks the ports of its
-# internal services itself (free when it looks, bound a moment later), and so does free_port for
-# ours: another process can take one in between, and the server exits with "address already in
-# use". A fresh start picks other ports (a restart keeps its own three).
+# How often a start that lost a port race is tried again. Its ports are picked free and bound a
+# moment later (ours by free_port, its internal services' by the server itself); a process that
+# binds a fixed port can take one in between, and the server exits with "address already in use".
+# A fresh start picks other ports (a restart keeps its own three).
 START_ATTEMPTS = 5
 
 

@@ -136,9 +136,9 @@ async function waitFor(url, proc, name, timeoutMs = 60_000, ok = (r) => r.ok) {
 }
 
 /**
- * How often a dev server start that lost a port race is tried again. The server picks the ports of
- * its internal services itself (free when it looks, bound a moment later), and so does freePort for
- * ours: another process can take one in between, and the server exits with "address already in
+ * How often a dev server start that lost a port race is tried again. Its ports are picked free and
+ * bound a moment later (ours by freePort, its internal services' by the server itself); a process
+ * that binds a fixed port can take one in between, and the server exits with "address already in
  * use". A fresh start picks other ports.
  */
 const TEMPORAL_START_ATTEMPTS = 5;

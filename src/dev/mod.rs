@@ -105,8 +105,8 @@ const TEMPORAL_START_ATTEMPTS: u32 = 3;
 /// Starts a Temporal dev server unless one already answers on `temporal.address`.
 ///
 /// The server picks the ports of its internal services itself (free when it looks, bound a moment
-/// later), so another process can take one in between; it then exits with "address already in
-/// use" and a fresh start, which picks others, is tried.
+/// later), so a process that binds a fixed port can take one in between; the server then exits
+/// with "address already in use", and a fresh start, which picks others, is tried.
 fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
     let dev = &settings.dev;
     let addr = grpc_addr(settings)?;

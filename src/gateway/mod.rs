@@ -36,6 +36,10 @@ use crate::settings::Settings;
 use metrics::GatewayMetrics;
 use routes::{Contract, Gateway};
 
+/// The program name in the gateway's identity (`edgeflow-gateway-<pid>@<host>` unless
+/// `worker.identity`).
+pub const PROGRAM: &str = "edgeflow-gateway";
+
 /// A gateway serving on its listener until the `stop` it was started with.
 pub struct Running {
     pub addr: SocketAddr,
@@ -101,12 +105,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
     .await?;
     tracing::info!(%ops_addr, "ops endpoints listening (/healthz, /readyz, /metrics)");
 
-    let identity = settings.worker.identity.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into());
-        format!("edgeflow-gateway-{}@{host}", std::process::id())
-    });
+    let identity = crate::connection::identity(&settings, PROGRAM);
     let Some((connection, client_cert)) =
         crate::connection::connect_until_stopped(&settings.temporal, &identity, &readiness, &stop)
             .await

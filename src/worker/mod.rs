@@ -33,15 +33,8 @@ use crate::settings::{Settings, TaskQueueSettings};
 use crate::telemetry::Telemetry;
 use observe::Metrics;
 
-/// The identity this process shows in Temporal: the setting, else `edgeflow-<pid>@<host>`.
-pub fn identity(settings: &Settings) -> String {
-    settings.worker.identity.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into());
-        format!("edgeflow-{}@{host}", std::process::id())
-    })
-}
+/// The program name in the worker's identity (`edgeflow-<pid>@<host>` unless `worker.identity`).
+pub const PROGRAM: &str = "edgeflow";
 
 /// Runs the worker until a signal (or `stop`) asks it to end; returns once drained.
 pub async fn run(
@@ -83,7 +76,7 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!(e))?,
     )?;
 
-    let identity = identity(&settings);
+    let identity = connection::identity(&settings, PROGRAM);
     let Some((connection, client_cert)) =
         connection::connect_until_stopped(&settings.temporal, &identity, &readiness, &stop).await
     else {

@@ -6,9 +6,10 @@
 //! (`frontend.enableCancelWorkerPollsOnShutdown`), like `edgeflow dev` does. It can be stopped
 //! and started again on the same ports, for tests of what the worker does while it is down.
 //!
-//! The server picks the ports of its internal services itself (free when it looks, bound a moment
-//! later), and so does [`free_port`] for ours: another process can take one in between, and the
-//! server then exits with "address already in use". A start that loses such a race is retried.
+//! Its ports are picked free and bound a moment later: ours by [`free_port`], its internal
+//! services' by the server itself. Both keep a picked port off later binds to port 0, but a
+//! process that binds a fixed port can still take it in between; the server then exits with
+//! "address already in use", and a start that lost such a race is retried.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

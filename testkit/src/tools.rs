@@ -39,3 +39,30 @@ fn reserve_free_port() -> std::io::Result<u16> {
     drop(client);
     Ok(address.port())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reserved_port_is_never_handed_out_again_yet_a_server_can_bind_it() {
+        let reserved: Vec<u16> = (0..20).map(|_| free_port()).collect();
+        let distinct: std::collections::HashSet<_> = reserved.iter().collect();
+        assert_eq!(distinct.len(), reserved.len(), "{reserved:?}");
+        // Unreserved, 5,000 binds to port 0 would land on one of these 20 ports almost surely.
+        for _ in 0..5_000 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port();
+            assert!(
+                !reserved.contains(&port),
+                "port {port} was handed out again"
+            );
+        }
+        for port in reserved {
+            TcpListener::bind(("127.0.0.1", port))
+                .unwrap_or_else(|e| panic!("a server cannot bind reserved port {port}: {e}"));
+        }
+    }
+}

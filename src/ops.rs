@@ -24,6 +24,19 @@ pub trait RenderMetrics: Send + Sync {
     fn render(&self) -> String;
 }
 
+/// A registry in Prometheus text, without the OpenMetrics `# EOF` marker (`/metrics` appends it
+/// to the SDK's exposition).
+pub fn render_registry(registry: &prometheus_client::registry::Registry) -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode_registry(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out.lines()
+        .filter(|l| *l != "# EOF")
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 impl RenderMetrics for crate::worker::observe::Metrics {
     fn render(&self) -> String {
         crate::worker::observe::Metrics::render(self)

@@ -71,13 +71,6 @@ impl GatewayMetrics {
 
 impl crate::ops::RenderMetrics for GatewayMetrics {
     fn render(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode_registry(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out.lines()
-            .filter(|l| *l != "# EOF")
-            .map(|l| format!("{l}\n"))
-            .collect()
+        crate::ops::render_registry(&self.registry)
     }
 }

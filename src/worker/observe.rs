@@ -179,15 +179,7 @@ impl Metrics {
 
     /// Prometheus text exposition of edgeflow's own metrics.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode_registry(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        // `/metrics` appends this to the SDK's exposition, so the OpenMetrics end marker goes.
-        out.lines()
-            .filter(|l| *l != "# EOF")
-            .map(|l| format!("{l}\n"))
-            .collect()
+        crate::ops::render_registry(&self.registry)
     }
 }
 

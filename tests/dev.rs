@@ -7,7 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{DevPorts, InterruptOnDrop, KillOnDrop, edgeflow, signal, temporal_cli, wait_exit};
+use common::{
+    DevPorts, InterruptOnDrop, KillOnDrop, edgeflow, signal, temporal_cli, wait_dev_ready,
+    wait_exit,
+};
 
 fn listening(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -65,24 +68,7 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     );
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
 
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while edgeflow_testkit::temporal::http_get(&format!("127.0.0.1:{ops}"), "/readyz")
-        .map(|(s, _)| s)
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(
-            Instant::now() < deadline,
-            "dev stack never ready:\n{}",
-            logs()
-        );
-        assert!(
-            dev.0.try_wait().unwrap().is_none(),
-            "edgeflow dev exited:\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_dev_ready(&mut dev.0, ops, Duration::from_secs(90), logs);
     assert!(
         logs().contains(&format!("Temporal UI:      http://127.0.0.1:{ui}")),
         "{}",

@@ -11,10 +11,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    DevPorts, InterruptOnDrop, WorkerProcess, edgeflow, history, signal, unique_queue, wait_exit,
+    DevPorts, InterruptOnDrop, WorkerProcess, edgeflow, history, signal, unique_queue,
+    wait_dev_ready, wait_exit,
 };
 use edgeflow_testkit::otlp::{OtlpReceiver, ReceivedSpan};
-use edgeflow_testkit::temporal::{DevServer, http_get};
+use edgeflow_testkit::temporal::DevServer;
 use edgeflow_testkit::tools::repo_root;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -126,24 +127,7 @@ fn a_request_through_the_edge_is_one_trace_and_one_log_story() {
             .expect("edgeflow dev"),
     );
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while http_get(&format!("127.0.0.1:{ops}"), "/readyz")
-        .map(|(s, _)| s)
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(
-            Instant::now() < deadline,
-            "dev stack never ready:\n{}",
-            logs()
-        );
-        assert!(
-            dev.0.try_wait().unwrap().is_none(),
-            "edgeflow dev exited:\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_dev_ready(&mut dev.0, ops, Duration::from_secs(120), logs);
     assert!(
         logs().contains(&format!(
             "traces:           OTLP/gRPC to {}",

@@ -316,3 +316,26 @@ impl DevPorts {
         ]
     }
 }
+
+/// Waits until the `edgeflow dev` stack in `dev` answers 200 on its ops port's `/readyz`; fails
+/// the test with its log if it exits first or is not ready within `limit`.
+pub fn wait_dev_ready(dev: &mut Child, ops: u16, limit: Duration, logs: impl Fn() -> String) {
+    let deadline = Instant::now() + limit;
+    while edgeflow_testkit::temporal::http_get(&format!("127.0.0.1:{ops}"), "/readyz")
+        .map(|(s, _)| s)
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "dev stack never ready:\n{}",
+            logs()
+        );
+        assert!(
+            dev.try_wait().unwrap().is_none(),
+            "edgeflow dev exited:\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

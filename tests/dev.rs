@@ -7,10 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{
-    DevPorts, InterruptOnDrop, KillOnDrop, edgeflow, signal, temporal_cli, wait_dev_ready,
-    wait_exit,
-};
+use common::{DevPorts, DevStack, KillOnDrop, edgeflow, signal, temporal_cli, wait_exit};
 
 fn listening(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -57,18 +54,8 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
             .display()
             .to_string(),
     ));
-    let log = var.path().join("dev.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let mut dev = InterruptOnDrop(
-        edgeflow(&["dev"], &env)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("edgeflow dev"),
-    );
-    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-
-    wait_dev_ready(&mut dev.0, ops, Duration::from_secs(90), logs);
+    let dev = DevStack::ready(&env, var.path(), ops, Duration::from_secs(90));
+    let logs = || dev.logs();
     assert!(
         logs().contains(&format!("Temporal UI:      http://127.0.0.1:{ui}")),
         "{}",
@@ -164,10 +151,7 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         );
     }
 
-    signal(&dev.0, "INT");
-    let exit = wait_exit(&mut dev.0, Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("edgeflow dev did not stop:\n{}", logs()));
-    assert!(exit.success(), "{exit}\n{}", logs());
+    dev.interrupt();
     assert!(
         !listening(grpc),
         "the Temporal dev server outlived edgeflow dev"

@@ -10,10 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
-    DevPorts, InterruptOnDrop, WorkerProcess, edgeflow, history, signal, unique_queue,
-    wait_dev_ready, wait_exit,
-};
+use common::{DevPorts, DevStack, WorkerProcess, edgeflow, history, unique_queue};
 use edgeflow_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 use edgeflow_testkit::temporal::DevServer;
 use edgeflow_testkit::tools::repo_root;
@@ -117,17 +114,8 @@ fn a_request_through_the_edge_is_one_trace_and_one_log_story() {
             "trace-test-1".to_string(),
         ),
     ]);
-    let log = var.path().join("dev.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let mut dev = InterruptOnDrop(
-        edgeflow(&["dev"], &env)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("edgeflow dev"),
-    );
-    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_dev_ready(&mut dev.0, ops, Duration::from_secs(120), logs);
+    let dev = DevStack::ready(&env, var.path(), ops, Duration::from_secs(120));
+    let logs = || dev.logs();
     assert!(
         logs().contains(&format!(
             "traces:           OTLP/gRPC to {}",
@@ -344,10 +332,7 @@ fn a_request_through_the_edge_is_one_trace_and_one_log_story() {
     });
     assert_eq!(count(&spans, "RunActivity:echo"), 1, "{:?}", names(&spans));
 
-    signal(&dev.0, "INT");
-    let exit = wait_exit(&mut dev.0, Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("edgeflow dev did not stop:\n{}", logs()));
-    assert!(exit.success(), "{exit}\n{}", logs());
+    dev.interrupt();
 }
 
 #[test]

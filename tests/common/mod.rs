@@ -317,25 +317,60 @@ impl DevPorts {
     }
 }
 
-/// Waits until the `edgeflow dev` stack in `dev` answers 200 on its ops port's `/readyz`; fails
-/// the test with its log if it exits first or is not ready within `limit`.
-pub fn wait_dev_ready(dev: &mut Child, ops: u16, limit: Duration, logs: impl Fn() -> String) {
-    let deadline = Instant::now() + limit;
-    while edgeflow_testkit::temporal::http_get(&format!("127.0.0.1:{ops}"), "/readyz")
-        .map(|(s, _)| s)
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(
-            Instant::now() < deadline,
-            "dev stack never ready:\n{}",
-            logs()
-        );
-        assert!(
-            dev.try_wait().unwrap().is_none(),
-            "edgeflow dev exited:\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
+/// `edgeflow dev` with `env` (see [`DevPorts::env`]), its output in `var/dev.log`; interrupted
+/// on drop, so a failed assertion leaves nothing it started behind.
+pub struct DevStack {
+    process: InterruptOnDrop,
+    log: PathBuf,
+}
+
+impl DevStack {
+    /// Starts the stack and waits until its ops port's `/readyz` answers 200; fails the test with
+    /// the stack's log if it exits first or is not ready within `limit`.
+    pub fn ready(env: &[(&str, String)], var: &Path, ops: u16, limit: Duration) -> Self {
+        let log = var.join("dev.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let mut stack = Self {
+            process: InterruptOnDrop(
+                edgeflow(&["dev"], env)
+                    .stdout(out.try_clone().unwrap())
+                    .stderr(out)
+                    .spawn()
+                    .expect("edgeflow dev"),
+            ),
+            log,
+        };
+        let deadline = Instant::now() + limit;
+        while http_get(&format!("127.0.0.1:{ops}"), "/readyz")
+            .map(|(s, _)| s)
+            .unwrap_or(0)
+            != 200
+        {
+            assert!(
+                Instant::now() < deadline,
+                "dev stack never ready:\n{}",
+                stack.logs()
+            );
+            assert!(
+                stack.process.0.try_wait().unwrap().is_none(),
+                "edgeflow dev exited:\n{}",
+                stack.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        stack
+    }
+
+    /// Everything the stack has printed so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Ctrl-C: the stack must stop within 30 s and exit successfully.
+    pub fn interrupt(mut self) {
+        signal(&self.process.0, "INT");
+        let exit = wait_exit(&mut self.process.0, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("edgeflow dev did not stop:\n{}", self.logs()));
+        assert!(exit.success(), "{exit}\n{}", self.logs());
     }
 }

@@ -24,7 +24,7 @@ use super::queries::Dialect;
 use super::settings::DbSettings;
 use super::values::{self, Bound};
 use crate::IdempotencyKey;
-use crate::failure::{Failure, from_sqlx};
+use crate::failure::{Failure, classify_sqlite, from_sqlx};
 
 /// The database could not be opened or migrated.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,37 @@ async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<(), DatabaseError> {
     }
 }
 
+/// Open the SQLite pool, tolerating another worker opening the same file at once.
+///
+/// Each new connection sets the file's journal mode to WAL, which takes a lock that SQLite can
+/// report busy at once, without waiting out the busy timeout. A worker that loses that race (a
+/// conflict, in the one classification of database errors) opens the pool again.
+async fn open_sqlite(
+    pool: SqlitePoolOptions,
+    options: SqliteConnectOptions,
+) -> Result<SqlitePool, DatabaseError> {
+    const ATTEMPTS: u32 = 10;
+    let mut attempt = 1;
+    loop {
+        match pool.clone().connect_with(options.clone()).await {
+            Ok(pool) => return Ok(pool),
+            Err(sqlx::Error::Database(error))
+                if attempt < ATTEMPTS
+                    && error
+                        .code()
+                        .and_then(|code| code.parse().ok())
+                        .is_some_and(|code| {
+                            matches!(classify_sqlite(code, String::new()), Failure::DbConflict(_))
+                        }) =>
+            {
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(DatabaseError::Connect(error)),
+        }
+    }
+}
+
 impl Database {
     /// Connect (creating a SQLite file and its folder if needed) and run the migrations that
     /// create the ledger and the sample `orders` table.
@@ -132,12 +163,13 @@ impl Database {
                         source,
                     })?;
                 }
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(settings.max_connections)
-                    .acquire_timeout(acquire)
-                    .connect_with(options)
-                    .await
-                    .map_err(DatabaseError::Connect)?;
+                let pool = open_sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(acquire),
+                    options,
+                )
+                .await?;
                 migrate_sqlite(&pool).await?;
                 Pool::Sqlite(pool)
             }

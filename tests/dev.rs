@@ -345,7 +345,8 @@ fn a_slow_demo_service_charges_first_and_answers_late() {
     let refund_started = Instant::now();
     let (status, body) = curl(&["-X", "POST", &format!("{base}/payments/refunds/o-slow")]);
     assert_eq!((status, body["outcome"].as_str()), (200, Some("refunded")));
-    assert!(refund_started.elapsed() < Duration::from_secs(1));
+    // At once: well under the 2 s the slow charge takes.
+    assert!(refund_started.elapsed() < Duration::from_millis(1500));
     let (status, body) = curl(&[
         "-X",
         "POST",

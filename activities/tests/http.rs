@@ -704,7 +704,8 @@ async fn long_calls_heartbeat_and_stop_promptly_when_cancelled() {
         .unwrap_err();
     let elapsed = started.elapsed();
     assert_eq!(err, Failure::Cancelled);
-    assert!(elapsed < Duration::from_millis(900), "{elapsed:?}");
+    // Cancelled at 400 ms; well before the 20 s answer, with room for a loaded machine.
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     assert!(call.heartbeats() >= 5, "heartbeats: {}", call.heartbeats());
 }
 

@@ -119,7 +119,7 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
     let log_path = dev.var_dir.join("temporal.log");
     eprintln!(
         "[dev] starting a Temporal dev server on {addr} (persisting to {}, log {})",
-        dev.var_dir.join("temporal.db").display(),
+        temporal_db(settings).display(),
         log_path.display()
     );
     let mut attempt = 1;
@@ -133,6 +133,11 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
             Err(error) => return Err(error),
         }
     }
+}
+
+/// The dev server's SQLite file, under `dev.var_dir`.
+fn temporal_db(settings: &Settings) -> PathBuf {
+    settings.dev.var_dir.join("temporal.db")
 }
 
 fn lost_a_port_race(log_path: &Path) -> bool {
@@ -160,7 +165,7 @@ fn start_temporal(settings: &Settings, addr: SocketAddr, log_path: &Path) -> any
         .args(["--http-port", &dev.temporal_http_port.to_string()])
         .args([
             "--db-filename",
-            &dev.var_dir.join("temporal.db").display().to_string(),
+            &temporal_db(settings).display().to_string(),
         ])
         .args(["--namespace", &settings.temporal.namespace])
         .args(["--dynamic-config-value", CALLBACKS_ON_LOOPBACK])

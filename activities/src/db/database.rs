@@ -61,6 +61,28 @@ pub struct Database {
     pool: Pool,
 }
 
+/// Runs `start` up to 10 times while `lost_race` says its error came from another worker starting
+/// on the same SQLite file at that moment, backing off 20 ms longer each time.
+async fn retry_start_up_race<T, E, F>(
+    mut start: impl FnMut() -> F,
+    lost_race: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    const ATTEMPTS: u32 = 10;
+    let mut attempt = 1;
+    loop {
+        match start().await {
+            Err(error) if attempt < ATTEMPTS && lost_race(&error) => {
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Run the SQLite migrations, tolerating another worker migrating the same file at once.
 ///
 /// PostgreSQL's migrator holds an advisory lock; SQLite's has no lock, so two workers starting
@@ -68,23 +90,21 @@ pub struct Database {
 /// "already exists" error. Each migration is one transaction, so the loser changed nothing:
 /// running the migrator again sees what the winner recorded and goes on from there.
 async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<(), DatabaseError> {
-    const ATTEMPTS: u32 = 10;
     let mut migrator = sqlx::migrate!("./migrations/sqlite");
     migrator.set_ignore_missing(true);
-    let mut attempt = 1;
-    loop {
-        match migrator.run(pool).await {
-            Ok(()) => return Ok(()),
-            Err(
+    let migrator = &migrator;
+    retry_start_up_race(
+        || migrator.run(pool),
+        |error| {
+            matches!(
+                error,
                 sqlx::migrate::MigrateError::Execute(_)
-                | sqlx::migrate::MigrateError::ExecuteMigration(..),
-            ) if attempt < ATTEMPTS => {
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-                attempt += 1;
-            }
-            Err(error) => return Err(DatabaseError::Migrate(error)),
-        }
-    }
+                    | sqlx::migrate::MigrateError::ExecuteMigration(..)
+            )
+        },
+    )
+    .await
+    .map_err(DatabaseError::Migrate)
 }
 
 /// Open the SQLite pool, tolerating another worker opening the same file at once.
@@ -96,26 +116,20 @@ async fn open_sqlite(
     pool: SqlitePoolOptions,
     options: SqliteConnectOptions,
 ) -> Result<SqlitePool, DatabaseError> {
-    const ATTEMPTS: u32 = 10;
-    let mut attempt = 1;
-    loop {
-        match pool.clone().connect_with(options.clone()).await {
-            Ok(pool) => return Ok(pool),
-            Err(sqlx::Error::Database(error))
-                if attempt < ATTEMPTS
-                    && error
-                        .code()
-                        .and_then(|code| code.parse().ok())
-                        .is_some_and(|code| {
-                            matches!(classify_sqlite(code, String::new()), Failure::DbConflict(_))
-                        }) =>
-            {
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-                attempt += 1;
-            }
-            Err(error) => return Err(DatabaseError::Connect(error)),
-        }
-    }
+    retry_start_up_race(
+        || pool.clone().connect_with(options.clone()),
+        |error| match error {
+            sqlx::Error::Database(error) => error
+                .code()
+                .and_then(|code| code.parse().ok())
+                .is_some_and(|code| {
+                    matches!(classify_sqlite(code, String::new()), Failure::DbConflict(_))
+                }),
+            _ => false,
+        },
+    )
+    .await
+    .map_err(DatabaseError::Connect)
 }
 
 impl Database {

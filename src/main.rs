@@ -104,6 +104,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dev {
+            command: Some(DevCommand::Server(args)),
+            ..
+        } => {
+            let stop = CancellationToken::new();
+            tokio::spawn(stop_on_signal(stop.clone()));
+            // Here, on the main thread (block_on runs this future on it): see dev::server::run.
+            dev::server::run(args, stop).await
+        }
+        Command::Dev {
             command: Some(DevCommand::Services { port }),
             config,
         } => {

@@ -111,7 +111,7 @@ async def run_one(workload: Workload, worker: str, rep: int, args: argparse.Name
                 record["errors"] = ["warm-up failed: " + e for e in warm.errors]
                 return record
         record["worker_rss_before_mib"] = mib(proc.rss_kib())
-        c_worker, c_server = proc.cpu(), server.proc.cpu()
+        c_worker, c_server = proc.cpu(), server.cpu()
         c_stub = stub.cpu() if stub else None
         c_driver = os.times()
         perf = start_perf(proc, log_dir) if args.perf else None
@@ -120,7 +120,7 @@ async def run_one(workload: Workload, worker: str, rep: int, args: argparse.Name
         if perf:
             record["profile"] = finish_perf(perf, log_dir)
         d_worker = proc.cpu().cpu_s - c_worker.cpu_s
-        d_server = server.proc.cpu().cpu_s - c_server.cpu_s
+        d_server = server.cpu().cpu_s - c_server.cpu_s
         t = os.times()
         d_driver = (t.user - c_driver.user) + (t.system - c_driver.system)
         lat = sorted(res.latencies_ms)
@@ -285,6 +285,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.edge_n = args.edge_n or (20 if args.quick else 500)
     args.otlp_receiver_bin = ROOT / "target" / "debug" / "otlp-receiver"
     args.edgeflow_bin = (args.edgeflow_bin or ROOT / "target" / ("debug" if args.quick else "release") / "edgeflow").absolute()
+    # The dev servers are started through this binary too (`edgeflow dev server`, servers.py).
+    os.environ["EDGEFLOW_BIN"] = str(args.edgeflow_bin)
     args.workload_keys = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.worker_list = [w.strip() for w in args.workers.split(",") if w.strip()]
     for w in args.workload_keys:

@@ -143,8 +143,8 @@ async def run(n: int, edgeflow_bin: Path, log_dir: Path) -> dict[str, Any]:
     log_dir.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"workload": "g", "name": "gateway", "starts": n, "ok": False, "errors": [],
                               "load_at_start": [round(x, 2) for x in os.getloadavg()]}
-    # The edge's search attributes, which every start sets (the gateway from the token).
-    server = await start_dev_server(log_dir, search_attributes=("EdgeSubject", "EdgeRequestId"))
+    # With the edge's search attributes, which every start sets (the gateway from the token).
+    server = await start_dev_server(log_dir)
     gateway = None
     try:
         key = EdgeKey()

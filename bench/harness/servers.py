@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,10 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import Client
-
-from .procs import Proc, free_port
+from .procs import CpuSample, Proc, cpu_seconds, free_port
 
 BENCH = Path(__file__).resolve().parent.parent
 ROOT = BENCH.parent
@@ -28,87 +26,64 @@ TEMPORAL_CLI = ROOT / ".tools" / "venv" / "bin" / "temporal"
 
 @dataclass
 class DevServer:
-    proc: Proc
+    """A Temporal dev server started the project's one way: `edgeflow dev server --json`, which
+    picks free ports, registers edgeflow's search attributes, allows completion callbacks to
+    loopback, completes a stopping worker's polls and retries a start that lost a port race."""
+    proc: Proc  # `edgeflow dev server`, which stops the server on SIGTERM
+    pid: int  # the server process itself: its CPU is the server's, and kill -9 of it is a crash
     port: int
     http_port: int
-    ui_port: int = 0
+    db_file: Path | None = None
     starts: int = 1
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def cpu(self) -> CpuSample:
+        return CpuSample(cpu_seconds(self.pid), time.monotonic())
 
-# How often a start that lost a port race is tried again. Its ports are picked free and bound a
-# moment later (ours by free_port, its internal services' by the server itself); a process that
-# binds a fixed port can take one in between, and the server exits with "address already in use".
-# A fresh start picks other ports (a restart keeps its own three).
-START_ATTEMPTS = 5
-
-
-async def start_dev_server(run_dir: Path, timeout_s: float = 60.0, db_file: Path | None = None,
-                           again: DevServer | None = None,
-                           search_attributes: tuple[str, ...] = ()) -> DevServer:
-    """Starts `temporal server start-dev` on free ports and waits until the `default` namespace
-    answers. In memory, unless `db_file` names its SQLite file (put it on tmpfs: on disk the
-    file store measures fsync, and under load times out sticky tasks by itself). `again`: start
-    on that stopped server's ports (its clients reconnect), with its database file.
-    `search_attributes`: Keyword attributes to register."""
-    attempt = 1
-    while True:
+    def kill(self) -> None:
+        """`kill -9` of the server process, like a crash; `edgeflow dev server` then exits."""
         try:
-            return await _start_dev_server_once(run_dir, timeout_s, db_file, again,
-                                                search_attributes)
-        except LostPortRace:
-            if attempt == START_ATTEMPTS:
-                raise
-            attempt += 1
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(30)
 
 
-class LostPortRace(RuntimeError):
-    """The dev server exited because a port it picked was taken before it bound it."""
+def edgeflow_bin() -> Path:
+    """The `edgeflow` binary: EDGEFLOW_BIN (the harnesses set it from --edgeflow-bin), else the
+    debug build."""
+    return Path(os.environ.get("EDGEFLOW_BIN") or ROOT / "target" / "debug" / "edgeflow")
 
 
-async def _start_dev_server_once(run_dir: Path, timeout_s: float, db_file: Path | None,
-                                 again: DevServer | None,
-                                 search_attributes: tuple[str, ...]) -> DevServer:
+async def start_dev_server(run_dir: Path, timeout_s: float = 90.0, db_file: Path | None = None,
+                           again: DevServer | None = None) -> DevServer:
+    """Starts a dev server on free ports and waits until it answers. In memory, unless `db_file`
+    names its SQLite file (put it on tmpfs: on disk the file store measures fsync, and under load
+    times out sticky tasks by itself). `again`: start on that stopped server's ports (its clients
+    reconnect), with its database file."""
+    starts = (again.starts + 1) if again else 1
+    suffix = "" if starts == 1 else f"-{starts}"
+    argv = [str(edgeflow_bin()), "dev", "server", "--json", "--log-level", "error",
+            "--log", str(run_dir / f"temporal{suffix}.log")]
     if again:
-        port, http_port, ui_port = again.port, again.http_port, again.ui_port
-    else:
-        port, http_port, ui_port = free_port(), free_port(), free_port()
-    argv = [str(TEMPORAL_CLI), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-            "--port", str(port), "--http-port", str(http_port), "--ui-port", str(ui_port),
-            # Completion callbacks to the edge on loopback, as `edgeflow dev` allows them.
-            "--dynamic-config-value",
-            'callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]',
-            # A stopping worker's in-flight polls are completed by the server, not dropped by the
-            # worker (docs/architecture.md, "Stopping"); the chaos runs stop workers under load.
-            "--dynamic-config-value", "frontend.enableCancelWorkerPollsOnShutdown=true",
-            "--log-level", "error",
-            *[arg for name in search_attributes for arg in ("--search-attribute", f"{name}=Keyword")]]
+        argv += ["--port", str(again.port), "--http-port", str(again.http_port)]
     if db_file:
         argv += ["--db-filename", str(db_file)]
-    starts = (again.starts + 1) if again else 1
-    log = run_dir / ("temporal.log" if starts == 1 else f"temporal-{starts}.log")
-    proc = Proc("temporal", argv, log)
-    server = DevServer(proc, port, http_port, ui_port, starts)
+    proc = Proc("temporal", argv, run_dir / f"dev-server{suffix}.log", cwd=ROOT)
     deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
     while time.monotonic() < deadline:
+        for line in proc.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                info = json.loads(line)
+                return DevServer(proc, info["pid"], info["grpc_port"], info["http_port"], db_file, starts)
         if not proc.alive():
-            tail = proc.log_tail()
-            if "address already in use" in log.read_text(errors="replace"):
-                raise LostPortRace(f"the Temporal dev server lost a port race:\n{tail}")
-            raise RuntimeError(f"the Temporal dev server exited:\n{tail}")
-        try:
-            client = await Client.connect(server.address, namespace="default")
-            await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))
-            return server
-        except Exception as e:  # not up yet
-            last = e
-            await asyncio.sleep(0.2)
+            raise RuntimeError(f"edgeflow dev server exited ({proc.popen.returncode}):\n{proc.log_tail()}")
+        await asyncio.sleep(0.1)
     proc.stop()
-    raise TimeoutError(f"the Temporal dev server did not answer in {timeout_s:.0f} s: {last}")
+    raise TimeoutError(f"the Temporal dev server did not answer in {timeout_s:.0f} s:\n{proc.log_tail()}")
 
 
 def start_stub(run_dir: Path, delay_ms: float) -> tuple[Proc, str]:

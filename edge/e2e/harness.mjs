@@ -1,7 +1,8 @@
 // End-to-end harness: real processes on free loopback ports, each started by one
 // function that returns its URLs and a `stop()`.
-//   startTemporal()  the Temporal dev server (in memory) with the edge's search attributes and
-//                    completion callbacks allowed to loopback
+//   startTemporal()  the Temporal dev server, started the project's one way (`edgeflow dev server
+//                    --json`: in memory, the edge's search attributes, completion callbacks
+//                    allowed to loopback, a start that lost a port race tried again)
 //   startIssuer()    a local OIDC-like token issuer (JWKS over HTTP, tokens minted with jose)
 //   startEdgeWorkerd(vars)  the edge Worker in workerd run through Miniflare's API
 //                    (scripts/serve-workerd.mjs): the deployable bundle, wrangler.jsonc's
@@ -32,8 +33,6 @@ export const EDGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const REPO_DIR = resolve(EDGE_DIR, "..");
 export const WEBHOOK_SECRET = `whsec_${Buffer.from("e2e-webhook-secret-e2e-webhook-secret").toString("base64")}`;
 export const CALLBACK_SECRET = `whsec_${Buffer.from("e2e-callback-secret-e2e-callback-secret").toString("base64")}`;
-/** Lets the dev server call the edge's completion callback on loopback over http (`edgeflow dev` does the same). */
-export const CALLBACKS_ON_LOOPBACK = 'callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]';
 
 const OFFLINE_ENV = { CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" };
 
@@ -136,42 +135,28 @@ async function waitFor(url, proc, name, timeoutMs = 60_000, ok = (r) => r.ok) {
 }
 
 /**
- * How often a dev server start that lost a port race is tried again. Its ports are picked free and
- * bound a moment later (ours by freePort, its internal services' by the server itself); a process
- * that binds a fixed port can take one in between, and the server exits with "address already in
- * use". A fresh start picks other ports.
+ * A Temporal dev server from `edgeflow dev server --json` (the Rust binary; the one way the project
+ * starts one), which prints where it listens as one JSON line once it answers.
  */
-const TEMPORAL_START_ATTEMPTS = 5;
-
 export async function startTemporal({ namespace = "default" } = {}) {
-  for (let attempt = 1; ; attempt++) {
-    const [port, httpPort, uiPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const proc = launch("temporal", temporalCli(), [
-      "server", "start-dev", "--headless",
-      "--ip", "127.0.0.1",
-      "--port", String(port),
-      "--http-port", String(httpPort),
-      "--ui-port", String(uiPort),
-      "--metrics-port", String(metricsPort),
-      "--namespace", namespace,
-      "--log-level", "warn",
-      "--search-attribute", "EdgeSubject=Keyword",
-      "--search-attribute", "EdgeRequestId=Keyword",
-      "--dynamic-config-value", CALLBACKS_ON_LOOPBACK,
-      // A stopping worker's polls are completed by the server, like every dev server the project
-      // starts (docs/architecture.md, "Stopping").
-      "--dynamic-config-value", "frontend.enableCancelWorkerPollsOnShutdown=true",
-    ]);
-    const httpUrl = `http://127.0.0.1:${httpPort}`;
-    try {
-      await waitFor(`${httpUrl}/api/v1/namespaces/${namespace}`, proc, "temporal dev server");
-    } catch (error) {
-      await proc.stop();
-      if (attempt < TEMPORAL_START_ATTEMPTS && proc.output().includes("address already in use")) continue;
-      throw error;
+  const proc = launch("temporal", edgeflowBin(), ["dev", "server", "--json", "--namespace", namespace], {
+    cwd: REPO_DIR,
+    env: { ...process.env, EDGEFLOW_TEMPORAL_CLI: temporalCli() },
+  });
+  const deadline = Date.now() + 90_000;
+  let exited = null;
+  proc.exited.then((e) => (exited = e));
+  while (Date.now() < deadline) {
+    const line = proc.output().split("\n").find((l) => l.startsWith("{"));
+    if (line) {
+      const info = JSON.parse(line);
+      return { address: info.address, httpUrl: info.http_url, namespace: info.namespace, stop: () => proc.stop() };
     }
-    return { address: `127.0.0.1:${port}`, httpUrl, namespace, stop: () => proc.stop() };
+    if (exited) throw new Error(`edgeflow dev server exited (${JSON.stringify(exited)}):\n${proc.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
+  await proc.stop();
+  throw new Error(`the Temporal dev server did not answer within 90 s:\n${proc.output()}`);
 }
 
 /** The `edgeflow` binary: EDGEFLOW_BIN, else the debug build `cargo test` makes. */

@@ -129,6 +129,11 @@ pub enum DevCommand {
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
     },
+    /// Only a Temporal dev server, started the way `edgeflow dev` and the tests start one (in
+    /// memory unless `--db-filename`; edgeflow's search attributes; completion callbacks to
+    /// loopback; a stopping worker's polls completed; a start that lost a port race tried again).
+    /// Prints where it listens, then runs until SIGTERM/SIGINT, and stops the server.
+    Server(DevServerArgs),
     /// Serve only the demo inventory, payments and shipping services (`dev.demo_failure` applies),
     /// for a worker run apart from the dev stack, e.g. the benchmark's `order` workload.
     Services {
@@ -136,6 +141,37 @@ pub enum DevCommand {
         #[arg(long)]
         port: Option<u16>,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DevServerArgs {
+    /// Print where it listens as one line of JSON on stdout: `address` (gRPC `host:port`),
+    /// `grpc_port`, `http_port`, `http_url`, `ui_port` (null when headless), `namespace`, `pid`
+    /// (the server process, e.g. to measure its CPU or to kill it like a crash), `log`, `starts`.
+    #[arg(long)]
+    pub json: bool,
+    /// gRPC port; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Port of Temporal's HTTP API; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub http_port: u16,
+    /// Serve the web UI on this port (0 picks a free one); without it the server is headless.
+    #[arg(long)]
+    pub ui_port: Option<u16>,
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// Persist to this SQLite file (put it on tmpfs for load: on disk the store measures fsync).
+    #[arg(long)]
+    pub db_filename: Option<PathBuf>,
+    #[arg(long, default_value = "warn")]
+    pub log_level: String,
+    /// Append the server's output here (default: a file in a temporary folder, removed at exit).
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    /// Further dynamic config, `KEY=VALUE` (repeatable).
+    #[arg(long = "dynamic-config-value")]
+    pub dynamic_config: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

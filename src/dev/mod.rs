@@ -13,6 +13,7 @@
 
 pub mod demo;
 mod issuer;
+pub mod server;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -29,19 +30,7 @@ use crate::settings::{EdgeTransport, Settings};
 use crate::telemetry::Telemetry;
 use issuer::DevIssuer;
 
-/// Custom search attributes the edge sets on every workflow it starts.
-pub const SEARCH_ATTRIBUTES: [&str; 2] = ["EdgeSubject", "EdgeRequestId"];
-
-/// Dynamic config that lets the dev server call the edge's completion callback on loopback over
-/// plain http (Temporal refuses every callback URL by default; docs/operations.md says what a
-/// production cluster needs).
-pub const CALLBACKS_ON_LOOPBACK: &str =
-    r#"callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]"#;
-
-/// Dynamic config that makes the server complete a stopping worker's in-flight polls on
-/// `ShutdownWorker`, so a task matched in that instant is not started and lost (docs/architecture.md,
-/// "Stopping"; deploy/README.md says what a production cluster needs).
-pub const POLLS_COMPLETED_ON_SHUTDOWN: &str = "frontend.enableCancelWorkerPollsOnShutdown=true";
+pub use edgeflow_devserver::{CALLBACKS_ON_LOOPBACK, SEARCH_ATTRIBUTES};
 
 /// A child process this command started; killed (TERM, then KILL) when dropped.
 struct Owned {
@@ -70,18 +59,6 @@ impl Drop for Owned {
     }
 }
 
-fn temporal_cli() -> PathBuf {
-    if let Some(path) = std::env::var_os("EDGEFLOW_TEMPORAL_CLI") {
-        return PathBuf::from(path);
-    }
-    let local = PathBuf::from(".tools/venv/bin/temporal");
-    if local.exists() {
-        local
-    } else {
-        PathBuf::from("temporal")
-    }
-}
-
 fn grpc_addr(settings: &Settings) -> anyhow::Result<SocketAddr> {
     let url = settings
         .temporal
@@ -102,12 +79,20 @@ fn listening(addr: SocketAddr) -> bool {
 /// How often `edgeflow dev` starts the Temporal dev server when a start loses a port race.
 const TEMPORAL_START_ATTEMPTS: u32 = 3;
 
-/// Starts a Temporal dev server unless one already answers on `temporal.address`.
-///
-/// The server picks the ports of its internal services itself (free when it looks, bound a moment
-/// later), so a process that binds a fixed port can take one in between; the server then exits
-/// with "address already in use", and a fresh start, which picks others, is tried.
-fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
+/// The dev server `edgeflow dev` started; stopped cleanly (its database file stays consistent)
+/// when dropped.
+struct StartedTemporal(edgeflow_devserver::DevServer);
+
+impl Drop for StartedTemporal {
+    fn drop(&mut self) {
+        self.0.stop(Duration::from_secs(10));
+        eprintln!("[dev] stopped the Temporal dev server");
+    }
+}
+
+/// Starts a Temporal dev server (edgeflow's one way, [`edgeflow_devserver`]) persisting under
+/// `dev.var_dir`, unless one already answers on `temporal.address`.
+fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<StartedTemporal>> {
     let dev = &settings.dev;
     let addr = grpc_addr(settings)?;
     if listening(addr) {
@@ -117,100 +102,33 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<Owned>> {
     std::fs::create_dir_all(&dev.var_dir)
         .with_context(|| format!("creating {}", dev.var_dir.display()))?;
     let log_path = dev.var_dir.join("temporal.log");
+    // A log per run of `edgeflow dev`, not one growing forever.
+    let _ = std::fs::remove_file(&log_path);
     eprintln!(
         "[dev] starting a Temporal dev server on {addr} (persisting to {}, log {})",
         temporal_db(settings).display(),
         log_path.display()
     );
-    let mut attempt = 1;
-    loop {
-        match start_temporal(settings, addr, &log_path) {
-            Ok(server) => return Ok(Some(server)),
-            Err(error) if attempt < TEMPORAL_START_ATTEMPTS && lost_a_port_race(&log_path) => {
-                eprintln!("[dev] {error:#}: it lost a race for a port; starting it again");
-                attempt += 1;
-            }
-            Err(error) => return Err(error),
-        }
+    let mut options =
+        edgeflow_devserver::Options::new(edgeflow_devserver::cli_path(Path::new(".")), log_path);
+    options.ip = addr.ip();
+    options.grpc_port = addr.port();
+    options.http_port = dev.temporal_http_port;
+    // The web UI is served from the CLI itself (no network needed): the banner points at it.
+    options.ui_port = Some(dev.temporal_ui_port);
+    options.db_file = Some(temporal_db(settings));
+    options.namespace = settings.temporal.namespace.clone();
+    options.attempts = TEMPORAL_START_ATTEMPTS;
+    let server = edgeflow_devserver::DevServer::start(options)?;
+    for lost in server.lost_races() {
+        eprintln!("[dev] {lost}\n[dev] it lost a race for a port; starting it again");
     }
+    Ok(Some(StartedTemporal(server)))
 }
 
 /// The dev server's SQLite file, under `dev.var_dir`.
 fn temporal_db(settings: &Settings) -> PathBuf {
     settings.dev.var_dir.join("temporal.db")
-}
-
-fn lost_a_port_race(log_path: &Path) -> bool {
-    std::fs::read_to_string(log_path).is_ok_and(|log| log.contains("address already in use"))
-}
-
-/// One start of the dev server, logging to `log_path` (truncated), until its frontend (gRPC) and
-/// HTTP API listen with the process still running.
-fn start_temporal(settings: &Settings, addr: SocketAddr, log_path: &Path) -> anyhow::Result<Owned> {
-    let dev = &settings.dev;
-    let log = std::fs::File::create(log_path)?;
-    let cli = temporal_cli();
-    let mut command = Command::new(&cli);
-    command
-        .args([
-            "server",
-            "start-dev",
-            // The web UI is served from the binary itself (no network needed): the banner points
-            // at it.
-            "--ip",
-            &addr.ip().to_string(),
-        ])
-        .args(["--port", &addr.port().to_string()])
-        .args(["--ui-port", &dev.temporal_ui_port.to_string()])
-        .args(["--http-port", &dev.temporal_http_port.to_string()])
-        .args([
-            "--db-filename",
-            &temporal_db(settings).display().to_string(),
-        ])
-        .args(["--namespace", &settings.temporal.namespace])
-        .args(["--dynamic-config-value", CALLBACKS_ON_LOOPBACK])
-        // A stopping worker's in-flight polls are completed by the server instead of being
-        // dropped by the worker, so no task is started and then lost (docs/architecture.md,
-        // "Stopping").
-        .args(["--dynamic-config-value", POLLS_COMPLETED_ON_SHUTDOWN])
-        .args(["--log-level", "warn"]);
-    for name in SEARCH_ATTRIBUTES {
-        command.args(["--search-attribute", &format!("{name}=Keyword")]);
-    }
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} (run scripts/setup to install it)",
-                cli.display()
-            )
-        })?;
-    let mut owned = Owned {
-        name: "Temporal dev server",
-        child,
-    };
-    let http_addr = SocketAddr::new(addr.ip(), dev.temporal_http_port);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        // Both listeners up and the process still there: a service that failed to bind ends it.
-        let up = listening(addr) && listening(http_addr);
-        if let Some(status) = owned.child.try_wait()? {
-            bail!(
-                "the Temporal dev server exited with {status}; see {}",
-                log_path.display()
-            );
-        }
-        if up {
-            return Ok(owned);
-        }
-        if Instant::now() > deadline {
-            bail!("the Temporal dev server did not listen on {addr} within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Registers the edge's search attributes on a reused server (a started one has them already).

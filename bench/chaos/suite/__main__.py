@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -130,6 +131,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.edgeflow_bin = (args.edgeflow_bin or ROOT / "target" / ("debug" if args.quick else "release")
                          / "edgeflow").absolute()
     args.services_bin = (args.services_bin or args.edgeflow_bin).absolute()
+    # The dev server is started through this binary too (`edgeflow dev server`, harness/servers.py).
+    os.environ["EDGEFLOW_BIN"] = str(args.edgeflow_bin)
     return args
 
 

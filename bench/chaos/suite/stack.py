@@ -138,8 +138,7 @@ class Stack:
 
     async def kill_server(self) -> None:
         """`kill -9` of the Temporal server; its database file stays."""
-        self.server.proc.signal(signal.SIGKILL)
-        await asyncio.to_thread(self.server.proc.wait, 30)
+        await asyncio.to_thread(self.server.kill)
 
     async def restart_server(self) -> None:
         """The server again, on the same ports and database file."""

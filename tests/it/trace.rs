@@ -3,16 +3,14 @@
 //! exporting to an OTLP receiver on loopback (testkit's, a real OTLP/gRPC and OTLP/HTTP server),
 //! and clients of Temporal's Python SDK traced by its own OpenTelemetry interceptor.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{DevPorts, DevStack, WorkerProcess, edgeflow, history, unique_queue};
+use crate::common::{DevPorts, DevStack, WorkerProcess, edgeflow, history, unique_queue};
 use edgeflow_testkit::otlp::{OtlpReceiver, ReceivedSpan};
-use edgeflow_testkit::temporal::DevServer;
+use edgeflow_testkit::temporal;
 use edgeflow_testkit::tools::repo_root;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -338,7 +336,7 @@ fn a_request_through_the_edge_is_one_trace_and_one_log_story() {
 #[test]
 fn spans_export_over_otlp_http_with_the_resource_attributes() {
     let receiver = OtlpReceiver::start().expect("OTLP receiver");
-    let server = DevServer::start().expect("dev server");
+    let server = temporal::shared();
     let queue = unique_queue("otlp-http");
     let mut worker = WorkerProcess::spawn(
         &server.address(),
@@ -372,10 +370,14 @@ fn spans_export_over_otlp_http_with_the_resource_attributes() {
     .output()
     .unwrap();
     assert!(out.status.success(), "{out:?}\n{}", worker.logs());
+    // The workflow's span and the activity's may leave in different export batches.
     let deadline = Instant::now() + Duration::from_secs(30);
     let spans = loop {
         let spans = receiver.spans();
-        if spans.iter().any(|s| s.name == "RunActivity:echo") || Instant::now() > deadline {
+        let exported = |name: &str| spans.iter().any(|s| s.name == name);
+        if (exported("RunActivity:echo") && exported("RunWorkflow:echo"))
+            || Instant::now() > deadline
+        {
             break spans;
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -1,13 +1,11 @@
 //! `edgeflow dev`: one command brings the stack up, and Ctrl-C takes down what it started.
 
-mod common;
-
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{DevPorts, DevStack, KillOnDrop, edgeflow, signal, temporal_cli, wait_exit};
+use crate::common::{DevPorts, DevStack, KillOnDrop, edgeflow, signal, temporal_cli, wait_exit};
 
 fn listening(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -183,7 +181,7 @@ fn walkthrough(edge_port: u16, env: &[(&str, String)]) -> String {
         )
         .replace(
             "target/debug/edgeflow",
-            common::edgeflow_bin().to_str().unwrap(),
+            crate::common::edgeflow_bin().to_str().unwrap(),
         );
     assert!(
         script.contains("curl"),

@@ -1,11 +1,9 @@
 //! `edgeflow worker` as an operator runs it, against a real Temporal dev server.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{WorkerProcess, edgeflow, event_types, history, unique_queue};
-use edgeflow_testkit::temporal::DevServer;
+use crate::common::{WorkerProcess, edgeflow, event_types, history, unique_queue};
+use edgeflow_testkit::temporal::{self, DevServer};
 
 fn start_echo(
     server: &DevServer,
@@ -34,14 +32,14 @@ fn start_echo(
 
 #[test]
 fn a_workflow_runs_end_to_end_and_metrics_count_its_activity() {
-    let server = DevServer::start().expect("dev server");
+    let server = temporal::shared();
     let queue = unique_queue("e2e");
     let mut worker = WorkerProcess::spawn(&server.address(), &queue, &[]);
     worker.wait_readyz(200, Duration::from_secs(60));
     assert_eq!(worker.ops_get("/healthz").0, 200);
 
     let out = start_echo(
-        &server,
+        server,
         &queue,
         "echo-e2e",
         r#"{"message":{"order":42,"items":[]}}"#,
@@ -156,7 +154,7 @@ fn config_check_prints_settings_with_secrets_redacted() {
 
 #[test]
 fn sigterm_drains_an_in_flight_activity_and_leaves_a_clean_history() {
-    let server = DevServer::start().expect("dev server");
+    let server = temporal::shared();
     let queue = unique_queue("drain");
     let mut worker = WorkerProcess::spawn(
         &server.address(),
@@ -165,7 +163,7 @@ fn sigterm_drains_an_in_flight_activity_and_leaves_a_clean_history() {
     );
     worker.wait_readyz(200, Duration::from_secs(60));
     let out = start_echo(
-        &server,
+        server,
         &queue,
         "echo-drain",
         r#"{"message":"slow","delay_ms":3000}"#,
@@ -244,7 +242,7 @@ fn sigterm_drains_an_in_flight_activity_and_leaves_a_clean_history() {
 
 #[test]
 fn an_activity_still_running_after_the_grace_period_is_cancelled() {
-    let server = DevServer::start().expect("dev server");
+    let server = temporal::shared();
     let queue = unique_queue("grace");
     let mut worker = WorkerProcess::spawn(
         &server.address(),
@@ -253,7 +251,7 @@ fn an_activity_still_running_after_the_grace_period_is_cancelled() {
     );
     worker.wait_readyz(200, Duration::from_secs(60));
     let out = start_echo(
-        &server,
+        server,
         &queue,
         "echo-grace",
         r#"{"message":"stuck","delay_ms":60000}"#,
@@ -275,7 +273,7 @@ fn an_activity_still_running_after_the_grace_period_is_cancelled() {
 
 #[test]
 fn the_drain_log_counts_what_finished_within_the_grace_period_and_what_was_cancelled_at_it() {
-    let server = DevServer::start().expect("dev server");
+    let server = temporal::shared();
     let queue = unique_queue("drain-log");
     let mut worker = WorkerProcess::spawn(
         &server.address(),
@@ -285,7 +283,7 @@ fn the_drain_log_counts_what_finished_within_the_grace_period_and_what_was_cance
     worker.wait_readyz(200, Duration::from_secs(60));
     for (id, delay) in [("echo-quick", 1000), ("echo-stuck", 60000)] {
         let input = format!(r#"{{"message":"{id}","delay_ms":{delay}}}"#);
-        let out = start_echo(&server, &queue, id, &input, false);
+        let out = start_echo(server, &queue, id, &input, false);
         assert!(out.status.success(), "{out:?}");
         wait_for_log(
             &worker,
@@ -349,7 +347,7 @@ fn readyz_follows_the_temporal_server_down_and_back_in_the_same_process() {
 /// variables, with the `host:port` address every SDK takes, and no edgeflow address setting.
 #[test]
 fn temporals_own_client_settings_and_host_port_addresses_are_accepted() {
-    let server = DevServer::start().expect("dev server");
+    let server = temporal::shared();
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("temporal.toml");
     std::fs::write(
@@ -410,10 +408,7 @@ fn temporals_own_client_settings_and_host_port_addresses_are_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_api_key_file_is_sent_without_a_restart() {
-    let server = tokio::task::spawn_blocking(DevServer::start)
-        .await
-        .unwrap()
-        .expect("dev server");
+    let server = tokio::task::spawn_blocking(temporal::shared).await.unwrap();
     let proxy = edgeflow_testkit::grpc_proxy::RecordingProxy::start(format!(
         "127.0.0.1:{}",
         server.grpc_port

@@ -3,13 +3,11 @@
 //! PromQL and names only series that `/metrics` serves; `/metrics` serves the activity families
 //! that activities/README.md documents.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{WorkerProcess, edgeflow, unique_queue};
-use edgeflow_testkit::temporal::DevServer;
+use crate::common::{WorkerProcess, edgeflow, unique_queue};
+use edgeflow_testkit::temporal;
 use edgeflow_testkit::tools::repo_root;
 use promql_parser::parser::Expr;
 use promql_parser::util::{ExprVisitor, walk_expr};
@@ -60,7 +58,7 @@ fn served(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn alert_rules_and_dashboard_query_what_the_worker_serves() {
-    let server = DevServer::start().expect("dev server");
+    let server = temporal::shared();
     let queue = unique_queue("observability");
     let mut worker = WorkerProcess::spawn(&server.address(), &queue, &[]);
     worker.wait_readyz(200, Duration::from_secs(60));

@@ -1,6 +1,4 @@
 //! Shared by the integration tests: the `edgeflow` binary as a child process, and the CLI.
-// Each test binary compiles this module and uses only some of it.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -222,17 +220,6 @@ pub fn event_types(events: &[serde_json::Value]) -> Vec<String> {
         .iter()
         .map(|e| e["eventType"].as_str().unwrap_or_default().to_string())
         .collect()
-}
-
-pub fn wait_for_file(path: &Path, limit: Duration) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if path.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 /// Free loopback ports for one `edgeflow dev` stack, so stacks and other tests can run at once.

@@ -3,12 +3,10 @@
 //! Real dev server, the real `edgeflow worker`, the `order` workflow, SQLite and the outbox; the
 //! services are a loopback HTTP server (wiremock) whose payments answer after 20 s.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{WorkerProcess, edgeflow, event_types, history, unique_queue};
-use edgeflow_testkit::temporal::DevServer;
+use crate::common::{WorkerProcess, edgeflow, event_types, history, unique_queue};
+use edgeflow_testkit::temporal;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -44,10 +42,7 @@ async fn requests_to(mocks: &MockServer, prefix: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_service_waits_in_temporal_while_the_others_flow() {
-    let server = tokio::task::spawn_blocking(DevServer::start)
-        .await
-        .unwrap()
-        .expect("dev server");
+    let server = tokio::task::spawn_blocking(temporal::shared).await.unwrap();
     let mocks = MockServer::start().await;
     for (m, p, delay) in [
         ("POST", "/inventory/reservations/", 0),

@@ -2,13 +2,11 @@
 //! the real activities: SQLite, the email outbox, and the microservices and the edge's webhook
 //! receiver played by a loopback HTTP server (wiremock).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::{WorkerProcess, edgeflow, event_types, history, unique_queue};
 use base64::Engine;
-use common::{WorkerProcess, edgeflow, event_types, history, unique_queue};
-use edgeflow_testkit::temporal::DevServer;
+use edgeflow_testkit::temporal::{self, DevServer};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use wiremock::matchers::{method, path};
@@ -18,7 +16,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const DEV_SECRET: &str = "whsec_ZGV2ZWxvcG1lbnQtb25seS1ub3QtYS1zZWNyZXQ=";
 
 struct Stack {
-    server: DevServer,
+    server: &'static DevServer,
     mocks: MockServer,
     queue: String,
     dir: tempfile::TempDir,
@@ -27,10 +25,7 @@ struct Stack {
 
 impl Stack {
     async fn up(test: &str) -> Self {
-        let server = tokio::task::spawn_blocking(DevServer::start)
-            .await
-            .unwrap()
-            .expect("dev server");
+        let server = tokio::task::spawn_blocking(temporal::shared).await.unwrap();
         let mocks = MockServer::start().await;
         let dir = tempfile::tempdir().unwrap();
         let queue = unique_queue(test);

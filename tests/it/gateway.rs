@@ -3,16 +3,14 @@
 //! `edgeflow worker` running the `order` workflow where an operation needs one (query, and runs
 //! that close). Each request carries an ES256 token minted here the way the edge mints them.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::{KillOnDrop, WorkerProcess, edgeflow, unique_queue, wait_exit};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
-use common::{KillOnDrop, WorkerProcess, edgeflow, unique_queue, wait_exit};
 use edgeflow_testkit::grpc_proxy::RecordingProxy;
-use edgeflow_testkit::temporal::{DevServer, http_get};
+use edgeflow_testkit::temporal::{self, DevServer, http_get};
 use edgeflow_testkit::tools::free_port;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -104,7 +102,7 @@ impl Gateway {
 
 /// The dev server, the proxy in front of it, a gateway behind the proxy, and its files.
 struct Stack {
-    server: DevServer,
+    server: &'static DevServer,
     proxy: RecordingProxy,
     gateway: Gateway,
     key: EdgeKey,
@@ -115,10 +113,7 @@ struct Stack {
 
 impl Stack {
     async fn up(test: &str) -> Self {
-        let server = tokio::task::spawn_blocking(DevServer::start)
-            .await
-            .unwrap()
-            .expect("dev server");
+        let server = tokio::task::spawn_blocking(temporal::shared).await.unwrap();
         let proxy = RecordingProxy::start(format!("127.0.0.1:{}", server.grpc_port))
             .await
             .expect("proxy");
@@ -739,7 +734,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
         decode_payload(&info["searchAttributes"]["indexedFields"]["EdgeRequestId"]),
         "edge-req-1"
     );
-    let events = common::history(&stack.server.address(), "gw-1");
+    let events = crate::common::history(&stack.server.address(), "gw-1");
     let started = &events[0]["workflowExecutionStartedEventAttributes"];
     assert_eq!(started["identity"], "edge:ada");
     let signaled = events
@@ -856,7 +851,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
     assert_eq!((via.0, direct.0), (200, 200), "{via:?} {direct:?}");
     assert!(via.1["outcome"]["success"].is_object(), "{via:?}");
     assert_eq!(shape(&via.1), shape(&direct.1));
-    let accepted = common::history(&stack.server.address(), "gw-4")
+    let accepted = crate::common::history(&stack.server.address(), "gw-4")
         .into_iter()
         .find(|e| e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED")
         .expect("the update was accepted");
@@ -997,7 +992,7 @@ async fn every_call_carries_the_api_key_and_namespace_and_a_rotated_key_is_used(
 
 /// The last event of a run's history, for failure messages.
 fn last_event(stack: &Stack, id: &str) -> String {
-    common::history(&stack.server.address(), id)
+    crate::common::history(&stack.server.address(), id)
         .last()
         .map(|e| e.to_string())
         .unwrap_or_default()
@@ -1036,7 +1031,7 @@ async fn sigterm_lets_an_in_flight_long_poll_finish_then_exits_0() {
     let in_flight =
         tokio::spawn(async move { send(&http, &url, "GET", &poll, Some(&t), None).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    common::signal(&stack.gateway.process.0, "TERM");
+    crate::common::signal(&stack.gateway.process.0, "TERM");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         stack.gateway.process.0.try_wait().unwrap().is_none(),
@@ -1078,10 +1073,7 @@ async fn sigterm_lets_an_in_flight_long_poll_finish_then_exits_0() {
 /// without a restart (its unknown `kid` makes the gateway fetch the set again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_from_a_jwks_url_rotate_without_a_restart() {
-    let server = tokio::task::spawn_blocking(DevServer::start)
-        .await
-        .unwrap()
-        .expect("dev server");
+    let server = tokio::task::spawn_blocking(temporal::shared).await.unwrap();
     let keys = MockServer::start().await;
     let (old, new) = (EdgeKey::new("url-1"), EdgeKey::new("url-2"));
     let publish = |set: String| {

@@ -1,12 +1,10 @@
 //! The contracts that outlive one build: the schemas the edge consumes, the histories running
 //! workflows depend on, and the schedules edgeflow owns.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::edgeflow;
+use crate::common::edgeflow;
 use edgeflow_testkit::temporal::DevServer;
 use edgeflow_testkit::tools::repo_root;
 
@@ -123,7 +121,7 @@ fn schedules_sync_is_idempotent_and_deletes_only_its_own() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     // Somebody else's schedule, which sync must leave alone.
-    let out = std::process::Command::new(common::temporal_cli())
+    let out = std::process::Command::new(crate::common::temporal_cli())
         .args([
             "schedule",
             "create",
@@ -167,7 +165,7 @@ fn schedules_sync_is_idempotent_and_deletes_only_its_own() {
         std::thread::sleep(Duration::from_millis(500));
         report = sync(&one);
     }
-    let listed = std::process::Command::new(common::temporal_cli())
+    let listed = std::process::Command::new(crate::common::temporal_cli())
         .args([
             "schedule",
             "list",

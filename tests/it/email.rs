@@ -7,18 +7,16 @@
 //! gets 409 `concurrent_idempotent_requests`, a key reused for another payload gets 409
 //! `invalid_idempotent_request`. The same server answers the order's services and webhook.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{WorkerProcess, edgeflow, unique_queue};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use common::{WorkerProcess, edgeflow, unique_queue};
 use edgeflow_testkit::smtp::{SmtpOptions, SmtpServer};
-use edgeflow_testkit::temporal::DevServer;
+use edgeflow_testkit::temporal::{self, DevServer};
 use serde_json::{Value, json};
 
 /// How long the fake Resend takes to answer after it has sent the email.
@@ -124,7 +122,7 @@ async fn start_fake() -> (FakeResend, String) {
 }
 
 struct Run {
-    server: DevServer,
+    server: &'static DevServer,
     queue: String,
     env: Vec<(&'static str, String)>,
     _dir: tempfile::TempDir,
@@ -132,10 +130,7 @@ struct Run {
 
 impl Run {
     async fn new(test: &str, fake_url: &str, email: Vec<(&'static str, String)>) -> Self {
-        let server = tokio::task::spawn_blocking(DevServer::start)
-            .await
-            .unwrap()
-            .expect("dev server");
+        let server = tokio::task::spawn_blocking(temporal::shared).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut env = vec![
             (

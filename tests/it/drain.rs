@@ -15,12 +15,10 @@
 //!   shutdown: `cargo test -p edgeflow --test drain -- --ignored` shows the numbers. Why, and what
 //!   was tried, is in docs/architecture.md ("Stopping").
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{WorkerProcess, unique_queue};
+use crate::common::{WorkerProcess, unique_queue};
 use edgeflow_testkit::temporal::DevServer;
 use futures::StreamExt;
 use temporalio_client::{

@@ -12,7 +12,7 @@
 //!   workflow task fails;
 //! - the goal of issue 11 (zero workflow-task timeouts of either kind), `#[ignore]`d because it
 //!   does not hold with `temporalio-sdk-core` 0.10.1, even with the server completing polls on
-//!   shutdown: `cargo test -p edgeflow --test drain -- --ignored` shows the numbers. Why, and what
+//!   shutdown: `cargo test -p edgeflow --test it drain:: -- --ignored` shows the numbers. Why, and what
 //!   was tried, is in docs/architecture.md ("Stopping").
 
 use std::collections::BTreeMap;

@@ -100,6 +100,26 @@ impl Stack {
         assert!(out.status.success(), "{out:?}");
     }
 
+    /// Polls the run's history until it waits for a decision: its escalation timer has started.
+    async fn awaiting_approval(&self, id: &str) {
+        let started = Instant::now();
+        loop {
+            let (address, run) = (self.server.address(), id.to_string());
+            let events = tokio::task::spawn_blocking(move || history(&address, &run))
+                .await
+                .unwrap();
+            let types = event_types(&events);
+            if types.iter().any(|t| t == "EVENT_TYPE_TIMER_STARTED") {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{id} never waited for approval: {types:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Polls `edgeflow status` until the run has ended.
     async fn ended(&self, id: &str, limit: Duration) -> serde_json::Value {
         let started = Instant::now();
@@ -373,7 +393,8 @@ async fn a_large_order_waits_for_approval_and_records_who_decided() {
     // Escalation after 2 s: raise it so this test decides well before.
     stack.start_order("approve-1", &order("ord-approve", 250_000));
     stack.start_order("reject-1", &order("ord-reject", 250_000));
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stack.awaiting_approval("approve-1").await;
+    stack.awaiting_approval("reject-1").await;
     let out = stack.cli(&[
         "signal",
         "approve-1",
@@ -776,7 +797,7 @@ async fn a_signal_that_breaks_the_rules_is_dropped_and_a_later_decision_still_co
     services_answer(&stack.mocks).await;
     let worker = stack.worker().await;
     stack.start_order("wedge-1", &order("ord-wedge", 250_000));
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stack.awaiting_approval("wedge-1").await;
     // No approver (what the Python SDK or the temporal CLI would send), then a lone surrogate.
     stack
         .signal_raw("wedge-1", "approve", r#"{"reason":"ok"}"#)
@@ -852,7 +873,7 @@ async fn approvals_as_updates_answer_the_approver_and_let_nothing_invalid_in() {
     let _worker = stack.worker().await;
     stack.start_order("upd-1", &order("ord-upd", 250_000));
     stack.start_order("upd-small", &order("ord-upd-small", 2_500));
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stack.awaiting_approval("upd-1").await;
 
     let invalid = stack
         .update_raw("upd-1", "approve", r#"{"reason":"ok"}"#)

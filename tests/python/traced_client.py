@@ -1,6 +1,6 @@
 """Temporal's Python SDK, traced with its own OpenTelemetry interceptor, calling into edgeflow.
 
-Used by tests/trace.rs to show that edgeflow continues another SDK's trace:
+Used by tests/it/trace.rs to show that edgeflow continues another SDK's trace:
   start-order ADDRESS TASK_QUEUE WORKFLOW_ID INPUT_JSON_FILE
       starts edgeflow's `order` from a Python client inside a span, waits for its result;
   call-echo ADDRESS EDGEFLOW_TASK_QUEUE

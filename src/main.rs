@@ -12,7 +12,8 @@
 //! - Shared by all of them: [`settings`] (the layered `Settings` tree and its checks),
 //!   [`temporal_env`] (Temporal's standard client configuration as a settings layer),
 //!   [`connection`] (the Temporal connection and credential rotation), [`telemetry`] (logs and
-//!   traces: OTLP export, the SDK's OpenTelemetry plugin), [`ops`] (`/healthz`, `/readyz`, `/metrics`) and [`schedules`] (`edgeflow schedules
+//!   traces: OTLP export, the SDK's OpenTelemetry plugin), [`ops`] (`/healthz`, `/readyz`,
+//!   `/metrics`), [`payload`] (JSON as Temporal payloads) and [`schedules`] (`edgeflow schedules
 //!   sync`, also run by the worker at start).
 
 mod cli;
@@ -20,6 +21,7 @@ mod connection;
 mod dev;
 mod gateway;
 mod ops;
+mod payload;
 mod schedules;
 mod settings;
 mod telemetry;

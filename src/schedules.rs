@@ -20,7 +20,7 @@ use temporalio_client::schedules::{
 use temporalio_client::{Client, UntypedWorkflow};
 use temporalio_common::data_converters::RawValue;
 
-use crate::cli::operator::json_payload;
+use crate::payload::json_payload;
 
 const ID_PREFIX: &str = "edgeflow-";
 const MARKER: &str = "managed by edgeflow";

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use temporalio_client::tonic;
 use temporalio_common::protos::temporal::api::common::v1::{
-    Memo, Payload, SearchAttributes, WorkflowExecution,
+    Memo, SearchAttributes, WorkflowExecution,
 };
 use temporalio_common::protos::temporal::api::enums::v1::HistoryEventFilterType;
 use temporalio_common::protos::temporal::api::workflowservice::v1::{
@@ -31,6 +31,7 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 use super::metrics::GatewayMetrics;
 use super::protojson::{self, JsonError};
 use super::token::{Caller, TokenError, Verifier};
+use crate::payload::json_payload;
 
 /// What the edge may do, from the workflow catalog (`edge: true` workflows only).
 #[derive(Debug, Default)]
@@ -700,15 +701,6 @@ fn decode_bytes(value: &str) -> Option<Vec<u8>> {
     [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
         .iter()
         .find_map(|engine| engine.decode(value).ok())
-}
-
-/// A `json/plain` payload of a string, as the edge writes memo and search attribute values.
-fn json_payload(value: &str) -> Payload {
-    Payload {
-        metadata: [("encoding".to_string(), b"json/plain".to_vec())].into(),
-        data: serde_json::to_vec(value).unwrap_or_default(),
-        ..Default::default()
-    }
 }
 
 /// Answers every request, including the ones no route matches (after authenticating them).

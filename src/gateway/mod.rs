@@ -95,10 +95,12 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
     let metrics = GatewayMetrics::new();
     let readiness = Readiness::new("starting");
     let ops_stop = CancellationToken::new();
+    // Its own request metrics only: the worker's activity metrics are the worker's to serve.
+    let request_metrics = metrics.clone();
     let (ops_addr, ops_task) = ops::serve(
         settings.ops.listen,
         readiness.clone(),
-        metrics.clone(),
+        vec![Box::new(move || request_metrics.render())],
         None,
         ops_stop.clone(),
     )

@@ -54,10 +54,14 @@ pub async fn run(
             .build(),
     )
     .context("starting the SDK metrics exporter")?;
+    let activity_metrics = metrics.clone();
     let (ops_addr, ops_task) = ops::serve(
         settings.ops.listen,
         readiness.clone(),
-        metrics.clone(),
+        vec![
+            Box::new(move || activity_metrics.render()),
+            Box::new(observe::render_dropped_signals),
+        ],
         Some(prometheus.bound_addr),
         ops_stop.clone(),
     )

@@ -19,7 +19,16 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpsSettings {
+    /// Address of `/healthz`, `/readyz` and `/metrics`, e.g. `127.0.0.1:9464`.
+    pub listen: SocketAddr,
+}
 
 /// One section of `/metrics`, rendered at each scrape: Prometheus text exposition, without the
 /// OpenMetrics `# EOF` marker.

@@ -13,6 +13,7 @@
 
 pub mod demo;
 mod issuer;
+pub mod settings;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -25,9 +26,10 @@ use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_common::protos::temporal::api::operatorservice::v1::AddSearchAttributesRequest;
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{EdgeTransport, Settings};
+use crate::settings::Settings;
 use crate::telemetry::Telemetry;
 use issuer::DevIssuer;
+use settings::EdgeTransport;
 
 /// Custom search attributes the edge sets on every workflow it starts.
 pub const SEARCH_ATTRIBUTES: [&str; 2] = ["EdgeSubject", "EdgeRequestId"];
@@ -506,8 +508,8 @@ async fn start_edge(
 }
 
 /// Where the worker's spans go, for the banner.
-fn traces_go_to(telemetry: &crate::settings::TelemetrySettings) -> String {
-    use crate::settings::OtlpProtocol;
+fn traces_go_to(telemetry: &crate::telemetry::settings::TelemetrySettings) -> String {
+    use crate::telemetry::settings::OtlpProtocol;
     match &telemetry.otlp_endpoint {
         Some(endpoint) => match telemetry.otlp_protocol {
             OtlpProtocol::Grpc => format!("OTLP/gRPC to {endpoint}"),

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::GatewaySettings;
+use super::settings::GatewaySettings;
 
 /// Public keys by `kid`.
 #[derive(Default)]

@@ -11,6 +11,10 @@
 //! ([`WorkflowIdGenerator`]). When `telemetry.otlp_endpoint` is set, those spans and the
 //! activity families' own (`http.call`, `db.statement`, `email.send`, `webhook.notify`) are
 //! exported over OTLP/gRPC or OTLP/HTTP with the service's name, version and instance.
+//!
+//! [`settings`]: the `[telemetry]` section, and its checks.
+
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,7 +36,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use crate::settings::{LogFormat, OtlpProtocol, TelemetrySettings};
+use settings::{LogFormat, OtlpProtocol, TelemetrySettings};
 
 /// Keeps the trace exporter alive; flushes it on drop.
 pub struct Telemetry {

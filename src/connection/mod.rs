@@ -5,6 +5,10 @@
 //! re-reads the API key file and the client certificate files every
 //! `temporal.credentials_check_secs`; a new key is swapped into the live connection (the SDK sends
 //! it on every later call), a new certificate is served to every later TLS handshake.
+//!
+//! [`settings`]: the `[temporal]` section this module reads, and its checks.
+
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -20,9 +24,8 @@ use tokio_util::sync::CancellationToken;
 use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
 
 use crate::ops::Readiness;
-use crate::settings::{GrpcCompression, TemporalSettings};
+use settings::{GrpcCompression, TemporalSettings};
 
-/// The API key named by the settings, read now.
 /// The identity a process shows in Temporal and as its telemetry instance: `worker.identity`,
 /// else `<program>-<pid>@<host>` (`edgeflow` for the worker, `edgeflow-gateway` for the gateway).
 pub fn identity(settings: &crate::settings::Settings, program: &str) -> String {
@@ -34,6 +37,7 @@ pub fn identity(settings: &crate::settings::Settings, program: &str) -> String {
     })
 }
 
+/// The API key named by the settings, read now.
 pub fn read_api_key(t: &TemporalSettings) -> anyhow::Result<Option<String>> {
     if let Some(key) = &t.api_key {
         return Ok(Some(secrecy::ExposeSecret::expose_secret(key).to_string()));
@@ -414,7 +418,7 @@ mod tests {
             connect_timeout_secs: 1,
             credentials_check_secs: 1,
             grpc_compression: compression,
-            tls: crate::settings::TlsSettings {
+            tls: settings::TlsSettings {
                 enabled: false,
                 ca_file: None,
                 client_cert_file: None,

@@ -1,13 +1,16 @@
 //! `[temporal]`: how to reach the Temporal frontend (address, namespace, TLS, API key), and its
-//! checks.
+//! checks. The address is parsed here, once, when the settings load.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use edgeflow_activities::settings::Secret;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use url::Url;
 
 use crate::settings::error::{SettingError, check_readable, problem};
+use crate::settings::parsed::Parsed;
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -15,7 +18,7 @@ pub struct TemporalSettings {
     /// gRPC address of the frontend: `host:port` (as the `temporal` CLI and every SDK take it;
     /// TLS when `[temporal.tls]` or an API key asks for it), `http://host:port` or
     /// `https://host:port`.
-    pub address: String,
+    pub address: Parsed<TemporalAddress>,
     pub namespace: String,
     /// API key given inline. Prefer `api_key_env` or `api_key_file`.
     pub api_key: Option<Secret>,
@@ -56,37 +59,67 @@ pub struct TlsSettings {
     pub domain: Option<String>,
 }
 
-impl TemporalSettings {
+/// `temporal.address`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemporalAddress {
+    /// `host:port`, as the `temporal` CLI and every SDK take it: the scheme follows whether TLS
+    /// is wanted for other reasons. Both URLs are made when the settings load.
+    HostPort { plain: Url, tls: Url },
+    /// `http://host:port` or `https://host:port`: the scheme as written.
+    Url(Url),
+}
+
+impl TemporalAddress {
     /// The address as a URL. `host:port` takes `https://` when `tls` (TLS is wanted for other
     /// reasons: `[temporal.tls]`, an API key), else `http://`.
-    pub fn endpoint(&self, tls: bool) -> Result<url::Url, String> {
-        let address = self.address.trim();
-        let text = if address.contains("://") {
-            address.to_string()
-        } else {
-            format!("{}://{address}", if tls { "https" } else { "http" })
-        };
-        let url =
-            url::Url::parse(&text).map_err(|e| format!("`{address}` is not an address: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(format!(
-                "`{address}` must be host:port, http://host:port or https://host:port"
-            ));
+    pub fn endpoint(&self, tls: bool) -> &Url {
+        match self {
+            TemporalAddress::HostPort { tls: url, .. } if tls => url,
+            TemporalAddress::HostPort { plain, .. } => plain,
+            TemporalAddress::Url(url) => url,
         }
-        if !address.contains("://") && url.port().is_none() {
-            return Err(format!("`{address}` needs a port, e.g. `{address}:7233`"));
-        }
-        Ok(url)
     }
 
-    /// What the schema can't check: an address, one key source, readable files, non-zero
-    /// intervals.
+    /// Written as `host:port`, without a scheme.
+    pub fn is_host_port(&self) -> bool {
+        matches!(self, TemporalAddress::HostPort { .. })
+    }
+}
+
+impl FromStr for TemporalAddress {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let address = text.trim();
+        let parse = |text: &str| {
+            let url =
+                Url::parse(text).map_err(|e| format!("`{address}` is not an address: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(format!(
+                    "`{address}` must be host:port, http://host:port or https://host:port"
+                ));
+            }
+            Ok(url)
+        };
+        if address.contains("://") {
+            return parse(address).map(TemporalAddress::Url);
+        }
+        let plain = parse(&format!("http://{address}"))?;
+        if plain.port().is_none() {
+            return Err(format!("`{address}` needs a port, e.g. `{address}:7233`"));
+        }
+        Ok(TemporalAddress::HostPort {
+            plain,
+            tls: parse(&format!("https://{address}"))?,
+        })
+    }
+}
+
+impl TemporalSettings {
+    /// What the schema can't check: one key source, readable files, non-zero intervals.
     pub fn validate(&self) -> Vec<SettingError> {
         let t = self;
         let mut out = Vec::new();
-        if let Err(e) = t.endpoint(false) {
-            out.push(problem("temporal.address", e));
-        }
         if t.namespace.trim().is_empty() {
             out.push(problem("temporal.namespace", "must not be empty"));
         }
@@ -142,5 +175,37 @@ impl TemporalSettings {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_is_an_address_as_in_every_temporal_sdk() {
+        let a: TemporalAddress = "127.0.0.1:7233".parse().unwrap();
+        assert!(a.is_host_port());
+        assert_eq!(a.endpoint(false).as_str(), "http://127.0.0.1:7233/");
+        assert_eq!(a.endpoint(true).as_str(), "https://127.0.0.1:7233/");
+        let a: TemporalAddress = "http://10.0.0.1:7233".parse().unwrap();
+        assert!(!a.is_host_port());
+        assert_eq!(a.endpoint(true).as_str(), "http://10.0.0.1:7233/");
+        assert_eq!(
+            "ns.acct.tmprl.cloud"
+                .parse::<TemporalAddress>()
+                .unwrap_err(),
+            "`ns.acct.tmprl.cloud` needs a port, e.g. `ns.acct.tmprl.cloud:7233`"
+        );
+        assert_eq!(
+            "ftp://x:1".parse::<TemporalAddress>().unwrap_err(),
+            "`ftp://x:1` must be host:port, http://host:port or https://host:port"
+        );
+        assert!(
+            "not a url"
+                .parse::<TemporalAddress>()
+                .unwrap_err()
+                .starts_with("`not a url` is not an address: ")
+        );
     }
 }

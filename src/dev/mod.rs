@@ -85,10 +85,7 @@ fn temporal_cli() -> PathBuf {
 }
 
 fn grpc_addr(settings: &Settings) -> anyhow::Result<SocketAddr> {
-    let url = settings
-        .temporal
-        .endpoint(false)
-        .map_err(|e| anyhow::anyhow!("temporal.address: {e}"))?;
+    let url = settings.temporal.address.endpoint(false);
     let host = url.host_str().unwrap_or("127.0.0.1");
     let port = url.port().unwrap_or(7233);
     format!("{host}:{port}")
@@ -269,7 +266,7 @@ pub async fn serve_demo_services(
     port: Option<u16>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let failure = demo::Failure::parse(&settings.dev.demo_failure).map_err(anyhow::Error::msg)?;
+    let failure = (*settings.dev.demo_failure).clone();
     let listener = bind(
         port.unwrap_or(settings.dev.demo_services_port),
         "demo services",
@@ -527,7 +524,7 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let dev = settings.dev.clone();
-    let failure = demo::Failure::parse(&dev.demo_failure).map_err(anyhow::Error::msg)?;
+    let failure = (*dev.demo_failure).clone();
     let temporal = tokio::task::block_in_place(|| ensure_temporal(&settings))?;
     register_search_attributes(&settings).await?;
 

@@ -1,5 +1,5 @@
 //! `[dev]`: the ports and state folder of `edgeflow dev`, and what its demo services get wrong on
-//! purpose; and its check.
+//! purpose (parsed here, once, when the settings load).
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::demo::Failure;
-use crate::settings::error::{SettingError, problem};
+use crate::settings::parsed::Parsed;
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -30,7 +30,7 @@ pub struct DevSettings {
     /// `none`, `flaky:<service>` (503 twice per order), `down:<service>` (422 every time),
     /// `slow:<service>:<secs>` (works, then answers late) or `errors:<percent>` (random 503s on
     /// every call). See `src/dev/demo.rs`.
-    pub demo_failure: String,
+    pub demo_failure: Parsed<Failure>,
     /// How the edge reaches Temporal: through `edgeflow gateway` (run by the dev stack) or
     /// straight to the dev server's HTTP API.
     pub edge_transport: EdgeTransport,
@@ -41,14 +41,4 @@ pub struct DevSettings {
 pub enum EdgeTransport {
     Gateway,
     TemporalHttp,
-}
-
-impl DevSettings {
-    /// A failure mode the demo services know.
-    pub fn validate(&self) -> Vec<SettingError> {
-        match Failure::parse(&self.demo_failure) {
-            Ok(_) => vec![],
-            Err(e) => vec![problem("dev.demo_failure", e)],
-        }
-    }
 }

@@ -1,13 +1,16 @@
 //! `[gateway]`: where `edgeflow gateway` listens, which tokens it accepts, where the edge's keys
-//! are; and its checks.
+//! are; and its checks. The key URL is parsed here, once, when the settings load.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use url::Url;
 
 use crate::settings::error::{SettingError, check_readable, problem};
+use crate::settings::parsed::Parsed;
 
 /// The longest token lifetime the gateway accepts, whatever the settings say.
 pub const MAX_TOKEN_AGE_LIMIT_SECS: u64 = 60;
@@ -25,7 +28,7 @@ pub struct GatewaySettings {
     /// The edge's public keys as a JWKS file; re-read when it changes. Set this or `jwks_url`.
     pub jwks_file: Option<PathBuf>,
     /// The edge's public keys as a JWKS URL, fetched every `keys_refresh_secs`.
-    pub jwks_url: Option<String>,
+    pub jwks_url: Option<Parsed<JwksUrl>>,
     /// How often the key file is checked or the key URL fetched; an unknown `kid` also triggers
     /// a reload, at most once a second.
     pub keys_refresh_secs: u64,
@@ -42,9 +45,22 @@ pub struct GatewaySettings {
     pub call_timeout_secs: u64,
 }
 
+/// `gateway.jwks_url`, parsed: an `http://` or `https://` URL with a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksUrl(pub Url);
+
+impl FromStr for JwksUrl {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(Self(u)),
+            _ => Err(format!("`{text}` is not an http:// or https:// URL")),
+        }
+    }
+}
+
 impl GatewaySettings {
-    /// What the schema can't check: one key source at most, a readable key file, a key URL,
-    /// token limits.
+    /// What the schema can't check: one key source at most, a readable key file, token limits.
     pub fn validate(&self) -> Vec<SettingError> {
         let g = self;
         let mut out = Vec::new();
@@ -60,15 +76,6 @@ impl GatewaySettings {
             ));
         }
         check_readable(&mut out, "gateway.jwks_file", g.jwks_file.as_deref());
-        if let Some(url) = &g.jwks_url {
-            match url::Url::parse(url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-                _ => out.push(problem(
-                    "gateway.jwks_url",
-                    format!("`{url}` is not an http:// or https:// URL"),
-                )),
-            }
-        }
         if !(1..=MAX_TOKEN_AGE_LIMIT_SECS).contains(&g.max_token_age_secs) {
             out.push(problem(
                 "gateway.max_token_age_secs",

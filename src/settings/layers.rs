@@ -43,8 +43,16 @@ impl Sources {
     }
 }
 
+/// The layers merged, and the first layer alone.
+pub struct Layered {
+    /// Every layer merged: what the settings are.
+    pub tree: serde_json::Value,
+    /// `config/default.toml` alone: what a key is when nothing else sets it.
+    pub defaults: serde_json::Value,
+}
+
 /// Merges the layers into one JSON tree.
-pub fn merged_tree(sources: &Sources) -> Result<serde_json::Value, SettingsErrors> {
+pub fn merged_tree(sources: &Sources) -> Result<Layered, SettingsErrors> {
     let default_file = sources.config_dir.join("default.toml");
     if !default_file.is_file() {
         return Err(SettingsErrors(vec![problem(
@@ -55,8 +63,8 @@ pub fn merged_tree(sources: &Sources) -> Result<serde_json::Value, SettingsError
             ),
         )]));
     }
-    let mut builder = config::Config::builder()
-        .add_source(config::File::from(default_file.clone()).format(config::FileFormat::Toml));
+    let defaults = config::File::from(default_file.clone()).format(config::FileFormat::Toml);
+    let mut builder = config::Config::builder().add_source(defaults.clone());
     let mut problems = Vec::new();
     if let Some(env) = &sources.env {
         let env_file = sources.config_dir.join(format!("{env}.toml"));
@@ -115,8 +123,14 @@ pub fn merged_tree(sources: &Sources) -> Result<serde_json::Value, SettingsError
     if !problems.is_empty() {
         return Err(SettingsErrors(problems));
     }
-    builder
-        .build()
-        .and_then(|c| c.try_deserialize::<serde_json::Value>())
-        .map_err(|e| SettingsErrors(vec![problem("(file)", e.to_string())]))
+    let read = |builder: config::ConfigBuilder<config::builder::DefaultState>| {
+        builder
+            .build()
+            .and_then(|c| c.try_deserialize::<serde_json::Value>())
+            .map_err(|e| SettingsErrors(vec![problem("(file)", e.to_string())]))
+    };
+    Ok(Layered {
+        tree: read(builder)?,
+        defaults: read(config::Config::builder().add_source(defaults))?,
+    })
 }

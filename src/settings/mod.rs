@@ -7,9 +7,10 @@
 //! `config/default.toml` is the single place that holds every default and documents every key.
 //!
 //! Loading never stops at the first problem. The merged tree is checked against the JSON Schema
-//! generated from these types (unknown keys, wrong types, missing keys), then each section's own
-//! `validate` checks what a schema can't (URLs parse, files are readable, listen addresses are
-//! addresses). Every problem is reported at once, each with its key path.
+//! generated from these types (unknown keys, wrong types, missing keys), then each section is
+//! read into its type (text settings are parsed here, once: addresses, URLs, the log filter, the
+//! demo failure mode) and its own `validate` checks what a schema can't (files are readable,
+//! values agree with each other). Every problem is reported at once, each with its key path.
 //!
 //! This module composes; each section's type and checks live with the feature that reads them:
 //! `[temporal]` in [`crate::connection::settings`]; `[worker]`, `[task_queues.NAME]` and
@@ -20,14 +21,16 @@
 //! - [`layers`]: where settings come from and how the layers merge;
 //! - [`schema`]: the merged tree against the JSON Schema, in an operator's words;
 //! - [`redact`]: credentials kept out of `edgeflow config check`;
-//! - [`error`]: the problem every check reports (sections import it from there, not from here).
+//! - [`error`]: the problem every check reports (sections import it from there, not from here);
+//! - [`parsed`]: a text setting parsed once, at load.
 
 pub mod error;
 pub mod layers;
+pub mod parsed;
 mod redact;
 mod schema;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use edgeflow_activities::db::DbSettings;
 use edgeflow_activities::email::EmailSettings;
@@ -35,8 +38,10 @@ use edgeflow_activities::http::HttpSettings;
 use edgeflow_activities::webhook::WebhookSettings;
 use edgeflow_workflows::order::OrderSettings;
 use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_path_to_error::Segment;
 
 use crate::connection::settings::TemporalSettings;
 use crate::dev::settings::DevSettings;
@@ -98,62 +103,57 @@ pub fn settings_schema() -> Value {
 impl Settings {
     /// Loads, checks and returns the settings, or every problem found.
     ///
-    /// Each section that matches the schema is also checked for what the schema can't express,
-    /// so one run reports a wrong type in one section and an unreadable file in another.
+    /// Each section that matches the schema is also read into its type and checked for what the
+    /// schema can't express, so one run reports a wrong type in one section and an unreadable
+    /// file in another.
     pub fn load(sources: &Sources) -> Result<Settings, SettingsErrors> {
-        let tree = layers::merged_tree(sources)?;
-        let mut problems = schema::check_against_schema(&settings_schema(), &tree);
-        let clean = |section: &str, problems: &[SettingError]| {
-            !problems
-                .iter()
-                .any(|p| p.path == section || p.path.starts_with(&format!("{section}.")))
+        let layered = layers::merged_tree(sources)?;
+        let mut read = Sections {
+            tree: &layered.tree,
+            defaults: &layered.defaults,
+            refused_by_schema: schema::check_against_schema(&settings_schema(), &layered.tree),
+            found: Vec::new(),
         };
-        let mut semantic = Vec::new();
-        macro_rules! check_section {
-            ($name:literal, $ty:ty, $check:expr) => {
-                // An absent section takes its defaults when the whole tree is read.
-                if clean($name, &problems) && !tree[$name].is_null() {
-                    // What the schema lets through but the type refuses (an address that does
-                    // not parse, a number out of range) is reported at its own key.
-                    match serde_path_to_error::deserialize::<_, $ty>(tree[$name].clone()) {
-                        Ok(section) => semantic.extend($check(&section)),
-                        Err(e) => semantic.push(problem(
-                            join_path($name, &e.path().to_string().trim_start_matches('.')),
-                            e.inner().to_string(),
-                        )),
-                    }
-                }
-            };
-        }
-        check_section!("temporal", TemporalSettings, TemporalSettings::validate);
-        check_section!("worker", WorkerSettings, WorkerSettings::validate);
-        check_section!(
-            "task_queues",
-            BTreeMap<String, TaskQueueSettings>,
-            crate::worker::settings::validate_task_queues
-        );
-        check_section!("ops", OpsSettings, typed_only);
-        check_section!("telemetry", TelemetrySettings, TelemetrySettings::validate);
-        check_section!("services", HttpSettings, HttpSettings::validate);
-        check_section!("database", DbSettings, DbSettings::validate);
-        check_section!("email", EmailSettings, EmailSettings::validate);
-        check_section!("webhooks", WebhookSettings, WebhookSettings::validate);
-        check_section!("schedules", BTreeMap<String, ScheduleSettings>, crate::schedules::validate);
-        check_section!("gateway", GatewaySettings, GatewaySettings::validate);
-        check_section!("dev", DevSettings, DevSettings::validate);
-        problems.extend(semantic);
+        let temporal = read.section("temporal", TemporalSettings::validate);
+        let worker = read.section("worker", WorkerSettings::validate);
+        let task_queues =
+            read.section("task_queues", crate::worker::settings::validate_task_queues);
+        let ops = read.section("ops", typed_only::<OpsSettings>);
+        let telemetry = read.section("telemetry", typed_only::<TelemetrySettings>);
+        let services = read.section("services", HttpSettings::validate);
+        let database = read.section("database", DbSettings::validate);
+        let email = read.section("email", EmailSettings::validate);
+        let webhooks = read.section("webhooks", WebhookSettings::validate);
+        let schedules = read.section("schedules", crate::schedules::validate);
+        let gateway = read.section("gateway", GatewaySettings::validate);
+        let dev = read.section("dev", typed_only::<DevSettings>);
+        let shutdown = read.section("shutdown", typed_only::<ShutdownSettings>);
+        let workflows = read.section("workflows", typed_only::<WorkflowsSettings>);
+        let mut problems = read.refused_by_schema;
+        problems.extend(read.found);
         if !problems.is_empty() {
             return Err(SettingsErrors(problems));
         }
-        let settings: Settings = serde_path_to_error::deserialize(tree).map_err(|e| {
-            // Every checked section passed, so this is something the schema can't express in a
-            // section without its own check (e.g. a number out of range for its Rust type).
-            let path = e.path().to_string();
-            SettingsErrors(vec![problem(
-                path.trim_start_matches('.'),
-                e.inner().to_string(),
-            )])
-        })?;
+        // With no problem, every section was read (one that was not has a problem above).
+        let settings = (|| {
+            Some(Settings {
+                temporal: temporal?,
+                worker: worker?,
+                task_queues: task_queues?,
+                shutdown: shutdown?,
+                ops: ops?,
+                telemetry: telemetry?,
+                services: services?,
+                database: database?,
+                email: email?,
+                webhooks: webhooks?,
+                workflows: workflows?,
+                schedules: schedules?,
+                gateway: gateway?,
+                dev: dev?,
+            })
+        })()
+        .ok_or_else(|| SettingsErrors(vec![problem("(root)", "a section could not be read")]))?;
         let crossed = settings.check_references();
         if crossed.is_empty() {
             Ok(settings)
@@ -217,6 +217,95 @@ impl Settings {
 /// For sections whose type says all there is to check.
 fn typed_only<T>(_: &T) -> Vec<SettingError> {
     Vec::new()
+}
+
+/// Reads the merged tree's sections into their types, one by one, gathering every problem.
+struct Sections<'a> {
+    tree: &'a Value,
+    /// `config/default.toml` alone, to stand in for a value a section's type refuses.
+    defaults: &'a Value,
+    /// What the schema found; a section with a problem here is not read.
+    refused_by_schema: Vec<SettingError>,
+    /// What reading and checking the sections found.
+    found: Vec<SettingError>,
+}
+
+impl Sections<'_> {
+    /// Reads section `name` and runs its `check`; `None` when it has a problem.
+    ///
+    /// What the schema lets through but the type refuses (an address that does not parse, a
+    /// log filter with a bad directive, a number out of range) is reported at its own key. So
+    /// that one run still names every bad key, the refused value is then replaced with its
+    /// default (`config/default.toml`'s, or none where that file leaves the key unset) and the
+    /// section read again, and its `check` runs on the result; a stand-in the type refuses too
+    /// ends the reading. A section read with a stand-in is never returned: settings with a
+    /// problem do not load.
+    fn section<T: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        check: impl Fn(&T) -> Vec<SettingError>,
+    ) -> Option<T> {
+        let under = format!("{name}.");
+        if self
+            .refused_by_schema
+            .iter()
+            .any(|p| p.path == name || p.path.starts_with(&under))
+        {
+            return None;
+        }
+        let mut value = self.tree[name].clone();
+        if value.is_null() {
+            // Absent: the schema has said so if the section is required; one that may be left
+            // out (`schedules`) is then empty.
+            if !self.refused_by_schema.is_empty() {
+                return None;
+            }
+            value = Value::Object(serde_json::Map::new());
+        }
+        let mut refused = BTreeSet::new();
+        loop {
+            match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(section) => {
+                    let found = check(&section);
+                    let clean = refused.is_empty() && found.is_empty();
+                    self.found.extend(found);
+                    return clean.then_some(section);
+                }
+                Err(e) => {
+                    let path = join_path(name, e.path().to_string().trim_start_matches('.'));
+                    if !refused.insert(path.clone()) {
+                        return None;
+                    }
+                    self.found.push(problem(path, e.inner().to_string()));
+                    let at: Vec<&Segment> = e.path().iter().collect();
+                    let stand_in = at_path(&self.defaults[name], &at)
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    match at_path_mut(&mut value, &at) {
+                        Some(slot) => *slot = stand_in,
+                        None => return None,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The value at a deserializer's error path, if the tree has one there.
+fn at_path<'v>(value: &'v Value, at: &[&Segment]) -> Option<&'v Value> {
+    at.iter().try_fold(value, |v, segment| match segment {
+        Segment::Map { key } => v.get(key),
+        Segment::Seq { index } => v.get(index),
+        _ => None,
+    })
+}
+
+fn at_path_mut<'v>(value: &'v mut Value, at: &[&Segment]) -> Option<&'v mut Value> {
+    at.iter().try_fold(value, |v, segment| match segment {
+        Segment::Map { key } => v.get_mut(key),
+        Segment::Seq { index } => v.get_mut(index),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -368,6 +457,72 @@ mod tests {
         let errs = Settings::load(&sources).expect_err("bad address").0;
         assert_eq!(errs[0].path, "gateway.listen", "{errs:?}");
         assert!(errs[0].message.contains("address"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_value_its_type_refuses_hides_none_of_its_sections_other_problems() {
+        let (_d, sources) = sources_with(
+            "[gateway]\nlisten = \"anywhere\"\njwks_url = \"ftp://keys\"\nclock_skew_secs = 31\n\
+             [telemetry]\nlog_level = \"info,edgeflow=loud\"\notlp_endpoint = \"collector\"\n",
+            &[],
+        );
+        let errs = Settings::load(&sources).expect_err("bad values").0;
+        let found: Vec<(&str, &str)> = errs
+            .iter()
+            .map(|e| (e.path.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "telemetry.log_level",
+                    "error parsing level filter: expected one of \"off\", \"error\", \"warn\", \
+                     \"info\", \"debug\", \"trace\", or a number 0-5"
+                ),
+                ("telemetry.otlp_endpoint", "`collector` is not a URL"),
+                (
+                    "gateway.jwks_url",
+                    "`ftp://keys` is not an http:// or https:// URL"
+                ),
+                ("gateway.listen", "invalid socket address syntax"),
+                ("gateway.clock_skew_secs", "must be at most 30"),
+            ],
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn text_settings_are_parsed_when_the_settings_load() {
+        use crate::connection::settings::TemporalAddress;
+        use crate::dev::demo::Failure;
+        let (_d, sources) = sources_with(
+            "[temporal]\naddress = \"temporal.internal:7233\"\n[dev]\ndemo_failure = \"slow:payments:0.5\"\n\
+             [telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\n",
+            &[],
+        );
+        let s = Settings::load(&sources).expect("loads");
+        assert!(matches!(
+            *s.temporal.address,
+            TemporalAddress::HostPort { .. }
+        ));
+        assert_eq!(
+            s.temporal.address.endpoint(true).as_str(),
+            "https://temporal.internal:7233/"
+        );
+        assert_eq!(
+            *s.dev.demo_failure,
+            Failure::Slow("payments".into(), std::time::Duration::from_millis(500))
+        );
+        let endpoint = s.telemetry.otlp_endpoint.as_ref().expect("set");
+        assert_eq!(endpoint.traces_url(), "http://127.0.0.1:4318/v1/traces");
+        // What `config check` prints is what was written.
+        let printed = s.redacted();
+        assert_eq!(printed["temporal"]["address"], "temporal.internal:7233");
+        assert_eq!(printed["dev"]["demo_failure"], "slow:payments:0.5");
+        assert_eq!(
+            printed["telemetry"]["otlp_endpoint"],
+            "http://127.0.0.1:4318"
+        );
     }
 
     #[test]

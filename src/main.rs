@@ -9,10 +9,12 @@
 //! - [`gateway`]: `edgeflow gateway`, the edge's HTTP door to any Temporal cluster.
 //! - [`dev`]: `edgeflow dev`, the local stack, with its demo services ([`dev::demo`]) and token
 //!   issuer.
-//! - Shared by all of them: [`settings`] (the layered `Settings` tree and its checks),
+//! - Shared by all of them: [`settings`] (the layered `Settings` tree: loading, schema, redaction;
+//!   each section's type and checks live with its feature, e.g. [`gateway::settings`]),
 //!   [`temporal_env`] (Temporal's standard client configuration as a settings layer),
 //!   [`connection`] (the Temporal connection and credential rotation), [`telemetry`] (logs and
-//!   traces: OTLP export, the SDK's OpenTelemetry plugin), [`ops`] (`/healthz`, `/readyz`, `/metrics`) and [`schedules`] (`edgeflow schedules
+//!   traces: OTLP export, the SDK's OpenTelemetry plugin), [`ops`] (`/healthz`, `/readyz`,
+//!   `/metrics`), [`payload`] (JSON as Temporal payloads) and [`schedules`] (`edgeflow schedules
 //!   sync`, also run by the worker at start).
 
 mod cli;
@@ -20,6 +22,7 @@ mod connection;
 mod dev;
 mod gateway;
 mod ops;
+mod payload;
 mod schedules;
 mod settings;
 mod telemetry;
@@ -53,7 +56,7 @@ fn main() -> ExitCode {
 /// anything else exits 1. Once `worker`, `dev` or `gateway` have set up logging, the failure is a
 /// log line (JSON in production), like everything else they say; before that, it goes to stderr.
 fn report(error: anyhow::Error) -> ExitCode {
-    if let Some(errors) = error.downcast_ref::<settings::SettingsErrors>() {
+    if let Some(errors) = error.downcast_ref::<settings::error::SettingsErrors>() {
         eprint!("edgeflow: {errors}");
         return ExitCode::from(EXIT_BAD_SETTINGS);
     }
@@ -217,7 +220,7 @@ async fn serve(settings: Settings, dev_stack: bool) -> anyhow::Result<ExitCode> 
 async fn serve_gateway(settings: Settings) -> anyhow::Result<ExitCode> {
     let missing = settings.gateway.check_serving();
     if !missing.is_empty() {
-        return Err(settings::SettingsErrors(missing).into());
+        return Err(settings::error::SettingsErrors(missing).into());
     }
     let identity = connection::identity(&settings, gateway::PROGRAM);
     let _telemetry = telemetry::init(&settings.telemetry, &identity)?;

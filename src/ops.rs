@@ -4,9 +4,12 @@
 //! - `/readyz`: 200 only while every task queue is polling and the last check of the Temporal
 //!   server succeeded; otherwise 503 with the reason as the body.
 //! - `/metrics`: Prometheus text: the SDK's worker metrics (served by the SDK's exporter on a
-//!   private loopback port and relayed here) followed by edgeflow's own (see [`crate::worker::observe`])
-//!   and `edgeflow_worker_ready`, what `/readyz` says as a gauge; for `edgeflow gateway`, the
-//!   gateway's request metrics.
+//!   private loopback port and relayed here), then each section the process hands to [`serve`]
+//!   (the worker: its activity metrics and the workflows' dropped signals; `edgeflow gateway`:
+//!   its request metrics), then `edgeflow_worker_ready`, what `/readyz` says as a gauge.
+//!
+//! This module knows none of those metrics: whoever serves them says what they are, so the
+//! gateway serves only its own.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -16,13 +19,20 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-/// Metrics a process renders after the SDK's: the worker's activity metrics or the gateway's.
-pub trait RenderMetrics: Send + Sync {
-    /// Prometheus text exposition, without the OpenMetrics `# EOF` marker.
-    fn render(&self) -> String;
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpsSettings {
+    /// Address of `/healthz`, `/readyz` and `/metrics`, e.g. `127.0.0.1:9464`.
+    pub listen: SocketAddr,
 }
+
+/// One section of `/metrics`, rendered at each scrape: Prometheus text exposition, without the
+/// OpenMetrics `# EOF` marker.
+pub type MetricsSection = Box<dyn Fn() -> String + Send + Sync>;
 
 /// A registry in Prometheus text, without the OpenMetrics `# EOF` marker (`/metrics` appends it
 /// to the SDK's exposition).
@@ -35,12 +45,6 @@ pub fn render_registry(registry: &prometheus_client::registry::Registry) -> Stri
         .filter(|l| *l != "# EOF")
         .map(|l| format!("{l}\n"))
         .collect()
-}
-
-impl RenderMetrics for crate::worker::observe::Metrics {
-    fn render(&self) -> String {
-        crate::worker::observe::Metrics::render(self)
-    }
 }
 
 /// Whether the worker should receive traffic, and if not, why.
@@ -68,16 +72,17 @@ impl Readiness {
 #[derive(Clone)]
 struct Ops {
     readiness: Arc<Readiness>,
-    metrics: Arc<dyn RenderMetrics>,
+    sections: Arc<[MetricsSection]>,
     sdk_metrics_url: Option<String>,
     http: reqwest::Client,
 }
 
-/// Binds `listen` now (so a bad address fails start-up) and serves until `stop`.
+/// Binds `listen` now (so a bad address fails start-up) and serves until `stop`; `/metrics`
+/// relays the SDK's exporter at `sdk_metrics_addr`, if any, then renders `sections` in order.
 pub async fn serve(
     listen: SocketAddr,
     readiness: Arc<Readiness>,
-    metrics: Arc<dyn RenderMetrics>,
+    sections: Vec<MetricsSection>,
     sdk_metrics_addr: Option<SocketAddr>,
     stop: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
@@ -87,7 +92,7 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     let state = Ops {
         readiness,
-        metrics,
+        sections: sections.into(),
         sdk_metrics_url: sdk_metrics_addr.map(|a| format!("http://{a}/metrics")),
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -134,8 +139,9 @@ async fn metrics_text(State(ops): State<Ops>) -> Response {
             Err(e) => tracing::warn!(error = %e, "SDK metrics exporter did not answer"),
         }
     }
-    body.push_str(&ops.metrics.render());
-    body.push_str(&crate::worker::observe::render_dropped_signals());
+    for section in ops.sections.iter() {
+        body.push_str(&section());
+    }
     // What `/readyz` says, for alerting on it without a second scrape job.
     body.push_str(&format!(
         "# HELP edgeflow_worker_ready 1 while /readyz answers 200 (every task queue polling, Temporal reachable), else 0.\n\
@@ -151,4 +157,53 @@ async fn metrics_text(State(ops): State<Ops>) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn metrics_are_the_sections_given_then_readiness() {
+        let readiness = Readiness::new("starting");
+        let stop = CancellationToken::new();
+        let (addr, task) = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            readiness.clone(),
+            vec![
+                Box::new(|| "first_total 1\n".to_string()),
+                Box::new(|| "second_total 2\n".to_string()),
+            ],
+            None,
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        let get = |path: &str| {
+            let url = format!("http://{addr}{path}");
+            async move {
+                let resp = reqwest::get(url).await.unwrap();
+                (resp.status().as_u16(), resp.text().await.unwrap())
+            }
+        };
+        let (status, text) = get("/metrics").await;
+        assert_eq!(status, 200);
+        assert!(
+            text.starts_with("first_total 1\nsecond_total 2\n# HELP edgeflow_worker_ready"),
+            "{text}"
+        );
+        assert!(text.ends_with("edgeflow_worker_ready 0\n"), "{text}");
+        // Nothing the process did not hand over, such as the workflows' dropped signals.
+        assert!(!text.contains("signals_dropped"), "{text}");
+        assert_eq!(get("/readyz").await, (503, "not ready: starting\n".into()));
+        readiness.set_ready();
+        assert!(
+            get("/metrics")
+                .await
+                .1
+                .ends_with("edgeflow_worker_ready 1\n")
+        );
+        stop.cancel();
+        task.await.unwrap();
+    }
 }

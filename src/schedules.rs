@@ -20,7 +20,8 @@ use temporalio_client::schedules::{
 use temporalio_client::{Client, UntypedWorkflow};
 use temporalio_common::data_converters::RawValue;
 
-use crate::cli::operator::json_payload;
+use crate::payload::json_payload;
+use crate::settings::error::{SettingError, problem};
 
 const ID_PREFIX: &str = "edgeflow-";
 const MARKER: &str = "managed by edgeflow";
@@ -56,9 +57,7 @@ pub struct SyncReport {
     pub deleted: Vec<String>,
 }
 
-pub fn validate(
-    schedules: &BTreeMap<String, ScheduleSettings>,
-) -> Vec<crate::settings::SettingError> {
+pub fn validate(schedules: &BTreeMap<String, ScheduleSettings>) -> Vec<SettingError> {
     let mut out = Vec::new();
     for (name, s) in schedules {
         let at = |k: &str| format!("schedules.{name}.{k}");
@@ -66,37 +65,26 @@ pub fn validate(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            out.push(crate::settings::problem(
+            out.push(problem(
                 format!("schedules.{name}"),
                 "names use letters, digits, `-` and `_`",
             ));
         }
         match (&s.cron, s.every_secs) {
-            (Some(_), Some(_)) => out.push(crate::settings::problem(
+            (Some(_), Some(_)) => out.push(problem(at("cron"), "set cron or every_secs, not both")),
+            (None, None) => out.push(problem(at("cron"), "set cron or every_secs")),
+            (Some(cron), None) if cron.split_whitespace().count() != 5 => out.push(problem(
                 at("cron"),
-                "set cron or every_secs, not both",
+                format!("`{cron}` is not five fields (minute hour day month weekday)"),
             )),
-            (None, None) => out.push(crate::settings::problem(
-                at("cron"),
-                "set cron or every_secs",
-            )),
-            (Some(cron), None) if cron.split_whitespace().count() != 5 => {
-                out.push(crate::settings::problem(
-                    at("cron"),
-                    format!("`{cron}` is not five fields (minute hour day month weekday)"),
-                ))
-            }
-            (None, Some(0)) => out.push(crate::settings::problem(
-                at("every_secs"),
-                "must be at least 1",
-            )),
+            (None, Some(0)) => out.push(problem(at("every_secs"), "must be at least 1")),
             _ => {}
         }
         if !edgeflow_workflows::catalog::workflows()
             .iter()
             .any(|w| w.name == s.workflow)
         {
-            out.push(crate::settings::problem(
+            out.push(problem(
                 at("workflow"),
                 format!("`{}` is not a workflow this worker runs", s.workflow),
             ));

@@ -17,7 +17,7 @@ use temporalio_common::envconfig::{
     ClientConfigProfile, DataSource, LoadClientConfigProfileOptions, load_client_config_profile,
 };
 
-use crate::settings::{SettingError, problem};
+use crate::settings::error::{SettingError, problem};
 
 /// The Temporal client variables and profile file a process sees.
 #[derive(Debug, Clone, Default)]

@@ -20,8 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Custom search attributes the edge sets on every workflow it starts (`Keyword`).
-pub const SEARCH_ATTRIBUTES: [&str; 2] = ["EdgeSubject", "EdgeRequestId"];
+/// The search attribute that holds the subject of the caller who started a run through the edge.
+pub const EDGE_SUBJECT: &str = "EdgeSubject";
+/// The search attribute that holds the edge's request id of the start.
+pub const EDGE_REQUEST_ID: &str = "EdgeRequestId";
+/// Custom search attributes the edge (and the gateway for it) sets on every workflow it starts,
+/// all `Keyword`. Their one Rust spelling: the dev server registers them, the gateway sets them.
+pub const SEARCH_ATTRIBUTES: [&str; 2] = [EDGE_SUBJECT, EDGE_REQUEST_ID];
 
 /// Dynamic config that lets the dev server call the edge's completion callback on loopback over
 /// plain http (Temporal refuses every callback URL by default; docs/operations.md says what a

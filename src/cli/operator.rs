@@ -16,8 +16,8 @@ use temporalio_client::{
     WorkflowSignalOptions, WorkflowStartOptions,
 };
 use temporalio_common::data_converters::RawValue;
-use temporalio_common::protos::temporal::api::common::v1::Payload;
 
+use crate::payload::{json_payload, payload_json};
 use crate::settings::Settings;
 
 /// Reads `--input`: inline JSON, or `@path` to read JSON from a file; the text as given.
@@ -40,26 +40,6 @@ fn check(
     match check.map(|check| check(text.as_bytes())) {
         Some(Err(e)) => bail!("{what} is invalid, nothing was sent: {e}"),
         _ => Ok(()),
-    }
-}
-
-/// A JSON value as one Temporal payload (`json/plain`), the encoding every SDK reads.
-pub fn json_payload(value: &serde_json::Value) -> Payload {
-    Payload {
-        metadata: [("encoding".to_string(), b"json/plain".to_vec())]
-            .into_iter()
-            .collect(),
-        data: serde_json::to_vec(value).unwrap_or_default(),
-        ..Default::default()
-    }
-}
-
-fn payload_json(payloads: &[Payload]) -> serde_json::Value {
-    match payloads.first() {
-        Some(p) if !p.data.is_empty() => serde_json::from_slice(&p.data).unwrap_or_else(|_| {
-            serde_json::Value::String(String::from_utf8_lossy(&p.data).into_owned())
-        }),
-        _ => serde_json::Value::Null,
     }
 }
 

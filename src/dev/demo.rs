@@ -24,6 +24,7 @@
 //!   that probability, each call on its own, before doing anything.
 
 use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,8 +51,13 @@ impl Failure {
     pub const SERVICES: [&'static str; 3] = ["inventory", "payments", "shipping"];
     /// The longest `slow` delay: beyond it a run would look hung rather than slow.
     const MAX_SLOW_SECS: f64 = 3600.0;
+}
 
-    pub fn parse(s: &str) -> Result<Self, String> {
+/// Parsed once, when the settings load (`dev.demo_failure`); the error says what is wrong.
+impl FromStr for Failure {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
         let services = Self::SERVICES.join(", ");
         let forms = "`none`, `flaky:<service>`, `down:<service>`, `slow:<service>:<secs>` or \
                      `errors:<percent>`";
@@ -455,32 +461,32 @@ mod tests {
 
     #[test]
     fn failure_modes_parse_and_bad_ones_say_why() {
-        assert_eq!(Failure::parse("none"), Ok(Failure::None));
+        assert_eq!(Failure::from_str("none"), Ok(Failure::None));
         assert_eq!(
-            Failure::parse("flaky:payments"),
+            Failure::from_str("flaky:payments"),
             Ok(Failure::Flaky("payments".into()))
         );
         assert_eq!(
-            Failure::parse("down:shipping"),
+            Failure::from_str("down:shipping"),
             Ok(Failure::Down("shipping".into()))
         );
         assert_eq!(
-            Failure::parse("slow:payments:20"),
+            Failure::from_str("slow:payments:20"),
             Ok(Failure::Slow("payments".into(), Duration::from_secs(20)))
         );
         assert_eq!(
-            Failure::parse("slow:inventory:0.25"),
+            Failure::from_str("slow:inventory:0.25"),
             Ok(Failure::Slow(
                 "inventory".into(),
                 Duration::from_millis(250)
             ))
         );
-        assert_eq!(Failure::parse("errors:30"), Ok(Failure::Errors(30)));
-        assert_eq!(Failure::parse("errors:0"), Ok(Failure::Errors(0)));
-        assert_eq!(Failure::parse("errors:100"), Ok(Failure::Errors(100)));
+        assert_eq!(Failure::from_str("errors:30"), Ok(Failure::Errors(30)));
+        assert_eq!(Failure::from_str("errors:0"), Ok(Failure::Errors(0)));
+        assert_eq!(Failure::from_str("errors:100"), Ok(Failure::Errors(100)));
 
         let says = |input: &str, words: &[&str]| {
-            let e = Failure::parse(input).unwrap_err();
+            let e = Failure::from_str(input).unwrap_err();
             for w in words {
                 assert!(e.contains(w), "{input}: {e}");
             }

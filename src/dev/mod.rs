@@ -14,6 +14,7 @@
 pub mod demo;
 mod issuer;
 pub mod server;
+pub mod settings;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -26,9 +27,10 @@ use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_common::protos::temporal::api::operatorservice::v1::AddSearchAttributesRequest;
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{EdgeTransport, Settings};
+use crate::settings::Settings;
 use crate::telemetry::Telemetry;
 use issuer::DevIssuer;
+use settings::EdgeTransport;
 
 pub use edgeflow_devserver::{CALLBACKS_ON_LOOPBACK, SEARCH_ATTRIBUTES};
 
@@ -60,10 +62,7 @@ impl Drop for Owned {
 }
 
 fn grpc_addr(settings: &Settings) -> anyhow::Result<SocketAddr> {
-    let url = settings
-        .temporal
-        .endpoint(false)
-        .map_err(|e| anyhow::anyhow!("temporal.address: {e}"))?;
+    let url = settings.temporal.address.endpoint(false);
     let host = url.host_str().unwrap_or("127.0.0.1");
     let port = url.port().unwrap_or(7233);
     format!("{host}:{port}")
@@ -185,7 +184,7 @@ pub async fn serve_demo_services(
     port: Option<u16>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let failure = demo::Failure::parse(&settings.dev.demo_failure).map_err(anyhow::Error::msg)?;
+    let failure = (*settings.dev.demo_failure).clone();
     let listener = bind(
         port.unwrap_or(settings.dev.demo_services_port),
         "demo services",
@@ -424,8 +423,8 @@ async fn start_edge(
 }
 
 /// Where the worker's spans go, for the banner.
-fn traces_go_to(telemetry: &crate::settings::TelemetrySettings) -> String {
-    use crate::settings::OtlpProtocol;
+fn traces_go_to(telemetry: &crate::telemetry::settings::TelemetrySettings) -> String {
+    use crate::telemetry::settings::OtlpProtocol;
     match &telemetry.otlp_endpoint {
         Some(endpoint) => match telemetry.otlp_protocol {
             OtlpProtocol::Grpc => format!("OTLP/gRPC to {endpoint}"),
@@ -443,7 +442,7 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let dev = settings.dev.clone();
-    let failure = demo::Failure::parse(&dev.demo_failure).map_err(anyhow::Error::msg)?;
+    let failure = (*dev.demo_failure).clone();
     let temporal = tokio::task::block_in_place(|| ensure_temporal(&settings))?;
     register_search_attributes(&settings).await?;
 

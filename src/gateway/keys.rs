@@ -14,7 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::GatewaySettings;
+use super::settings::{GatewaySettings, JwksUrl};
+use crate::settings::parsed::Parsed;
 
 /// Public keys by `kid`.
 #[derive(Default)]
@@ -98,14 +99,14 @@ pub enum KeyError {
 
 enum Origin {
     File(PathBuf),
-    Url(String),
+    Url(Parsed<JwksUrl>),
 }
 
 impl Origin {
     fn describe(&self) -> String {
         match self {
             Origin::File(p) => p.display().to_string(),
-            Origin::Url(u) => u.clone(),
+            Origin::Url(u) => u.to_string(),
         }
     }
 }
@@ -160,7 +161,7 @@ impl KeySource {
             Origin::Url(url) => {
                 let resp = self
                     .http
-                    .get(url)
+                    .get(url.0.clone())
                     .send()
                     .await
                     .and_then(|r| r.error_for_status())

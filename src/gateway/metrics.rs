@@ -67,10 +67,9 @@ impl GatewayMetrics {
             })
             .observe(took.as_secs_f64());
     }
-}
 
-impl crate::ops::RenderMetrics for GatewayMetrics {
-    fn render(&self) -> String {
+    /// Prometheus text exposition of the gateway's metrics.
+    pub fn render(&self) -> String {
         crate::ops::render_registry(&self.registry)
     }
 }

@@ -11,6 +11,7 @@
 //! - [`keys`]: the edge's public keys, from a JWKS file or URL, reloaded without a restart.
 //! - [`protojson`]: Temporal's messages as the HTTP API's JSON.
 //! - [`metrics`]: request counts and latency on `/metrics`.
+//! - [`settings`]: the `[gateway]` section, and its checks.
 //!
 //! Start-up: ops endpoints first (`/readyz` says why it is not ready yet), the keys (a bad key
 //! source stops it here), the connection (retried until it succeeds or a signal arrives), then
@@ -21,6 +22,7 @@ pub mod keys;
 pub mod metrics;
 pub mod protojson;
 pub mod routes;
+pub mod settings;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -95,10 +97,12 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
     let metrics = GatewayMetrics::new();
     let readiness = Readiness::new("starting");
     let ops_stop = CancellationToken::new();
+    // Its own request metrics only: the worker's activity metrics are the worker's to serve.
+    let request_metrics = metrics.clone();
     let (ops_addr, ops_task) = ops::serve(
         settings.ops.listen,
         readiness.clone(),
-        metrics.clone(),
+        vec![Box::new(move || request_metrics.render())],
         None,
         ops_stop.clone(),
     )

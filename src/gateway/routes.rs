@@ -17,9 +17,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use edgeflow_devserver::{EDGE_REQUEST_ID, EDGE_SUBJECT};
 use temporalio_client::tonic;
 use temporalio_common::protos::temporal::api::common::v1::{
-    Memo, Payload, SearchAttributes, WorkflowExecution,
+    Memo, SearchAttributes, WorkflowExecution,
 };
 use temporalio_common::protos::temporal::api::enums::v1::HistoryEventFilterType;
 use temporalio_common::protos::temporal::api::workflowservice::v1::{
@@ -31,6 +32,7 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 use super::metrics::GatewayMetrics;
 use super::protojson::{self, JsonError};
 use super::token::{Caller, TokenError, Verifier};
+use crate::payload::json_payload;
 
 /// What the edge may do, from the workflow catalog (`edge: true` workflows only).
 #[derive(Debug, Default)]
@@ -533,10 +535,10 @@ impl Gateway {
             .get_or_insert_with(SearchAttributes::default);
         attributes
             .indexed_fields
-            .insert("EdgeSubject".into(), json_payload(&caller.subject));
+            .insert(EDGE_SUBJECT.into(), json_payload(&caller.subject));
         attributes
             .indexed_fields
-            .insert("EdgeRequestId".into(), json_payload(&caller.request_id));
+            .insert(EDGE_REQUEST_ID.into(), json_payload(&caller.request_id));
         let res = self
             .connection
             .workflow_service()
@@ -700,15 +702,6 @@ fn decode_bytes(value: &str) -> Option<Vec<u8>> {
     [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
         .iter()
         .find_map(|engine| engine.decode(value).ok())
-}
-
-/// A `json/plain` payload of a string, as the edge writes memo and search attribute values.
-fn json_payload(value: &str) -> Payload {
-    Payload {
-        metadata: [("encoding".to_string(), b"json/plain".to_vec())].into(),
-        data: serde_json::to_vec(value).unwrap_or_default(),
-        ..Default::default()
-    }
 }
 
 /// Answers every request, including the ones no route matches (after authenticating them).

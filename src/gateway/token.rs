@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use serde::Deserialize;
 
 use super::keys::KeySource;
-use crate::settings::GatewaySettings;
+use super::settings::GatewaySettings;
 
 /// Who the edge says is calling, as verified from its token.
 #[derive(Debug, Clone)]

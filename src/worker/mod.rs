@@ -6,9 +6,12 @@
 //! both as the queue says. While running, a checker keeps `/readyz` true to the Temporal server's
 //! reachability and a watcher rotates credentials. On SIGTERM or SIGINT every worker stops
 //! polling; in-flight activities get `shutdown.grace_period_secs` to finish, then are cancelled.
+//!
+//! [`settings`]: the `[worker]`, `[task_queues.NAME]` and `[shutdown]` sections, and their checks.
 
 pub mod observe;
 pub mod registry;
+pub mod settings;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,9 +32,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection;
 use crate::ops::{self, Readiness};
-use crate::settings::{Settings, TaskQueueSettings};
+use crate::settings::Settings;
 use crate::telemetry::Telemetry;
 use observe::Metrics;
+use settings::TaskQueueSettings;
 
 /// The program name in the worker's identity (`edgeflow-<pid>@<host>` unless `worker.identity`).
 pub const PROGRAM: &str = "edgeflow";
@@ -54,10 +58,14 @@ pub async fn run(
             .build(),
     )
     .context("starting the SDK metrics exporter")?;
+    let activity_metrics = metrics.clone();
     let (ops_addr, ops_task) = ops::serve(
         settings.ops.listen,
         readiness.clone(),
-        metrics.clone(),
+        vec![
+            Box::new(move || activity_metrics.render()),
+            Box::new(observe::render_dropped_signals),
+        ],
         Some(prometheus.bound_addr),
         ops_stop.clone(),
     )

@@ -11,6 +11,10 @@
 //! ([`WorkflowIdGenerator`]). When `telemetry.otlp_endpoint` is set, those spans and the
 //! activity families' own (`http.call`, `db.statement`, `email.send`, `webhook.notify`) are
 //! exported over OTLP/gRPC or OTLP/HTTP with the service's name, version and instance.
+//!
+//! [`settings`]: the `[telemetry]` section, its log filter and collector URL parsed at load.
+
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,7 +36,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use crate::settings::{LogFormat, OtlpProtocol, TelemetrySettings};
+use crate::settings::parsed::Parsed;
+use settings::{LogFormat, OtlpEndpoint, OtlpProtocol, TelemetrySettings};
 
 /// Keeps the trace exporter alive; flushes it on drop.
 pub struct Telemetry {
@@ -63,7 +68,7 @@ pub fn init(settings: &TelemetrySettings, instance: &str) -> anyhow::Result<Tele
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(&settings.log_level));
+        .unwrap_or_else(|| settings.log_level.filter());
     let fmt_layer = match settings.log_format {
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -130,13 +135,13 @@ pub fn init(settings: &TelemetrySettings, instance: &str) -> anyhow::Result<Tele
 }
 
 fn span_exporter(
-    endpoint: &str,
+    endpoint: &Parsed<OtlpEndpoint>,
     protocol: OtlpProtocol,
 ) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
     let exporter = match protocol {
         OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
-            .with_endpoint(endpoint)
+            .with_endpoint(endpoint.text())
             .build(),
         OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -145,21 +150,10 @@ fn span_exporter(
                 client: reqwest::Client::new(),
                 runtime: tokio::runtime::Handle::current(),
             })
-            .with_endpoint(traces_url(endpoint))
+            .with_endpoint(endpoint.traces_url())
             .build(),
     };
     exporter.context("building the OTLP span exporter")
-}
-
-/// A collector's base URL (`http://host:4318`) gets OTLP/HTTP's trace path; a URL with a path
-/// is taken as the full traces URL, as OpenTelemetry's signal-specific endpoint is.
-fn traces_url(endpoint: &str) -> String {
-    match url::Url::parse(endpoint) {
-        Ok(url) if url.path() == "/" || url.path().is_empty() => {
-            format!("{}/v1/traces", endpoint.trim_end_matches('/'))
-        }
-        _ => endpoint.to_string(),
-    }
 }
 
 /// OTLP/HTTP over the worker's own reqwest (with its rustls). The batch processor exports from
@@ -279,22 +273,6 @@ pub fn chain(err: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_bare_collector_url_gets_the_traces_path() {
-        assert_eq!(
-            traces_url("http://127.0.0.1:4318"),
-            "http://127.0.0.1:4318/v1/traces"
-        );
-        assert_eq!(
-            traces_url("http://127.0.0.1:4318/"),
-            "http://127.0.0.1:4318/v1/traces"
-        );
-        assert_eq!(
-            traces_url("https://otel.example/custom/traces"),
-            "https://otel.example/custom/traces"
-        );
-    }
 
     #[test]
     fn json_lines_carry_every_enclosing_spans_fields() {

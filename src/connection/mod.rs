@@ -5,6 +5,10 @@
 //! re-reads the API key file and the client certificate files every
 //! `temporal.credentials_check_secs`; a new key is swapped into the live connection (the SDK sends
 //! it on every later call), a new certificate is served to every later TLS handshake.
+//!
+//! [`settings`]: the `[temporal]` section this module reads, and its checks.
+
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -20,9 +24,8 @@ use tokio_util::sync::CancellationToken;
 use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
 
 use crate::ops::Readiness;
-use crate::settings::{GrpcCompression, TemporalSettings};
+use settings::{GrpcCompression, TemporalSettings};
 
-/// The API key named by the settings, read now.
 /// The identity a process shows in Temporal and as its telemetry instance: `worker.identity`,
 /// else `<program>-<pid>@<host>` (`edgeflow` for the worker, `edgeflow-gateway` for the gateway).
 pub fn identity(settings: &crate::settings::Settings, program: &str) -> String {
@@ -34,6 +37,7 @@ pub fn identity(settings: &crate::settings::Settings, program: &str) -> String {
     })
 }
 
+/// The API key named by the settings, read now.
 pub fn read_api_key(t: &TemporalSettings) -> anyhow::Result<Option<String>> {
     if let Some(key) = &t.api_key {
         return Ok(Some(secrecy::ExposeSecret::expose_secret(key).to_string()));
@@ -127,14 +131,11 @@ pub async fn connect(
         _ => None,
     };
     // A bare `host:port` follows Temporal's convention: an API key means TLS (Temporal Cloud).
-    let bare = !t.address.contains("://");
     let tls_wanted = t.tls.enabled
         || t.tls.ca_file.is_some()
         || client_cert.is_some()
-        || (bare && api_key.is_some());
-    let target = t
-        .endpoint(tls_wanted)
-        .map_err(|e| anyhow::anyhow!("temporal.address: {e}"))?;
+        || (t.address.is_host_port() && api_key.is_some());
+    let target = t.address.endpoint(tls_wanted).clone();
     let tls_wanted = tls_wanted || target.scheme() == "https";
     if api_key.is_some() && !tls_wanted {
         tracing::warn!(address = %t.address, "sending the Temporal API key without TLS");
@@ -187,12 +188,7 @@ pub fn compression(t: &TemporalSettings) -> (GrpcCompression, String) {
         GrpcCompression::Gzip => (GrpcCompression::Gzip, "set to gzip".into()),
         GrpcCompression::None => (GrpcCompression::None, "set to none".into()),
         GrpcCompression::Auto => {
-            let Ok(url) = t.endpoint(false) else {
-                return (
-                    GrpcCompression::Gzip,
-                    "auto: the address does not parse".into(),
-                );
-            };
+            let url = t.address.endpoint(false);
             let host = url
                 .host_str()
                 .unwrap_or_default()
@@ -406,7 +402,7 @@ mod tests {
 
     fn temporal(address: &str, compression: GrpcCompression) -> TemporalSettings {
         TemporalSettings {
-            address: address.to_string(),
+            address: address.parse().expect("a valid address"),
             namespace: "default".into(),
             api_key: None,
             api_key_env: None,
@@ -414,7 +410,7 @@ mod tests {
             connect_timeout_secs: 1,
             credentials_check_secs: 1,
             grpc_compression: compression,
-            tls: crate::settings::TlsSettings {
+            tls: settings::TlsSettings {
                 enabled: false,
                 ca_file: None,
                 client_cert_file: None,
@@ -450,30 +446,6 @@ mod tests {
         assert_eq!(
             compression(&temporal("127.0.0.1:7233", GrpcCompression::Gzip)).0,
             GrpcCompression::Gzip
-        );
-    }
-
-    #[test]
-    fn host_port_is_an_address_as_in_every_temporal_sdk() {
-        let t = temporal("127.0.0.1:7233", GrpcCompression::Auto);
-        assert_eq!(
-            t.endpoint(false).unwrap().as_str(),
-            "http://127.0.0.1:7233/"
-        );
-        assert_eq!(
-            t.endpoint(true).unwrap().as_str(),
-            "https://127.0.0.1:7233/"
-        );
-        assert!(
-            temporal("ns.acct.tmprl.cloud", GrpcCompression::Auto)
-                .endpoint(true)
-                .unwrap_err()
-                .contains("needs a port")
-        );
-        assert!(
-            temporal("ftp://x:1", GrpcCompression::Auto)
-                .endpoint(false)
-                .is_err()
         );
     }
 }

@@ -17,7 +17,8 @@
 //! - [`context`]: what an activity knows about its caller (workflow id, attempt, heartbeats,
 //!   cancellation), from Temporal or built by hand in tests;
 //! - [`Untrusted`]: input from any client, checked against its type's JSON Schema without ever
-//!   failing to decode (workflow inputs, signal and update payloads, activity inputs).
+//!   failing to decode (workflow inputs, signal and update payloads, activity inputs); a refused
+//!   input fails as [`INVALID_INPUT`] with [`InvalidInputDetails`], wherever it was refused.
 //!
 //! Without the default `runtime` feature only the contract is built: the [`Activity`]
 //! definitions (type names with input and output types) that workflows call, and the input and
@@ -51,7 +52,9 @@ pub use failure::{Failure, Outcome, Retry};
 pub use idempotency::IdempotencyKey;
 #[cfg(feature = "runtime")]
 pub use settings::SettingError;
-pub use untrusted::{InputError, InputProblem, MAX_SAFE_INTEGER, Untrusted};
+pub use untrusted::{
+    INVALID_INPUT, InputError, InputProblem, InvalidInputDetails, MAX_SAFE_INTEGER, Untrusted,
+};
 
 use temporalio_common::ActivityError;
 use temporalio_macros::activity_definitions;

@@ -141,6 +141,43 @@ pub fn activity_schemas() -> Vec<ActivitySchema> {
     ]
 }
 
+/// The JSON Schema of an event body the worker sends, for `edgeflow schema export`.
+#[derive(Debug, Clone)]
+pub struct EventSchema {
+    /// What the events are, e.g. `workflow.completion`: the file's name.
+    pub name: &'static str,
+    /// The event types (`type`) that have this body.
+    pub types: Vec<&'static str>,
+    /// JSON Schema of the body.
+    pub body: schemars::Schema,
+}
+
+/// Every event body with a contract: the completion event the edge receives.
+pub fn event_schemas() -> Vec<EventSchema> {
+    vec![EventSchema {
+        name: "workflow.completion",
+        types: vec![webhook::WORKFLOW_COMPLETED, webhook::WORKFLOW_FAILED],
+        body: schemars::schema_for!(webhook::CompletionEvent),
+    }]
+}
+
+/// The JSON Schema of the `details` of an application-failure type, for `edgeflow schema export`.
+#[derive(Debug, Clone)]
+pub struct FailureSchema {
+    /// The failure type, e.g. `InvalidInput`.
+    pub type_name: &'static str,
+    /// JSON Schema of the one `details` payload.
+    pub details: schemars::Schema,
+}
+
+/// Every failure type whose details are a contract: [`INVALID_INPUT`].
+pub fn failure_schemas() -> Vec<FailureSchema> {
+    vec![FailureSchema {
+        type_name: INVALID_INPUT,
+        details: schemars::schema_for!(InvalidInputDetails),
+    }]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

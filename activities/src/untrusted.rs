@@ -79,7 +79,7 @@ impl std::error::Error for InputError {}
 /// The Temporal application-failure type of every refused input.
 pub const INVALID_INPUT: &str = "InvalidInput";
 
-/// The `details` of an [`INVALID_INPUT`] failure: one `json/plain` payload holding this object.
+/// The `details` of an `InvalidInput` failure: one `json/plain` payload holding this object.
 ///
 /// An object rather than a bare list so that fields can be added without breaking readers.
 /// The edge answers 422 with these problems (`edge/src/routes.ts`, `refusal`).

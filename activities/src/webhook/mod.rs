@@ -18,8 +18,8 @@
 
 mod model;
 pub use model::{
-    CompletionError, CompletionStatus, WORKFLOW_COMPLETED, WORKFLOW_FAILED, WebhookNotifyInput,
-    WebhookNotifyOutput, WorkflowCompletion,
+    CompletionError, CompletionEvent, CompletionStatus, WORKFLOW_COMPLETED, WORKFLOW_FAILED,
+    WebhookNotifyInput, WebhookNotifyOutput, WorkflowCompletion,
 };
 
 #[cfg(feature = "runtime")]
@@ -72,6 +72,8 @@ mod runtime {
         pub message: String,
     }
 
+    /// Any event's body; a completion's is a [`super::CompletionEvent`] (the webhook tests hold
+    /// the two equal).
     #[derive(Serialize)]
     struct Event<'a> {
         #[serde(rename = "type")]

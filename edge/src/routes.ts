@@ -8,7 +8,7 @@ import type { Settings } from "./config";
 import { fieldError, pathPrefix, problem, runPath, type FieldError } from "./problem";
 import { traceHeader, type Trace } from "./trace";
 import { isTerminal, outcomeView, runningView, settle, viewOf, waitForOutcome, type RunView } from "./runs";
-import { canonicalHash, checkOrThrow, inputProblems, readBytes, readJson, sha256Hex, type Catalog, type MessageDef, type WorkflowDef } from "./schemas";
+import { canonicalHash, checkOrThrow, inputProblems, readBytes, readJson, SEARCH_ATTRIBUTES, sha256Hex, type Catalog, type MessageDef, type WorkflowDef } from "./schemas";
 import { TemporalError, type Execution, type FetchFn, type TemporalClient, type TemporalFailure, type UpdateOutcome } from "./temporal";
 import { MAX_WEBHOOK_BYTES, parseCompletion, verifyWebhook } from "./webhook";
 
@@ -137,7 +137,7 @@ async function startOrReplay(
         edge_request_id: c.requestId,
         edge_input_sha256: inputHash,
       },
-      searchAttributes: { EdgeSubject: caller.subject, EdgeRequestId: c.requestId },
+      searchAttributes: { [SEARCH_ATTRIBUTES.subject]: caller.subject, [SEARCH_ATTRIBUTES.requestId]: c.requestId },
       header: traceHeader(c.trace, { edge_request_id: c.requestId, edge_subject: caller.subject }),
       completionCallbacks: callback ? [await completionCallback(callback, c.settings.temporal.namespace, workflowId)] : [],
     });

@@ -143,11 +143,8 @@ pub fn check(
             Ok(()) => json!({ "ok": true }),
             Err(e) => {
                 all_valid = false;
-                let errors: Vec<Value> =
-                    e.0.iter()
-                        .map(|p| json!({ "path": p.path, "message": p.message }))
-                        .collect();
-                json!({ "ok": false, "errors": errors })
+                // The problems as an InvalidInput failure's details list them.
+                json!({ "ok": false, "errors": e.details().errors })
             }
         };
         writeln!(out, "{verdict}")?;

@@ -35,6 +35,8 @@ use std::time::{Duration, SystemTime};
 use temporalio_common::ActivityError;
 use temporalio_common::error::ApplicationFailure;
 
+use crate::untrusted::{INVALID_INPUT, InputError};
+
 /// The longest `Retry-After` honoured; a server asking for more gets this, so a typo on its side
 /// cannot park a workflow for a year.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -46,9 +48,10 @@ pub const EXCERPT_BYTES: usize = 512;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Failure {
-    /// The input is malformed or breaks a rule (empty step, too many recipients, bad JSON shape).
+    /// The input is malformed or breaks a rule (empty step, too many recipients, bad JSON shape):
+    /// each problem with the path of its field (`$` when the whole input is at fault).
     #[error("invalid input: {0}")]
-    InvalidInput(String),
+    InvalidInput(InputError),
     /// The input names a service, statement, template or endpoint that is not configured.
     #[error("unknown {kind} `{name}`")]
     UnknownName {
@@ -175,6 +178,11 @@ pub enum Retry {
 }
 
 impl Failure {
+    /// An input refused for a reason that names no one field (`$`).
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Failure::InvalidInput(InputError::at("$", message))
+    }
+
     /// The policy: see the module table.
     pub fn retry(&self) -> Retry {
         use Failure::*;
@@ -220,7 +228,7 @@ impl Failure {
     pub fn type_name(&self) -> &'static str {
         use Failure::*;
         match self {
-            InvalidInput(_) => "InvalidInput",
+            InvalidInput(_) => INVALID_INPUT,
             UnknownName { .. } => "UnknownName",
             HeaderInjection { .. } => "HeaderInjection",
             BadAddress { .. } => "BadAddress",
@@ -266,7 +274,12 @@ impl Failure {
     /// (Not a `From` impl: the SDK's blanket `From<E: Error>` would turn any failure into a
     /// plain retryable one, so `?` on a `Failure` in an activity is a bug; convert explicitly.)
     pub fn into_activity_error(self) -> ActivityError {
-        let failure = self;
+        let failure = match self {
+            // The same failure as a refused workflow input or update, so callers in any SDK read
+            // one contract: type and details.
+            Failure::InvalidInput(e) => return ActivityError::application(e.into_failure()),
+            other => other,
+        };
         let (non_retryable, next_retry_delay) = match failure.retry() {
             Retry::Cancelled => return ActivityError::cancelled(),
             Retry::No => (true, None),
@@ -378,7 +391,7 @@ pub fn from_reqwest(target: &str, err: &reqwest::Error) -> Failure {
     if err.is_timeout() {
         Failure::Timeout(format!("{target}: {chain}"))
     } else if err.is_builder() {
-        Failure::InvalidInput(format!("cannot build request to {target}: {chain}"))
+        Failure::invalid_input(format!("cannot build request to {target}: {chain}"))
     } else if err.is_redirect() {
         Failure::HttpStatus {
             status: 310,
@@ -537,7 +550,7 @@ mod tests {
                 NO,
             ),
             // input
-            ("invalid input", Failure::InvalidInput("x".into()), NO),
+            ("invalid input", Failure::invalid_input("x"), NO),
             (
                 "unknown service",
                 Failure::UnknownName {
@@ -762,11 +775,7 @@ mod tests {
             Outcome::of::<()>(&Err(failure.into_activity_error()), deadline, now)
         };
         let table = [
-            (
-                Failure::InvalidInput("x".into()),
-                None,
-                Outcome::NonRetryable,
-            ),
+            (Failure::invalid_input("x"), None, Outcome::NonRetryable),
             (http(404, None), future, Outcome::NonRetryable),
             (http(503, Some(7)), None, Outcome::Retryable),
             (Failure::Timeout("t".into()), future, Outcome::Retryable),

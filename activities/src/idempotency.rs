@@ -28,16 +28,16 @@ impl IdempotencyKey {
     pub fn new(workflow_id: impl Into<String>, step: impl Into<String>) -> Result<Self, Failure> {
         let step = step.into();
         if step.is_empty() {
-            return Err(Failure::InvalidInput("`step` must not be empty".into()));
+            return Err(Failure::invalid_input("`step` must not be empty"));
         }
         if step.chars().count() > MAX_STEP_CHARS {
-            return Err(Failure::InvalidInput(format!(
+            return Err(Failure::invalid_input(format!(
                 "`step` is longer than {MAX_STEP_CHARS} characters"
             )));
         }
         if step.chars().any(char::is_control) {
-            return Err(Failure::InvalidInput(
-                "`step` must not contain control characters".into(),
+            return Err(Failure::invalid_input(
+                "`step` must not contain control characters",
             ));
         }
         Ok(Self {

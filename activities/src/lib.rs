@@ -17,7 +17,8 @@
 //! - [`context`]: what an activity knows about its caller (workflow id, attempt, heartbeats,
 //!   cancellation), from Temporal or built by hand in tests;
 //! - [`Untrusted`]: input from any client, checked against its type's JSON Schema without ever
-//!   failing to decode (workflow inputs, signal and update payloads, activity inputs).
+//!   failing to decode (workflow inputs, signal and update payloads, activity inputs); a refused
+//!   input fails as [`INVALID_INPUT`] with [`InvalidInputDetails`], wherever it was refused.
 //!
 //! Without the default `runtime` feature only the contract is built: the [`Activity`]
 //! definitions (type names with input and output types) that workflows call, and the input and
@@ -51,7 +52,9 @@ pub use failure::{Failure, Outcome, Retry};
 pub use idempotency::IdempotencyKey;
 #[cfg(feature = "runtime")]
 pub use settings::SettingError;
-pub use untrusted::{InputError, InputProblem, MAX_SAFE_INTEGER, Untrusted};
+pub use untrusted::{
+    INVALID_INPUT, InputError, InputProblem, InvalidInputDetails, MAX_SAFE_INTEGER, Untrusted,
+};
 
 use temporalio_common::ActivityError;
 use temporalio_macros::activity_definitions;
@@ -136,6 +139,43 @@ pub fn activity_schemas() -> Vec<ActivitySchema> {
         schema::<email::EmailSendInput, email::EmailSendOutput>(names::EMAIL_SEND),
         schema::<webhook::WebhookNotifyInput, webhook::WebhookNotifyOutput>(names::WEBHOOK_NOTIFY),
     ]
+}
+
+/// The JSON Schema of an event body the worker sends, for `edgeflow schema export`.
+#[derive(Debug, Clone)]
+pub struct EventSchema {
+    /// What the events are, e.g. `workflow.completion`: the file's name.
+    pub name: &'static str,
+    /// The event types (`type`) that have this body.
+    pub types: Vec<&'static str>,
+    /// JSON Schema of the body.
+    pub body: schemars::Schema,
+}
+
+/// Every event body with a contract: the completion event the edge receives.
+pub fn event_schemas() -> Vec<EventSchema> {
+    vec![EventSchema {
+        name: "workflow.completion",
+        types: vec![webhook::WORKFLOW_COMPLETED, webhook::WORKFLOW_FAILED],
+        body: schemars::schema_for!(webhook::CompletionEvent),
+    }]
+}
+
+/// The JSON Schema of the `details` of an application-failure type, for `edgeflow schema export`.
+#[derive(Debug, Clone)]
+pub struct FailureSchema {
+    /// The failure type, e.g. `InvalidInput`.
+    pub type_name: &'static str,
+    /// JSON Schema of the one `details` payload.
+    pub details: schemars::Schema,
+}
+
+/// Every failure type whose details are a contract: [`INVALID_INPUT`].
+pub fn failure_schemas() -> Vec<FailureSchema> {
+    vec![FailureSchema {
+        type_name: INVALID_INPUT,
+        details: schemars::schema_for!(InvalidInputDetails),
+    }]
 }
 
 #[cfg(test)]

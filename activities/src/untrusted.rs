@@ -18,6 +18,11 @@
 //! 4. it deserializes into `T`.
 //!
 //! On the wire it is exactly `T`.
+//!
+//! A refused input ends, wherever it was refused (a run's input, an update, an activity's input),
+//! in one kind of failure, [`InputError::into_failure`]: the contract callers program against is
+//! its type [`INVALID_INPUT`] and its details ([`InvalidInputDetails`], exported as a JSON Schema
+//! by `edgeflow schema export`); the message is for people reading the Temporal UI.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -26,12 +31,13 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use temporalio_common::data_converters::{
     ErasedSerdePayloadConverter, PayloadConversionError, SerializationContext,
     TemporalDeserializable,
 };
+use temporalio_common::error::ApplicationFailure;
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 
 /// The largest integer both the edge (JavaScript numbers) and the worker carry exactly: 2^53 − 1.
@@ -47,7 +53,7 @@ pub struct Untrusted<T>(pub Result<T, InputError>);
 pub struct InputError(pub Vec<InputProblem>);
 
 /// One field's problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InputProblem {
     /// JSONPath of the field, e.g. `$.items[0].quantity` (`$` for the whole input); the edge
     /// reports the same paths.
@@ -70,12 +76,51 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+/// The Temporal application-failure type of every refused input.
+pub const INVALID_INPUT: &str = "InvalidInput";
+
+/// The `details` of an `InvalidInput` failure: one `json/plain` payload holding this object.
+///
+/// An object rather than a bare list so that fields can be added without breaking readers.
+/// The edge answers 422 with these problems (`edge/src/routes.ts`, `refusal`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InvalidInputDetails {
+    /// Every problem found, each with the path of its field; at least one.
+    #[schemars(length(min = 1))]
+    pub errors: Vec<InputProblem>,
+}
+
 impl InputError {
-    fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+    /// One problem at `path` (`$` for the whole input).
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self(vec![InputProblem {
             path: path.into(),
             message: message.into(),
         }])
+    }
+
+    /// The problems as an [`INVALID_INPUT`] failure carries them.
+    pub fn details(&self) -> InvalidInputDetails {
+        InvalidInputDetails {
+            errors: self.0.clone(),
+        }
+    }
+
+    /// The failure a refused input ends in: type [`INVALID_INPUT`], non-retryable (the same
+    /// input is refused again), the problems as [`InvalidInputDetails`], and the message
+    /// `invalid input: $.path: message; …`.
+    pub fn into_failure(self) -> ApplicationFailure {
+        self.into_failure_titled("invalid input")
+    }
+
+    /// [`InputError::into_failure`], with the message starting `title: ` (`invalid order: …`).
+    pub fn into_failure_titled(self, title: &str) -> ApplicationFailure {
+        let details = self.details();
+        ApplicationFailure::builder(format!("{title}: {self}"))
+            .type_name(INVALID_INPUT.to_string())
+            .non_retryable(true)
+            .details(details)
+            .build()
     }
 }
 
@@ -522,6 +567,56 @@ mod tests {
             .0
             .unwrap_err();
         assert!(e.to_string().contains("binary/protobuf"), "{e}");
+    }
+
+    /// What Temporal records for a failure: the SDK's default converter, as the worker uses it.
+    pub(crate) fn encoded(
+        failure: ApplicationFailure,
+    ) -> temporalio_common::protos::temporal::api::failure::v1::Failure {
+        use temporalio_common::data_converters::{
+            DefaultFailureConverter, FailureConverter, PayloadConverter, SerializationContextData,
+        };
+        use temporalio_common::error::{OutgoingError, OutgoingWorkflowError};
+        DefaultFailureConverter::new(false).to_failure(
+            OutgoingError::Workflow(OutgoingWorkflowError::Application(Box::new(failure))),
+            &PayloadConverter::default(),
+            &SerializationContextData::None,
+        )
+    }
+
+    #[test]
+    fn a_refusal_is_typed_and_names_every_field_in_its_details() {
+        use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
+        let error = match Untrusted::<Input>::from_json(br#"{"stpe":1,"count":0}"#).0 {
+            Err(e) => e,
+            Ok(v) => panic!("accepted {v:?}"),
+        };
+        let failure = encoded(error.clone().into_failure());
+        assert_eq!(
+            failure.message,
+            "invalid input: $.count: 0 is less than the minimum of 1; $.stpe: is not allowed; \
+             $.step: is required"
+        );
+        let Some(FailureInfo::ApplicationFailureInfo(info)) = failure.failure_info else {
+            panic!("not an application failure: {failure:?}")
+        };
+        assert_eq!(info.r#type, INVALID_INPUT);
+        assert!(info.non_retryable);
+        let payloads = info.details.map(|d| d.payloads).unwrap_or_default();
+        assert_eq!(payloads.len(), 1, "{payloads:?}");
+        assert_eq!(payloads[0].metadata["encoding"], b"json/plain");
+        let details: Value = serde_json::from_slice(&payloads[0].data).unwrap();
+        assert_eq!(
+            details,
+            serde_json::json!({"errors": [
+                {"path": "$.count", "message": "0 is less than the minimum of 1"},
+                {"path": "$.stpe", "message": "is not allowed"},
+                {"path": "$.step", "message": "is required"},
+            ]})
+        );
+        // The details are valid against the schema `edgeflow schema export` writes for them.
+        let schema = serde_json::to_value(schemars::schema_for!(InvalidInputDetails)).unwrap();
+        assert!(jsonschema::is_valid(&schema, &details));
     }
 
     #[test]

@@ -1,8 +1,13 @@
-// Writes src/generated/catalog.ts: static imports of ../schemas/manifest.json and
-// every schema file the manifest names, so the bundler (wrangler/esbuild, vitest)
-// embeds the Rust-exported schemas at build time. Nothing is copied or re-typed:
-// the schema files stay the single source of truth. Run before build/test/typecheck
-// (wrangler.jsonc `build.command`, vitest.config.ts and the npm scripts do).
+// Writes two modules from the Rust-exported schemas (../schemas), so the schema files
+// stay the single source of truth. Run before build/test/typecheck (wrangler.jsonc
+// `build.command`, vitest.config.ts and the npm scripts do).
+// - src/generated/catalog.ts: static imports of manifest.json and every schema file
+//   the manifest names for what the edge reads (inputs, events, failure details), so
+//   the bundler (wrangler/esbuild, vitest) embeds them at build time.
+// - src/generated/contracts.ts: TypeScript types, named by each schema's `title`, of
+//   the bodies and details the edge reads (the manifest's `events` and `failures`).
+//   Types only: nothing of it reaches the bundle. test/contracts.test.ts holds the
+//   edge's own types equal to them, so tsc fails when the Rust side drifts.
 // EDGEFLOW_SCHEMAS_DIR points at another exported schemas folder.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -12,6 +17,7 @@ const edgeDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const schemasDir = resolve(process.env.EDGEFLOW_SCHEMAS_DIR ?? join(edgeDir, "..", "schemas"));
 const outDir = join(edgeDir, "src", "generated");
 const outFile = join(outDir, "catalog.ts");
+const contractsFile = join(outDir, "contracts.ts");
 
 function fail(message) {
   console.error(`bundle-schemas: ${message}`);
@@ -28,21 +34,25 @@ try {
 }
 if (manifest.version !== 1) fail(`${manifestPath}: unsupported manifest version ${manifest.version}`);
 
+function readSchema(file) {
+  const abs = resolve(schemasDir, file);
+  if (!abs.startsWith(schemasDir + "/")) fail(`manifest names a file outside ${schemasDir}: ${file}`);
+  if (!existsSync(abs)) fail(`manifest names ${file}, which does not exist in ${schemasDir}`);
+  try {
+    return JSON.parse(readFileSync(abs, "utf8"));
+  } catch (e) {
+    fail(`${abs}: ${e.message}`);
+  }
+}
+
 const files = new Set();
 for (const wf of manifest.workflows ?? []) {
   if (wf.input) files.add(wf.input);
   for (const s of [...(wf.signals ?? []), ...(wf.updates ?? [])]) if (s.input) files.add(s.input);
 }
-for (const file of files) {
-  const abs = resolve(schemasDir, file);
-  if (!abs.startsWith(schemasDir + "/")) fail(`manifest names a file outside ${schemasDir}: ${file}`);
-  if (!existsSync(abs)) fail(`manifest names ${file}, which does not exist in ${schemasDir}`);
-  try {
-    JSON.parse(readFileSync(abs, "utf8"));
-  } catch (e) {
-    fail(`${abs}: ${e.message}`);
-  }
-}
+for (const e of manifest.events ?? []) if (e.body) files.add(e.body);
+for (const f of manifest.failures ?? []) if (f.details) files.add(f.details);
+for (const file of files) readSchema(file);
 
 const spec = (p) => {
   const r = relative(outDir, p).split("\\").join("/");
@@ -62,4 +72,82 @@ const lines = [
 ];
 const text = lines.join("\n");
 mkdirSync(outDir, { recursive: true });
-if (!existsSync(outFile) || readFileSync(outFile, "utf8") !== text) writeFileSync(outFile, text);
+writeIfChanged(outFile, text);
+
+// JSON Schema keywords that only annotate or narrow values without changing their TypeScript type.
+const ANNOTATIONS = new Set([
+  "$schema", "$defs", "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly",
+  "format", "pattern", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems",
+]);
+
+/**
+ * The TypeScript type of the values `schema` accepts, for the subset of JSON Schema that
+ * schemars writes. Any other keyword fails the generation: a schema this cannot read must
+ * not turn into a looser type that checks nothing.
+ */
+function tsType(schema, defs, where, seen = []) {
+  if (schema === true) return "unknown";
+  if (schema === false) return "never";
+  if (!schema || typeof schema !== "object" || Array.isArray(schema)) fail(`${where}: not a schema`);
+  const known = new Set([...ANNOTATIONS, "$ref", "const", "enum", "anyOf", "oneOf", "type", "properties", "required", "additionalProperties", "items"]);
+  for (const key of Object.keys(schema)) if (!known.has(key)) fail(`${where}: keyword ${key} is not supported by the type generator`);
+  if (schema.$ref !== undefined) {
+    const m = /^#\/\$defs\/(.+)$/.exec(schema.$ref);
+    if (!m || !(m[1] in defs)) fail(`${where}: cannot resolve ${schema.$ref}`);
+    if (seen.includes(m[1])) fail(`${where}: ${m[1]} is recursive, which the type generator does not support`);
+    return tsType(defs[m[1]], defs, `${where} → ${m[1]}`, [...seen, m[1]]);
+  }
+  if (schema.const !== undefined) return JSON.stringify(schema.const);
+  if (schema.enum !== undefined) return schema.enum.map((v) => JSON.stringify(v)).join(" | ");
+  const union = schema.anyOf ?? schema.oneOf;
+  if (union) return union.map((s, i) => `(${tsType(s, defs, `${where}[${i}]`, seen)})`).join(" | ");
+  if (schema.type === undefined) return "unknown";
+  const types = Array.isArray(schema.type) ? schema.type : [schema.type];
+  return types
+    .map((t) => {
+      switch (t) {
+        case "string":
+          return "string";
+        case "integer":
+        case "number":
+          return "number";
+        case "boolean":
+          return "boolean";
+        case "null":
+          return "null";
+        case "array":
+          return `Array<${schema.items === undefined ? "unknown" : tsType(schema.items, defs, `${where}[]`, seen)}>`;
+        case "object": {
+          const required = new Set(schema.required ?? []);
+          const members = Object.entries(schema.properties ?? {}).map(
+            ([k, v]) => `${JSON.stringify(k)}${required.has(k) ? "" : "?"}: ${tsType(v, defs, `${where}.${k}`, seen)};`,
+          );
+          const extra = schema.additionalProperties;
+          if (extra && typeof extra === "object") members.push(`[key: string]: ${tsType(extra, defs, `${where}.*`, seen)};`);
+          return `{ ${members.join(" ")} }`;
+        }
+        default:
+          fail(`${where}: type ${t} is not supported by the type generator`);
+      }
+    })
+    .join(" | ");
+}
+
+const contracts = [
+  ...(manifest.events ?? []).map((e) => e.body),
+  ...(manifest.failures ?? []).map((f) => f.details),
+]
+  .filter(Boolean)
+  .map((file) => {
+    const schema = readSchema(file);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(schema.title ?? "")) fail(`${file}: needs a title that is a TypeScript name`);
+    return `/** From ${file}. */\nexport type ${schema.title} = ${tsType(schema, schema.$defs ?? {}, file)};\n`;
+  });
+writeIfChanged(
+  contractsFile,
+  ["// GENERATED by scripts/bundle-schemas.mjs from the exported schemas; do not edit.", "", ...contracts].join("\n"),
+);
+
+function writeIfChanged(file, content) {
+  if (!existsSync(file) || readFileSync(file, "utf8") !== content) writeFileSync(file, content);
+}

@@ -6,7 +6,7 @@ import { loadSettings, type Settings } from "./config";
 import { gatewayAuthorization } from "./gateway";
 import { problem, toResponse } from "./problem";
 import { ROUTES, type Ctx, type Route } from "./routes";
-import { Catalog } from "./schemas";
+import { Catalog, type Manifest } from "./schemas";
 import { TemporalClient, type FetchFn } from "./temporal";
 import { continueTrace, traceparent } from "./trace";
 import { manifest, schemaFiles } from "./generated/catalog";
@@ -19,7 +19,7 @@ export interface Deps {
 let defaultCatalog: Catalog | undefined;
 
 export function defaultDeps(): Deps {
-  defaultCatalog ??= Catalog.fromManifest(manifest as never, schemaFiles);
+  defaultCatalog ??= Catalog.fromManifest(manifest satisfies Manifest, schemaFiles);
   // Looked up at call time and called unbound: workerd's fetch throws "Illegal invocation" as a method.
   return { catalog: defaultCatalog, fetch: (input, init) => fetch(input, init) };
 }

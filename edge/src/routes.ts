@@ -8,8 +8,8 @@ import type { Settings } from "./config";
 import { fieldError, pathPrefix, problem, runPath, type FieldError } from "./problem";
 import { traceHeader, type Trace } from "./trace";
 import { isTerminal, outcomeView, runningView, settle, viewOf, waitForOutcome, type RunView } from "./runs";
-import { canonicalHash, checkOrThrow, inputProblems, readBytes, readJson, sha256Hex, type Catalog, type MessageDef, type WorkflowDef } from "./schemas";
-import { TemporalError, type Execution, type FetchFn, type TemporalClient, type UpdateOutcome } from "./temporal";
+import { canonicalHash, checkOrThrow, inputProblems, readBytes, readJson, SEARCH_ATTRIBUTES, sha256Hex, type Catalog, type MessageDef, type WorkflowDef } from "./schemas";
+import { TemporalError, type Execution, type FetchFn, type TemporalClient, type TemporalFailure, type UpdateOutcome } from "./temporal";
 import { MAX_WEBHOOK_BYTES, parseCompletion, verifyWebhook } from "./webhook";
 
 export interface Ctx {
@@ -137,7 +137,7 @@ async function startOrReplay(
         edge_request_id: c.requestId,
         edge_input_sha256: inputHash,
       },
-      searchAttributes: { EdgeSubject: caller.subject, EdgeRequestId: c.requestId },
+      searchAttributes: { [SEARCH_ATTRIBUTES.subject]: caller.subject, [SEARCH_ATTRIBUTES.requestId]: c.requestId },
       header: traceHeader(c.trace, { edge_request_id: c.requestId, edge_subject: caller.subject }),
       completionCallbacks: callback ? [await completionCallback(callback, c.settings.temporal.namespace, workflowId)] : [],
     });
@@ -234,26 +234,70 @@ async function sendSignal(c: Ctx): Promise<Response> {
   } while (!outcome && Date.now() < deadline);
   if (!outcome) return json(202, { workflow_id: id, run_id: exec.runId, signal: name, status: "pending", links });
   if ("success" in outcome) return json(200, { workflow_id: id, run_id: exec.runId, signal: name, status: "applied", result: outcome.success, links });
-  throw refusal(outcome.failure.message);
+  throw refusal(outcome.failure);
 }
 
-const INVALID_INPUT = "invalid input: ";
+/** The application-failure type of a refused input (Rust: `edgeflow_activities::INVALID_INPUT`). */
+export const INVALID_INPUT = "InvalidInput";
+
+/**
+ * The details of an `InvalidInput` failure: Rust's `InvalidInputDetails`, exported to
+ * schemas/failures/InvalidInput.details.schema.json; test/contracts.test.ts fails when this
+ * type and the schema differ.
+ */
+export interface InvalidInputDetails {
+  errors: { path: string; message: string }[];
+}
 
 /**
  * A decision the run refused: 422 naming each field when the workflow found the
- * payload invalid (`invalid input: $.path: message; …`), else 409 with the
- * workflow's reason (already decided, not needed).
+ * payload invalid, else 409 with the workflow's reason (already decided, not needed).
  */
-export function refusal(message: string) {
-  if (!message.startsWith(INVALID_INPUT)) return problem("decision-refused", { detail: message.slice(0, 500) });
-  const errors: FieldError[] = message
-    .slice(INVALID_INPUT.length)
+export function refusal(failure: TemporalFailure) {
+  const errors = invalidInput(failure) ?? legacyInvalidInput(failure.message);
+  if (errors) return problem("validation-failed", { errors });
+  return problem("decision-refused", { detail: failure.message.slice(0, 500) });
+}
+
+/**
+ * The fields an `InvalidInput` failure names; null when neither `failure` nor a cause of it
+ * is one. A cause counts because the SDK wraps what an update validator returns in an
+ * untyped failure of its own, the typed one its cause.
+ */
+function invalidInput(failure: TemporalFailure): FieldError[] | null {
+  let f: TemporalFailure | null = failure;
+  while (f && f.type !== INVALID_INPUT) f = f.cause;
+  if (!f) return null;
+  const details = f.details[0] as Partial<InvalidInputDetails> | undefined;
+  const problems = Array.isArray(details?.errors) ? details.errors : [];
+  const errors = problems
+    .filter((p) => p && typeof p.path === "string" && typeof p.message === "string")
+    .map((p) => {
+      const at = pathPrefix(p.path);
+      return at && at.length === p.path.length ? fieldError(at.segments, p.message) : fieldError([], `${p.path}: ${p.message}`);
+    });
+  // Typed, but with details this edge cannot read: still the caller's input, said in words.
+  return errors.length ? errors : [fieldError([], f.message.slice(0, 500))];
+}
+
+const LEGACY_PREFIX = "invalid input: ";
+
+/**
+ * The fields named by the refusal's message, `invalid input: $.path: message; …`: how
+ * workers before typed refusals said it, with no type or details. An update is validated by
+ * the worker build its run is on, so this form comes back while any such build still serves
+ * runs (a run pinned to an old Worker Deployment version keeps it until it closes). Remove
+ * once no build older than the typed refusal polls the task queue.
+ */
+function legacyInvalidInput(message: string): FieldError[] | null {
+  if (!message.startsWith(LEGACY_PREFIX)) return null;
+  return message
+    .slice(LEGACY_PREFIX.length)
     .split(/; (?=\$)/)
     .map((part) => {
       const at = pathPrefix(part);
       return at && part.startsWith(": ", at.length) ? fieldError(at.segments, part.slice(at.length + 2)) : fieldError([], part);
     });
-  return problem("validation-failed", { errors });
 }
 
 async function cancelRun(c: Ctx): Promise<Response> {

@@ -7,6 +7,7 @@
 // `new Function`/eval, so it runs in workerd). test/rules.property.test.ts holds
 // these verdicts equal to `edgeflow schema check`'s.
 import { Validator, type OutputUnit } from "@cfworker/json-schema";
+import { manifest } from "./generated/catalog";
 import { fieldError, problem, type FieldError, type Segments } from "./problem";
 import { RULES, type Rule } from "./rules";
 
@@ -23,7 +24,22 @@ export interface Manifest {
     queries?: { name: string }[];
   }[];
   activities?: unknown[];
+  /** Bodies the worker posts: their event types and JSON Schema (the completion event). */
+  events?: { name: string; types: string[]; body: string }[];
+  /** Application-failure types whose details are a contract (`InvalidInput`). */
+  failures?: { type: string; details: string }[];
+  /** The search attributes the edge sets on every run it starts: what each holds → its name and type. */
+  search_attributes?: Record<string, { name: string; type: string }>;
 }
+
+/**
+ * The search attributes the edge sets on every run it starts, as the manifest names them
+ * (Rust: `edgeflow_workflows::catalog::SEARCH_ATTRIBUTES`).
+ */
+export const SEARCH_ATTRIBUTES = {
+  subject: manifest.search_attributes.subject.name,
+  requestId: manifest.search_attributes.request_id.name,
+};
 
 /** A signal's or update's payload. */
 export interface MessageDef {

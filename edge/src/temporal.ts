@@ -87,8 +87,43 @@ export interface CompletionCallback {
   header: Record<string, string>;
 }
 
-/** How an update ended: `success` is its result; `failure` the message the workflow refused it with. */
-export type UpdateOutcome = { success: unknown } | { failure: { message: string } };
+/**
+ * A Temporal failure as the edge reads it: the message, and for an application failure its
+ * type and its details (each payload decoded); its cause likewise.
+ */
+export interface TemporalFailure {
+  message: string;
+  /** `applicationFailureInfo.type`; null for other kinds of failure. */
+  type: string | null;
+  details: unknown[];
+  cause: TemporalFailure | null;
+}
+
+/** How an update ended: `success` is its result; `failure` what the workflow refused it with. */
+export type UpdateOutcome = { success: unknown } | { failure: TemporalFailure };
+
+// Causes followed at most: a chain is short, a body is not to be trusted to be.
+const MAX_CAUSES = 8;
+
+/** Reads a failure (`temporal.api.failure.v1.Failure` as JSON), its details in full or shorthand form. */
+export function readFailure(f: unknown, depth = 0): TemporalFailure {
+  const o = (f && typeof f === "object" ? f : {}) as Record<string, any>;
+  const info = o.applicationFailureInfo as Record<string, any> | undefined;
+  const details = info?.details;
+  const payloads: unknown[] = Array.isArray(details) ? details : Array.isArray(details?.payloads) ? details.payloads : [];
+  return {
+    message: String(o.message ?? ""),
+    type: info ? String(info.type ?? "") : null,
+    details: payloads.map((p) => {
+      try {
+        return decodePayload(p);
+      } catch {
+        return undefined;
+      }
+    }),
+    cause: o.cause && depth < MAX_CAUSES ? readFailure(o.cause, depth + 1) : null,
+  };
+}
 
 export interface StartRequest {
   workflowId: string;
@@ -205,7 +240,7 @@ export class TemporalClient {
     );
     const outcome = res.outcome as Record<string, any> | undefined;
     if (!outcome) return null;
-    if (outcome.failure) return { failure: { message: String(outcome.failure.message ?? "") } };
+    if (outcome.failure) return { failure: readFailure(outcome.failure) };
     const payloads = outcome.success?.payloads ?? [];
     return { success: payloads.length ? decodePayload(payloads[0]) : null };
   }

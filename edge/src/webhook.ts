@@ -11,10 +11,31 @@ import { b64decode } from "./temporal";
 export const TOLERANCE_SECONDS = 300;
 export const MAX_WEBHOOK_BYTES = 1024 * 1024;
 
+/**
+ * The body of a completion event as the worker sends it: Rust's
+ * `webhook::CompletionEvent`, exported to schemas/events/workflow.completion.schema.json;
+ * test/contracts.test.ts fails when this type and the schema differ.
+ */
+export interface CompletionBody {
+  type: "workflow.completed" | "workflow.failed";
+  /** When the run scheduled the notification (RFC 3339), the same on every retry. */
+  timestamp: string;
+  data: {
+    /** The run the event names (the worker fills it from the sending activity's own run). */
+    workflow_id: string;
+    run_id: string;
+    workflow_type: string;
+    status: "completed" | "failed";
+    /** Not read: the edge asks Temporal how the run ended (runs.ts `settle`). */
+    result?: unknown;
+    error?: { message: string } | null;
+  };
+}
+
+/** A verified completion event, as the edge acts on it. */
 export interface CompletionEvent {
   id: string;
-  type: "workflow.completed" | "workflow.failed";
-  /** The run the event names (the worker fills it from the sending activity's own run). */
+  type: CompletionBody["type"];
   workflowId: string;
 }
 
@@ -60,7 +81,12 @@ export async function verifyWebhook(headers: Headers, body: Uint8Array, keys: Ui
   throw rejected("signature_invalid");
 }
 
-/** Parses a verified body; null for event types this edge does not act on. Throws 400 when malformed. */
+const COMPLETION_TYPES: readonly string[] = ["workflow.completed", "workflow.failed"] satisfies CompletionBody["type"][];
+
+/**
+ * Parses a verified body; null for event types this edge does not act on. Throws 400 when
+ * malformed. Only the fields the edge uses are checked: the rest of the body is not read.
+ */
 export function parseCompletion(id: string, body: Uint8Array): CompletionEvent | null {
   let ev: any;
   try {
@@ -69,10 +95,10 @@ export function parseCompletion(id: string, body: Uint8Array): CompletionEvent |
     throw problem("malformed-json");
   }
   if (!ev || typeof ev !== "object" || typeof ev.type !== "string") throw problem("invalid-request", { detail: "missing event type" });
-  if (ev.type !== "workflow.completed" && ev.type !== "workflow.failed") return null;
-  const d = ev.data;
-  const str = (v: unknown) => typeof v === "string" && v.length > 0 && v.length <= 1000;
-  if (!d || !str(d.workflow_id) || !str(d.run_id) || !str(d.workflow_type)) {
+  if (!COMPLETION_TYPES.includes(ev.type)) return null;
+  const d = ev.data as Partial<CompletionBody["data"]> | null;
+  const str = (v: unknown): v is string => typeof v === "string" && v.length > 0 && v.length <= 1000;
+  if (!d || typeof d !== "object" || !str(d.workflow_id) || !str(d.run_id) || !str(d.workflow_type)) {
     throw problem("invalid-request", { detail: "data.workflow_id, data.run_id and data.workflow_type are required" });
   }
   return { id, type: ev.type, workflowId: d.workflow_id };

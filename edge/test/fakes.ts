@@ -57,10 +57,11 @@ function reply(status: number, body: Json): Response {
 export type Fault = { status: number } | "network" | "hang";
 
 /**
- * How the fake workflow answers an update: its result, or the message it refuses it with; "admitted" = no worker
- * took it within Temporal's long poll; "closed" = the run closed before it landed.
+ * How the fake workflow answers an update: its result, or what it refuses it with (a message, or the failure
+ * as Temporal's JSON); "admitted" = no worker took it within Temporal's long poll; "closed" = the run closed
+ * before it landed.
  */
-export type UpdateAnswer = { success: unknown } | { failure: string } | "admitted" | "closed";
+export type UpdateAnswer = { success: unknown } | { failure: string | Json } | "admitted" | "closed";
 
 export class FakeTemporal {
   runs = new Map<string, FakeRun>();
@@ -155,7 +156,10 @@ export class FakeTemporal {
         await new Promise((resolve) => setTimeout(resolve, 200)); // the real server holds it ~20 s
         return reply(200, { updateRef, stage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED" });
       }
-      if ("failure" in answer) return reply(200, { updateRef, outcome: { failure: { message: answer.failure, applicationFailureInfo: {} } }, stage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED" });
+      if ("failure" in answer) {
+        const failure = typeof answer.failure === "string" ? { message: answer.failure, applicationFailureInfo: {} } : answer.failure;
+        return reply(200, { updateRef, outcome: { failure }, stage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED" });
+      }
       run.updates.push({ name: decodeURIComponent(m[4]), input, identity: r.meta.identity, updateId: r.meta.updateId, header: r.input.header?.fields ?? {} });
       return reply(200, { updateRef, outcome: { success: { payloads: [encode(answer.success)] } }, stage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED" });
     }

@@ -3,6 +3,7 @@
 // way the Rust worker does.
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { handle, type Deps } from "../src/app";
+import type { CompletionBody } from "../src/webhook";
 import { WEBHOOK_SECRET_NEW } from "./vars";
 
 export const BASE = "https://edge.test";
@@ -56,7 +57,8 @@ export async function sign(secret: string, id: string, ts: number, body: string)
   return `v1,${b64(new Uint8Array(await crypto.subtle.sign("HMAC", k, new TextEncoder().encode(`${id}.${ts}.${body}`))))}`;
 }
 
-export function completion(workflowId: string, runId: string, result: unknown = { charged_cents: 2500 }, type = "workflow.completed") {
+/** A completion event's body as the worker sends it (test/contracts.test.ts checks it against the exported schema). */
+export function completion(workflowId: string, runId: string, result: unknown = { charged_cents: 2500 }, type: CompletionBody["type"] = "workflow.completed"): CompletionBody {
   const failed = type === "workflow.failed";
   return {
     type,

@@ -4,6 +4,7 @@
 // closed runs refused.
 import { beforeEach, describe, expect, it } from "vitest";
 import { defaultDeps } from "../src/app";
+import { INVALID_INPUT } from "../src/routes";
 import { Catalog } from "../src/schemas";
 import { decode, encode, installUpstreams, type Upstreams } from "./fakes";
 import { call, callWith, order, read } from "./helpers";
@@ -64,15 +65,43 @@ describe("POST /v1/runs/{id}/signals/{name}: approve and reject are updates", ()
     expect(r.body).toMatchObject({ type: "urn:edgeflow:problem:decision-refused", detail: "the order was already approved" });
   });
 
-  it("answers 422 naming each field when the workflow finds the payload invalid", async () => {
-    up.temporal.onUpdate = () => ({ failure: 'invalid input: $.approver: is required; $.reason: 5 is not of type string or null; $["a b"]: is not allowed' });
+  const invalidFields = [
+    { path: "$.approver", pointer: "/approver", detail: "is required" },
+    { path: "$.reason", pointer: "/reason", detail: "5 is not of type string or null" },
+    { path: '$["a b"]', pointer: "/a b", detail: "is not allowed" },
+  ];
+  const invalidMessage = 'invalid input: $.approver: is required; $.reason: 5 is not of type string or null; $["a b"]: is not allowed';
+
+  it("answers 422 naming each field from the InvalidInput failure's details", async () => {
+    // As the worker refuses it: the SDK's untyped failure around the typed one (its cause). The
+    // words say less than the details here, so the answer shows which the edge read.
+    const details = { errors: invalidFields.map((e) => ({ path: e.path, message: e.detail })) };
+    const message = "invalid input: see the details";
+    up.temporal.onUpdate = () => ({
+      failure: {
+        message,
+        applicationFailureInfo: {},
+        cause: { message, applicationFailureInfo: { type: INVALID_INPUT, nonRetryable: true, details: { payloads: [encode(details)] } } },
+      },
+    });
     const r = await read(await signal("approve", approver, {}));
     expect(r.status).toBe(422);
-    expect(r.body.errors).toEqual([
-      { path: "$.approver", pointer: "/approver", detail: "is required" },
-      { path: "$.reason", pointer: "/reason", detail: "5 is not of type string or null" },
-      { path: '$["a b"]', pointer: "/a b", detail: "is not allowed" },
-    ]);
+    expect(r.body.errors).toEqual(invalidFields);
+  });
+
+  it("answers 422 from an InvalidInput failure whose details it cannot read, with the failure's words", async () => {
+    up.temporal.onUpdate = () => ({ failure: { message: "refused", applicationFailureInfo: { type: INVALID_INPUT, details: { payloads: [encode(["not", "an", "object"])] } } } });
+    const r = await read(await signal("approve", approver, {}));
+    expect(r.status).toBe(422);
+    expect(r.body.errors).toEqual([{ path: "$", pointer: "", detail: "refused" }]);
+  });
+
+  // Workers from before typed refusals said it only in the message.
+  it("answers 422 naming each field from an untyped refusal's message (the older workers' form)", async () => {
+    up.temporal.onUpdate = () => ({ failure: invalidMessage });
+    const r = await read(await signal("approve", approver, {}));
+    expect(r.status).toBe(422);
+    expect(r.body.errors).toEqual(invalidFields);
   });
 
   it("answers 409 run-closed when the run closed before the decision landed", async () => {

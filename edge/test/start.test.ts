@@ -3,7 +3,7 @@
 // validation with field paths, idempotent starts, and Prefer: wait.
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { defaultDeps } from "../src/app";
-import { Catalog } from "../src/schemas";
+import { Catalog, SEARCH_ATTRIBUTES } from "../src/schemas";
 import { decode, installUpstreams, type Upstreams } from "./fakes";
 import { call, callWith, completion, order, postHook, read } from "./helpers";
 
@@ -53,8 +53,8 @@ describe("POST /v1/workflows/{name}", () => {
     expect(decode(run.memo.edge_email)).toBe("alice@example.com");
     expect(decode(run.memo.edge_roles)).toEqual(["customer"]);
     expect(decode(run.memo.edge_request_id)).toBe("req-abc");
-    expect(decode(run.searchAttributes.EdgeSubject)).toBe(sub);
-    expect(decode(run.searchAttributes.EdgeRequestId)).toBe("req-abc");
+    expect(decode(run.searchAttributes[SEARCH_ATTRIBUTES.subject])).toBe(sub);
+    expect(decode(run.searchAttributes[SEARCH_ATTRIBUTES.requestId])).toBe("req-abc");
     expect(run.identity).toBe(`edge:${sub}`);
   });
 

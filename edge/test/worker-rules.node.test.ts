@@ -17,7 +17,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { manifest, schemaFiles } from "../src/generated/catalog";
 import { HttpProblem } from "../src/problem";
-import { Catalog, inputProblems, parseJson, type MessageDef, type WorkflowDef } from "../src/schemas";
+import { Catalog, inputProblems, parseJson, type Manifest, type MessageDef, type WorkflowDef } from "../src/schemas";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = process.env.EDGEFLOW_BIN ?? resolve(REPO, "target/debug/edgeflow");
@@ -26,7 +26,7 @@ const RUNS = Number(process.env.FC_RUNS ?? 400);
 // The edge's defaults (wrangler.jsonc): what a deployed edge reads and parses.
 const LIMITS = { maxBytes: 65536, maxDepth: 32 };
 
-const catalog = Catalog.fromManifest(manifest as never, schemaFiles);
+const catalog = Catalog.fromManifest(manifest satisfies Manifest, schemaFiles);
 
 // ── JSON text with numbers written exactly as given ───────────────────────────
 /** A number literal sent as is (`18446744073709551616`, `1e20`, `9470.0`), which no JS number can spell. */

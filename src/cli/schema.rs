@@ -4,12 +4,16 @@
 //! validates exactly what the worker accepts. Layout:
 //! - `manifest.json`: `workflows` (those callers at the edge may start: name, task queue, the input
 //!   field a run's workflow id is made from (`workflow_id_from`, e.g. `order_id`), input, result,
-//!   signals, updates, queries), `internal_workflows` (operator-only, same shape) and
-//!   `activities`;
+//!   signals, updates, queries), `internal_workflows` (operator-only, same shape),
+//!   `activities`, `events` (bodies the worker posts: name, event types, body), `failures`
+//!   (application-failure types whose details are a contract: type, details) and
+//!   `search_attributes` (what each holds → its name and type);
 //! - `workflows/<name>.{input,result}.schema.json`, `workflows/<name>.<signal>.schema.json`,
 //!   `workflows/<name>.<update>.update.schema.json` and `.update-result.schema.json`,
 //!   `workflows/<name>.<query>.query.schema.json`;
-//! - `activities/<type>.{input,output}.schema.json`.
+//! - `activities/<type>.{input,output}.schema.json`;
+//! - `events/<name>.schema.json`;
+//! - `failures/<type>.details.schema.json`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -71,11 +75,43 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
             })
         })
         .collect();
+    let events: Vec<Value> = edgeflow_activities::event_schemas()
+        .iter()
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "types": e.types,
+                "body": put(format!("events/{}.schema.json", e.name), &e.body),
+            })
+        })
+        .collect();
+    let failures: Vec<Value> = edgeflow_activities::failure_schemas()
+        .iter()
+        .map(|f| {
+            json!({
+                "type": f.type_name,
+                "details": put(format!("failures/{}.details.schema.json", f.type_name), &f.details),
+            })
+        })
+        .collect();
+    let search_attributes: serde_json::Map<String, Value> =
+        edgeflow_workflows::catalog::SEARCH_ATTRIBUTES
+            .iter()
+            .map(|a| {
+                (
+                    a.holds.to_string(),
+                    json!({ "name": a.name, "type": a.kind }),
+                )
+            })
+            .collect();
     let manifest = json!({
         "version": 1,
         "workflows": edge,
         "internal_workflows": internal,
         "activities": activities,
+        "events": events,
+        "failures": failures,
+        "search_attributes": search_attributes,
     });
     files.insert("manifest.json".to_string(), pretty(&manifest));
     Ok(files)
@@ -107,11 +143,8 @@ pub fn check(
             Ok(()) => json!({ "ok": true }),
             Err(e) => {
                 all_valid = false;
-                let errors: Vec<Value> =
-                    e.0.iter()
-                        .map(|p| json!({ "path": p.path, "message": p.message }))
-                        .collect();
-                json!({ "ok": false, "errors": errors })
+                // The problems as an InvalidInput failure's details list them.
+                json!({ "ok": false, "errors": e.details().errors })
             }
         };
         writeln!(out, "{verdict}")?;
@@ -125,10 +158,13 @@ fn pretty(value: &Value) -> String {
     text
 }
 
+/// The folders the export writes schemas into.
+const SUBFOLDERS: [&str; 4] = ["workflows", "activities", "events", "failures"];
+
 /// Writes the files under `dir`, removing stale `*.schema.json` files so the folder matches.
 pub fn export(settings: &Settings, dir: &Path) -> anyhow::Result<usize> {
     let files = render(settings)?;
-    for sub in ["workflows", "activities"] {
+    for sub in SUBFOLDERS {
         let folder = dir.join(sub);
         if let Ok(entries) = std::fs::read_dir(&folder) {
             for entry in entries.flatten() {

@@ -828,6 +828,41 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
+    // An invalid decision is refused alike through each door: the worker's InvalidInput
+    // failure, the cause of the update's failure, with its details in full payload form (what
+    // the edge's `refusal` reads).
+    let invalid = |id: &str| {
+        json!({"waitPolicy": {"lifecycleStage": "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"},
+               "request": {"meta": {"updateId": format!("bad-{id}"), "identity": "someone-else"},
+                           "input": {"args": {"payloads": [json_payload(&json!({"reason": "no"}))]}}}})
+    };
+    let via = stack
+        .call(
+            "POST",
+            &stack.path("gw-4/update/reject"),
+            Some(&t()),
+            Some(&invalid("gw-4")),
+        )
+        .await;
+    let direct = stack
+        .direct(
+            "POST",
+            &stack.path("direct-4/update/reject"),
+            Some(&invalid("direct-4")),
+        )
+        .await;
+    assert_eq!((via.0, direct.0), (200, 200), "{via:?} {direct:?}");
+    assert_eq!(shape(&via.1), shape(&direct.1));
+    let typed = &via.1["outcome"]["failure"]["cause"];
+    assert_eq!(
+        typed["applicationFailureInfo"]["type"], "InvalidInput",
+        "{via:?}"
+    );
+    assert_eq!(
+        decode_payload(&typed["applicationFailureInfo"]["details"]["payloads"][0]),
+        json!({"errors": [{"path": "$.approver", "message": "is required"}]}),
+        "{via:?}"
+    );
     let update = |id: &str| {
         json!({"waitPolicy": {"lifecycleStage": "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"},
                "request": {"meta": {"updateId": format!("u-{id}"), "identity": "someone-else"},

@@ -617,6 +617,20 @@ async fn first_attempt_failures_of_db_email_and_webhook_are_retried_into_one_sid
     );
 }
 
+/// A failure's first `details` payload as JSON, whether the API wrote the payloads out in full
+/// (`{"payloads": [{"metadata", "data": base64}]}`) or in its shorthand (a list of JSON values).
+fn failure_details(failure: &serde_json::Value) -> serde_json::Value {
+    let details = &failure["applicationFailureInfo"]["details"];
+    if details.is_array() {
+        return details[0].clone();
+    }
+    let data = details["payloads"][0]["data"].as_str().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("base64 data");
+    serde_json::from_slice(&bytes).unwrap_or_default()
+}
+
 // ── Untrusted input: nothing a client sends can wedge a run ───────────────────────────────────
 // Payloads go in through Temporal's HTTP API with their bytes exactly as a careless or hostile
 // client (another SDK, the CLI) would send them: no client library re-encodes them on the way.
@@ -760,6 +774,22 @@ async fn input_that_breaks_the_rules_fails_the_run_at_once_naming_the_field() {
             error.contains("invalid order") && error.contains(field),
             "{id}: the reason does not name {field}: {error}"
         );
+        let events = history(&stack.server.address(), id);
+        let failure = &events
+            .iter()
+            .find(|e| e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED")
+            .expect("a failed event")["workflowExecutionFailedEventAttributes"]["failure"];
+        assert_eq!(
+            failure["applicationFailureInfo"]["type"], "InvalidInput",
+            "{id}: {failure}"
+        );
+        let details = failure_details(failure);
+        assert!(
+            details["errors"]
+                .as_array()
+                .is_some_and(|errors| errors.iter().any(|e| e["path"] == *field)),
+            "{id}: the details do not name {field}: {details}"
+        );
         assert_eq!(
             stack.task_failures(id),
             Vec::<serde_json::Value>::new(),
@@ -878,12 +908,21 @@ async fn approvals_as_updates_answer_the_approver_and_let_nothing_invalid_in() {
     let invalid = stack
         .update_raw("upd-1", "approve", r#"{"reason":"ok"}"#)
         .await;
+    // The contract: an `InvalidInput` failure naming each field in its details, as the cause of
+    // the update's failure (the SDK wraps a validator's error); both say it in words too.
     let failure = &invalid["body"]["outcome"]["failure"];
-    assert!(
-        failure["message"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("invalid input: $.approver: is required"),
+    let typed = &failure["cause"];
+    assert_eq!(
+        typed["applicationFailureInfo"]["type"], "InvalidInput",
+        "{invalid}"
+    );
+    assert_eq!(
+        failure_details(typed),
+        serde_json::json!({"errors": [{"path": "$.approver", "message": "is required"}]}),
+        "{invalid}"
+    );
+    assert_eq!(
+        failure["message"], "invalid input: $.approver: is required",
         "{invalid}"
     );
     let surrogate = stack

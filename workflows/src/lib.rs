@@ -23,18 +23,14 @@ pub use fanout::FanoutWorkflow;
 pub use order::OrderWorkflow;
 pub use report::ReportWorkflow;
 
-use edgeflow_activities::Untrusted;
+use edgeflow_activities::{InputError, Untrusted};
 use temporalio_sdk::ApplicationFailure;
 
-/// A run's input that broke the input rules (see [`Untrusted`]): the run fails at once,
-/// non-retryably, with every offending field named, instead of failing its workflow tasks forever.
+/// A run's input that broke the input rules (see [`Untrusted`]): the run fails at once with
+/// [`InputError::into_failure`] (type `InvalidInput`, every offending field in its details),
+/// instead of failing its workflow tasks forever.
 // The SDK's failure type is what a workflow returns; boxing it here would only move the size.
 #[allow(clippy::result_large_err)]
 pub(crate) fn accept<T>(input: Untrusted<T>) -> Result<T, ApplicationFailure> {
-    input.0.map_err(|e| {
-        ApplicationFailure::builder(format!("invalid input: {e}"))
-            .type_name("InvalidInput".to_string())
-            .non_retryable(true)
-            .build()
-    })
+    input.0.map_err(InputError::into_failure)
 }

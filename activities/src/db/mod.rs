@@ -145,7 +145,7 @@ mod runtime {
         ) -> Result<DbExecuteOutput, Failure> {
             let key = ctx.key(&input.step)?;
             if input.statements.is_empty() || input.statements.len() > MAX_STATEMENTS {
-                return Err(Failure::InvalidInput(format!(
+                return Err(Failure::invalid_input(format!(
                     "give between 1 and {MAX_STATEMENTS} statements"
                 )));
             }
@@ -210,7 +210,7 @@ mod runtime {
         ) -> Result<Vec<Bound>, Failure> {
             let statement = &prepared.statement;
             if let Some(unknown) = params.keys().find(|k| !statement.params.contains(k)) {
-                return Err(Failure::InvalidInput(format!(
+                return Err(Failure::invalid_input(format!(
                     "statement `{}` has no parameter `{unknown}` (it takes: {})",
                     statement.name,
                     statement.params.join(", ")
@@ -222,7 +222,7 @@ mod runtime {
                 .enumerate()
                 .map(|(i, name)| {
                     let value = params.get(name).ok_or_else(|| {
-                        Failure::InvalidInput(format!(
+                        Failure::invalid_input(format!(
                             "statement `{}` needs parameter `{name}` (use null for NULL)",
                             statement.name
                         ))
@@ -251,7 +251,7 @@ mod runtime {
             .map_err(|e| Failure::Internal(format!("unreadable ledger result: {e}")))?;
         let stored_names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
         if stored_names != names {
-            return Err(Failure::InvalidInput(format!(
+            return Err(Failure::invalid_input(format!(
                 "step `{step}` already ran [{}] in this workflow; use a new step key for [{}]",
                 stored_names.join(", "),
                 names.join(", ")
@@ -275,7 +275,7 @@ mod runtime {
         ) -> Result<DbExecuteOutput, ActivityError> {
             let input = input
                 .0
-                .map_err(|e| crate::Failure::InvalidInput(e.to_string()).into_activity_error())?;
+                .map_err(|e| crate::Failure::InvalidInput(e).into_activity_error())?;
             let call = CallContext::from_activity(&ctx);
             self.execute_statements(&call, input)
                 .await

@@ -48,7 +48,7 @@ fn bad(param: &str, expected: &str, value: &Value) -> Failure {
         }
         other => other.to_string(),
     };
-    Failure::InvalidInput(format!(
+    Failure::invalid_input(format!(
         "parameter `{param}` must be {expected}, got {shown}"
     ))
 }
@@ -175,7 +175,7 @@ pub(crate) fn sqlite_param(v: &Value) -> Bound {
 }
 
 fn encode_failed(e: sqlx::error::BoxDynError) -> Failure {
-    Failure::InvalidInput(format!("cannot encode parameter: {e}"))
+    Failure::invalid_input(format!("cannot encode parameter: {e}"))
 }
 
 pub(crate) fn pg_arguments(values: &[Bound]) -> Result<PgArguments, Failure> {

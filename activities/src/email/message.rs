@@ -45,13 +45,11 @@ impl Recipients {
         max: usize,
     ) -> Result<Self, Failure> {
         if to.is_empty() {
-            return Err(Failure::InvalidInput(
-                "`to` needs at least one recipient".into(),
-            ));
+            return Err(Failure::invalid_input("`to` needs at least one recipient"));
         }
         let total = to.len() + cc.len() + bcc.len();
         if total > max {
-            return Err(Failure::InvalidInput(format!(
+            return Err(Failure::invalid_input(format!(
                 "{total} recipients; at most {max} per message"
             )));
         }
@@ -136,7 +134,7 @@ pub(crate) fn build(
         )),
         None => builder.singlepart(SinglePart::plain(rendered.text.clone())),
     };
-    message.map_err(|e| Failure::InvalidInput(format!("cannot build the message: {e}")))
+    message.map_err(|e| Failure::invalid_input(format!("cannot build the message: {e}")))
 }
 
 #[cfg(test)]

@@ -234,7 +234,7 @@ mod runtime {
         ) -> Result<EmailSendOutput, ActivityError> {
             let input = input
                 .0
-                .map_err(|e| crate::Failure::InvalidInput(e.to_string()).into_activity_error())?;
+                .map_err(|e| crate::Failure::InvalidInput(e).into_activity_error())?;
             let call = CallContext::from_activity(&ctx);
             self.send_message(&call, input)
                 .await

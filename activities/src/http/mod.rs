@@ -114,7 +114,7 @@ mod runtime {
         ) -> Result<HttpCallOutput, ActivityError> {
             let input = input
                 .0
-                .map_err(|e| crate::Failure::InvalidInput(e.to_string()).into_activity_error())?;
+                .map_err(|e| crate::Failure::InvalidInput(e).into_activity_error())?;
             let call = CallContext::from_activity(&ctx);
             self.call_service(&call, input)
                 .await

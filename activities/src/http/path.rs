@@ -39,22 +39,22 @@ pub(crate) fn render(template: &str, params: &BTreeMap<String, String>) -> Resul
         if c == '{' {
             let end = rest
                 .find('}')
-                .ok_or_else(|| Failure::InvalidInput(format!("{template:?}: unclosed `{{`")))?;
+                .ok_or_else(|| Failure::invalid_input(format!("{template:?}: unclosed `{{`")))?;
             let name = &rest[1..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(Failure::InvalidInput(format!(
+                return Err(Failure::invalid_input(format!(
                     "{template:?}: placeholder `{{{name}}}` is not an identifier"
                 )));
             }
             let value = params.get(name).ok_or_else(|| {
-                Failure::InvalidInput(format!("{template:?}: no value for `{{{name}}}`"))
+                Failure::invalid_input(format!("{template:?}: no value for `{{{name}}}`"))
             })?;
             check_value(name, value)?;
             out.extend(utf8_percent_encode(value, SEGMENT_VALUE));
             used.insert(name);
             rest = &rest[end + 1..];
         } else if c == '}' {
-            return Err(Failure::InvalidInput(format!(
+            return Err(Failure::invalid_input(format!(
                 "{template:?}: unmatched `}}`"
             )));
         } else if c == '%' {
@@ -83,7 +83,7 @@ pub(crate) fn render(template: &str, params: &BTreeMap<String, String>) -> Resul
         return Err(escape("empty path segments (`//`) are not allowed"));
     }
     if let Some(unused) = params.keys().find(|k| !used.contains(k.as_str())) {
-        return Err(Failure::InvalidInput(format!(
+        return Err(Failure::invalid_input(format!(
             "{template:?}: path parameter `{unused}` is not used"
         )));
     }
@@ -93,7 +93,7 @@ pub(crate) fn render(template: &str, params: &BTreeMap<String, String>) -> Resul
 fn check_value(name: &str, value: &str) -> Result<(), Failure> {
     let escape = |why: &str| Failure::PathEscape(format!("path parameter `{name}`: {why}"));
     if value.is_empty() {
-        return Err(Failure::InvalidInput(format!(
+        return Err(Failure::invalid_input(format!(
             "path parameter `{name}` is empty"
         )));
     }

@@ -121,7 +121,7 @@ impl Service {
         }
         let headers = self.request_headers(key, input)?;
         if input.body.is_some() && matches!(input.method, HttpMethod::Get | HttpMethod::Head) {
-            return Err(Failure::InvalidInput(format!(
+            return Err(Failure::invalid_input(format!(
                 "{} requests cannot carry a body",
                 input.method.as_str()
             )));
@@ -161,7 +161,7 @@ impl Service {
                 .allowed_request_headers
                 .contains(&name.to_ascii_lowercase())
             {
-                return Err(Failure::InvalidInput(format!(
+                return Err(Failure::invalid_input(format!(
                     "header `{name}` is not in services.{}.allowed_request_headers",
                     self.name
                 )));
@@ -172,9 +172,9 @@ impl Service {
                 });
             }
             let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| Failure::InvalidInput(format!("`{name}` is not a header name")))?;
+                .map_err(|_| Failure::invalid_input(format!("`{name}` is not a header name")))?;
             let value = HeaderValue::from_str(value).map_err(|_| {
-                Failure::InvalidInput(format!("header `{name}` has an invalid value"))
+                Failure::invalid_input(format!("header `{name}` has an invalid value"))
             })?;
             headers.insert(name, value);
         }

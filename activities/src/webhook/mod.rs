@@ -18,8 +18,8 @@
 
 mod model;
 pub use model::{
-    CompletionError, CompletionStatus, WORKFLOW_COMPLETED, WORKFLOW_FAILED, WebhookNotifyInput,
-    WebhookNotifyOutput, WorkflowCompletion,
+    CompletionError, CompletionEvent, CompletionStatus, WORKFLOW_COMPLETED, WORKFLOW_FAILED,
+    WebhookNotifyInput, WebhookNotifyOutput, WorkflowCompletion,
 };
 
 #[cfg(feature = "runtime")]
@@ -72,6 +72,8 @@ mod runtime {
         pub message: String,
     }
 
+    /// Any event's body; a completion's is a [`super::CompletionEvent`] (the webhook tests hold
+    /// the two equal).
     #[derive(Serialize)]
     struct Event<'a> {
         #[serde(rename = "type")]
@@ -143,7 +145,7 @@ mod runtime {
                     .to_rfc3339_opts(SecondsFormat::Millis, true),
                 data: &data,
             })
-            .map_err(|e| Failure::InvalidInput(format!("cannot encode the event: {e}")))?;
+            .map_err(|e| Failure::invalid_input(format!("cannot encode the event: {e}")))?;
             let webhook_id = format!("msg_{}", key.digest());
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -193,7 +195,7 @@ mod runtime {
             return Ok(data);
         }
         let serde_json::Value::Object(mut fields) = data else {
-            return Err(Failure::InvalidInput(format!(
+            return Err(Failure::invalid_input(format!(
                 "data of a {event_type} event must be an object"
             )));
         };
@@ -217,7 +219,7 @@ mod runtime {
         if ok {
             Ok(())
         } else {
-            Err(Failure::InvalidInput(format!(
+            Err(Failure::invalid_input(format!(
                 "event type {event_type:?} must be 1 to 100 of [a-z0-9_.-]"
             )))
         }
@@ -234,7 +236,7 @@ mod runtime {
         ) -> Result<WebhookNotifyOutput, ActivityError> {
             let input = input
                 .0
-                .map_err(|e| crate::Failure::InvalidInput(e.to_string()).into_activity_error())?;
+                .map_err(|e| crate::Failure::InvalidInput(e).into_activity_error())?;
             let call = CallContext::from_activity(&ctx);
             self.deliver_event(&call, input)
                 .await

@@ -1,5 +1,6 @@
-//! `webhook.notify` input and output, and the completion event's `data`: the contract with
-//! workflows and with the edge that verifies the events.
+//! `webhook.notify` input and output, and the completion event ([`CompletionEvent`]): the
+//! contract with workflows and with the edge that verifies the events (`edgeflow schema export`
+//! writes its JSON Schema, from which the edge's type is checked).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,22 @@ pub struct WorkflowCompletion {
     pub error: Option<CompletionError>,
 }
 
+/// The body of a `workflow.completed` / `workflow.failed` event, as `webhook.notify` posts it and
+/// the edge receives it (`edge/src/webhook.ts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CompletionEvent {
+    /// `workflow.completed` or `workflow.failed`.
+    #[serde(rename = "type")]
+    #[schemars(extend("enum" = [WORKFLOW_COMPLETED, WORKFLOW_FAILED]))]
+    pub event_type: String,
+    /// When the workflow scheduled the notification (RFC 3339, UTC), so the body is the same on
+    /// every retry.
+    #[schemars(extend("format" = "date-time"))]
+    pub timestamp: String,
+    /// The run that ended and how; its ids are always the sending run's own.
+    pub data: WorkflowCompletion,
+}
+
 impl WorkflowCompletion {
     /// The event type for this completion.
     pub fn event_type(&self) -> &'static str {
@@ -100,6 +117,19 @@ impl WebhookNotifyInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_completion_event_schema_names_both_types() {
+        let schema = serde_json::to_value(schemars::schema_for!(CompletionEvent)).unwrap();
+        assert_eq!(
+            schema["properties"]["type"]["enum"],
+            serde_json::json!([WORKFLOW_COMPLETED, WORKFLOW_FAILED])
+        );
+        assert_eq!(
+            schema["required"],
+            serde_json::json!(["type", "timestamp", "data"])
+        );
+    }
 
     #[test]
     fn completion_data_has_the_shape_the_edge_expects() {

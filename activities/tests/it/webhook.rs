@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use edgeflow_activities::webhook::{
-    CompletionStatus, EndpointSettings, WebhookActivities, WebhookNotifyInput, WebhookSettings,
-    WorkflowCompletion,
+    CompletionEvent, CompletionStatus, EndpointSettings, WebhookActivities, WebhookNotifyInput,
+    WebhookSettings, WorkflowCompletion,
 };
 use edgeflow_activities::{CallContext, Failure, IdempotencyKey, Retry};
 use serde_json::{Value, json};
@@ -123,6 +123,11 @@ async fn events_are_signed_per_standard_webhooks_with_the_contract_body() {
             "status": "completed", "result": {"order_id": "o-1001", "status": "confirmed"}, "error": null
         })
     );
+    // The body is the exported contract: valid against its schema, and the Rust type reads it.
+    let schema = serde_json::to_value(schemars::schema_for!(CompletionEvent)).unwrap();
+    assert!(jsonschema::is_valid(&schema, &body), "{body}");
+    let event: CompletionEvent = serde_json::from_value(body).unwrap();
+    assert_eq!(event.data, completion);
     // Tampering is detected by the same independent check.
     let mut tampered = r.clone();
     tampered.body = br#"{"type":"workflow.completed","timestamp":"x","data":{}}"#.to_vec();

@@ -5,8 +5,8 @@
 //!
 //! Steps, as the `status` query reports them ([`Step`]):
 //! 1. `validating`: the input is checked against the same rules the edge checks (its JSON Schema,
-//!    through [`Untrusted`]) plus the total; input that is invalid or does not even decode fails
-//!    the run at once, non-retryably, naming each field.
+//!    through [`Untrusted`]) plus the total; input that is invalid or does not even decode ends
+//!    the run (after step 7) in the `InvalidInput` failure, naming each field in its details.
 //! 2. `recording`: `db.execute` of `insert_order` (step `record-order`).
 //! 3. `confirming`: `email.send` of `order_confirmation` (step `confirmation-email`).
 //! 4. `awaiting_approval` (only at or above `approval_threshold_cents`): the first `approve` or
@@ -24,7 +24,8 @@
 //! 7. `notifying`: `webhook.notify` of `workflow.completed` / `workflow.failed` to the edge.
 //!
 //! A decision that does not decode or breaks the rules never reaches the order's state: an update
-//! is rejected (nothing enters the history), a signal is dropped with a warning and counted in
+//! is rejected (nothing enters the history) with the `InvalidInput` failure as its failure's
+//! cause (see [`DecisionRefused`]), a signal is dropped with a warning and counted in
 //! [`crate::dropped`]; the run goes on to process later valid decisions.
 //!
 //! Settings ([`OrderSettings`]) are read through the `settings.order` local activity at the start
@@ -38,13 +39,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use edgeflow_activities::Activity;
-use edgeflow_activities::Untrusted;
 use edgeflow_activities::db::{DbExecuteInput, DbStatementCall};
 use edgeflow_activities::email::EmailSendInput;
 use edgeflow_activities::http::{HttpCallInput, HttpCallOutput};
 use edgeflow_activities::webhook::{
     CompletionError, CompletionStatus, WebhookNotifyInput, WorkflowCompletion,
 };
+use edgeflow_activities::{InputError, Untrusted};
 use serde_json::json;
 use temporalio_common::protos::temporal::api::enums::v1::TimeoutType;
 use temporalio_common::protos::temporal::api::failure::v1::{Failure, failure::FailureInfo};
@@ -104,16 +105,63 @@ impl Decision {
     }
 }
 
-/// Why an `approve` or `reject` update was refused. The message's first words are the contract
-/// with the edge: `invalid input:` (422) or anything else (409).
+/// Why an `approve` or `reject` update was refused: an invalid payload is the `InvalidInput`
+/// failure (the edge answers 422 with its details), anything else a failure whose message says
+/// why (409).
 #[derive(Debug, thiserror::Error)]
 enum DecisionRefused {
     #[error("invalid input: {0}")]
-    Invalid(edgeflow_activities::InputError),
+    Invalid(InputError),
     #[error("the order was already {0}")]
     AlreadyDecided(&'static str),
     #[error("this order does not need approval")]
     NotNeeded,
+}
+
+impl DecisionRefused {
+    /// The error an update validator returns. The SDK wraps whatever a validator returns in an
+    /// untyped failure of its own and records only the returned error's *source* as that
+    /// failure's cause (temporalio-workflow 1.1, `workflow_error_to_failure`): an
+    /// `ApplicationFailure` returned as is would lose its type and details. So the typed failure
+    /// is the source of a [`Typed`], and the caller gets it as the update failure's cause, under
+    /// the same message.
+    fn into_update_error(self) -> Box<dyn std::error::Error + Send + Sync> {
+        match self {
+            DecisionRefused::Invalid(e) => Box::new(Typed(e.into_failure())),
+            other => Box::new(other),
+        }
+    }
+}
+
+/// Carries a typed failure through the SDK's wrapping of update validator errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Typed(#[source] ApplicationFailure);
+
+/// Why an order did not complete.
+enum NotCompleted {
+    /// Its input broke the rules: the run fails as `InvalidInput`.
+    Invalid(InputError),
+    /// Anything else, said for humans: the run fails as `OrderFailed`.
+    Failed(String),
+}
+
+impl From<String> for NotCompleted {
+    fn from(reason: String) -> Self {
+        NotCompleted::Failed(reason)
+    }
+}
+
+/// How the message of an order refused for its input starts.
+const INVALID_ORDER: &str = "invalid order";
+
+impl NotCompleted {
+    fn reason(&self) -> String {
+        match self {
+            NotCompleted::Invalid(e) => format!("{INVALID_ORDER}: {e}"),
+            NotCompleted::Failed(reason) => reason.clone(),
+        }
+    }
 }
 
 #[workflow]
@@ -163,8 +211,8 @@ impl OrderWorkflow {
                 .as_ref()
                 .ok()
                 .map(|r| serde_json::to_value(r).unwrap_or_default()),
-            error: outcome.as_ref().err().map(|message| CompletionError {
-                message: message.clone(),
+            error: outcome.as_ref().err().map(|e| CompletionError {
+                message: e.reason(),
             }),
         };
         let notified = ctx
@@ -195,7 +243,11 @@ impl OrderWorkflow {
                 set_step(ctx, Step::Completed);
                 Ok(result)
             }
-            Err(reason) => {
+            Err(NotCompleted::Invalid(e)) => {
+                set_step(ctx, Step::Failed);
+                Err(e.into_failure_titled(INVALID_ORDER).into())
+            }
+            Err(NotCompleted::Failed(reason)) => {
                 set_step(ctx, Step::Failed);
                 Err(ApplicationFailure::builder(reason)
                     .type_name("OrderFailed".to_string())
@@ -206,14 +258,14 @@ impl OrderWorkflow {
         }
     }
 
-    /// Everything up to the outcome; `Err` carries the reason shown to humans.
+    /// Everything up to the outcome.
     async fn process(
         ctx: &mut WorkflowContext<Self>,
         input: Untrusted<OrderInput>,
         settings: &OrderSettings,
-    ) -> Result<OrderResult, String> {
+    ) -> Result<OrderResult, NotCompleted> {
         set_step(ctx, Step::Validating);
-        let input = OrderInput::accept(input).map_err(|e| format!("invalid order: {e}"))?;
+        let input = OrderInput::accept(input).map_err(NotCompleted::Invalid)?;
         let needs_approval = input.amount_cents >= settings.approval_threshold_cents;
         ctx.state_mut(|s| s.needs_approval = Some(needs_approval));
 
@@ -311,7 +363,7 @@ impl OrderWorkflow {
                 to_undo.retain(|job| done.contains_key(job));
             }
             let undone = Self::compensate(ctx, &input, settings, &to_undo, &done).await;
-            return Err(format!("{}; {undone}", failures.join("; ")));
+            return Err(format!("{}; {undone}", failures.join("; ")).into());
         }
         Ok(OrderResult {
             order_id: input.order_id.clone(),
@@ -532,7 +584,8 @@ impl OrderWorkflow {
         _ctx: &WorkflowContextView,
         decision: &Untrusted<ApprovalDecision>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.check_decision(decision).map_err(Into::into)
+        self.check_decision(decision)
+            .map_err(DecisionRefused::into_update_error)
     }
 
     /// `approve` as an update: the approver hears at once whether it was applied.
@@ -551,7 +604,8 @@ impl OrderWorkflow {
         _ctx: &WorkflowContextView,
         decision: &Untrusted<ApprovalDecision>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.check_decision(decision).map_err(Into::into)
+        self.check_decision(decision)
+            .map_err(DecisionRefused::into_update_error)
     }
 
     /// `reject` as an update.
@@ -722,6 +776,76 @@ mod tests {
             text.contains("earlier attempt failed with: payments answered 503"),
             "{text}"
         );
+    }
+
+    /// An update's refusal, as the SDK records it: the validator's error wrapped in an untyped
+    /// failure of the SDK's own (temporalio-workflow 1.1, `workflow_error_to_failure`).
+    fn update_rejection(error: Box<dyn std::error::Error + Send + Sync>) -> Failure {
+        use temporalio_common::data_converters::{
+            DefaultFailureConverter, FailureConverter, PayloadConverter, SerializationContextData,
+        };
+        use temporalio_common::error::{OutgoingError, OutgoingWorkflowError};
+        DefaultFailureConverter::new(false).to_failure(
+            OutgoingError::Workflow(OutgoingWorkflowError::Application(Box::new(
+                ApplicationFailure::new(error),
+            ))),
+            &PayloadConverter::default(),
+            &SerializationContextData::None,
+        )
+    }
+
+    fn application_info(f: &Failure) -> Option<&ApplicationFailureInfo> {
+        match &f.failure_info {
+            Some(FailureInfo::ApplicationFailureInfo(info)) => Some(info),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_invalid_decision_is_refused_with_the_typed_failure_naming_every_field() {
+        let order = OrderWorkflow::default();
+        let decision = Untrusted::from_json(br#"{"reason":5,"a b":1}"#);
+        let refusal = update_rejection(
+            order
+                .check_decision(&decision)
+                .unwrap_err()
+                .into_update_error(),
+        );
+        let want = r#"invalid input: $.reason: 5 is not of type null or string; $["a b"]: is not allowed; $.approver: is required"#;
+        // The message, for people and for edges that still read it.
+        assert_eq!(refusal.message, want);
+        // The contract: the typed failure, the update failure's cause.
+        let typed = refusal.cause.as_deref().expect("a cause");
+        assert_eq!(typed.message, want);
+        let info = application_info(typed).expect("an application failure");
+        assert_eq!(info.r#type, edgeflow_activities::INVALID_INPUT);
+        assert!(info.non_retryable);
+        let payloads = &info.details.as_ref().expect("details").payloads;
+        assert_eq!(payloads.len(), 1);
+        let details: edgeflow_activities::InvalidInputDetails =
+            serde_json::from_slice(&payloads[0].data).unwrap();
+        let paths: Vec<&str> = details.errors.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["$.reason", r#"$["a b"]"#, "$.approver"]);
+        assert_eq!(details.errors[2].message, "is required");
+    }
+
+    #[test]
+    fn a_decision_that_comes_too_late_is_refused_untyped() {
+        let mut order = OrderWorkflow::default();
+        let decision = Untrusted::from_json(br#"{"approver":"boss"}"#);
+        order.decide(true, decision.clone());
+        let refusal = update_rejection(
+            order
+                .check_decision(&decision)
+                .unwrap_err()
+                .into_update_error(),
+        );
+        assert_eq!(refusal.message, "the order was already approved");
+        assert_eq!(
+            application_info(&refusal).map(|i| i.r#type.as_str()),
+            Some("")
+        );
+        assert!(refusal.cause.is_none(), "{refusal:?}");
     }
 
     #[test]

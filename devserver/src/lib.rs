@@ -3,7 +3,8 @@
 //! `edgeflow dev`, `edgeflow dev server` (which the edge's e2e harness and the benchmark harness
 //! run) and testkit all start it here, so its flags, its ports and its retry after a lost port
 //! race are written once:
-//! - edgeflow's search attributes ([`SEARCH_ATTRIBUTES`]) are registered at start;
+//! - edgeflow's search attributes ([`SEARCH_ATTRIBUTES`], whose one Rust spelling lives here) are
+//!   registered at start;
 //! - completion callbacks to loopback are allowed ([`CALLBACKS_ON_LOOPBACK`]), for the edge's
 //!   `/v1/hooks/temporal-callback`;
 //! - a stopping worker's polls are completed by the server ([`POLLS_COMPLETED_ON_SHUTDOWN`]);
@@ -20,13 +21,37 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The search attribute that holds the subject of the caller who started a run through the edge.
-pub const EDGE_SUBJECT: &str = "EdgeSubject";
-/// The search attribute that holds the edge's request id of the start.
-pub const EDGE_REQUEST_ID: &str = "EdgeRequestId";
-/// Custom search attributes the edge (and the gateway for it) sets on every workflow it starts,
-/// all `Keyword`. Their one Rust spelling: the dev server registers them, the gateway sets them.
-pub const SEARCH_ATTRIBUTES: [&str; 2] = [EDGE_SUBJECT, EDGE_REQUEST_ID];
+/// A search attribute the edge (and `edgeflow gateway`) sets on every run it starts, so a run can
+/// be found by who started it or by the edge request that did. Every namespace edgeflow serves
+/// needs them registered (a dev server here does it at start; elsewhere `temporal operator
+/// search-attribute create --name EdgeSubject --type Keyword`), so their one Rust spelling lives
+/// here; `edgeflow schema export` puts them in the edge's manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchAttribute {
+    /// What it holds: its key under `search_attributes` in the manifest, e.g. `subject`.
+    pub holds: &'static str,
+    /// Its name in Temporal, e.g. `EdgeSubject`.
+    pub name: &'static str,
+    /// Its Temporal type.
+    pub kind: &'static str,
+}
+
+/// The verified caller's subject (the token's `sub`).
+pub const EDGE_SUBJECT: SearchAttribute = SearchAttribute {
+    holds: "subject",
+    name: "EdgeSubject",
+    kind: "Keyword",
+};
+
+/// The id of the edge request that started the run (its `X-Request-Id`).
+pub const EDGE_REQUEST_ID: SearchAttribute = SearchAttribute {
+    holds: "request_id",
+    name: "EdgeRequestId",
+    kind: "Keyword",
+};
+
+/// Every search attribute the edge sets.
+pub const SEARCH_ATTRIBUTES: [SearchAttribute; 2] = [EDGE_SUBJECT, EDGE_REQUEST_ID];
 
 /// Dynamic config that lets the dev server call the edge's completion callback on loopback over
 /// plain http (Temporal refuses every callback URL by default; docs/operations.md says what a
@@ -309,8 +334,9 @@ impl DevServer {
         if let Some(endpoint) = &options.ui_codec_endpoint {
             command.args(["--ui-codec-endpoint", endpoint]);
         }
-        for name in SEARCH_ATTRIBUTES {
-            command.args(["--search-attribute", &format!("{name}=Keyword")]);
+        for attribute in SEARCH_ATTRIBUTES {
+            let spec = format!("{}={}", attribute.name, attribute.kind);
+            command.args(["--search-attribute", &spec]);
         }
         for value in [CALLBACKS_ON_LOOPBACK, POLLS_COMPLETED_ON_SHUTDOWN]
             .into_iter()

@@ -94,16 +94,15 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
             })
         })
         .collect();
-    let search_attributes: serde_json::Map<String, Value> =
-        edgeflow_workflows::catalog::SEARCH_ATTRIBUTES
-            .iter()
-            .map(|a| {
-                (
-                    a.holds.to_string(),
-                    json!({ "name": a.name, "type": a.kind }),
-                )
-            })
-            .collect();
+    let search_attributes: serde_json::Map<String, Value> = edgeflow_devserver::SEARCH_ATTRIBUTES
+        .iter()
+        .map(|a| {
+            (
+                a.holds.to_string(),
+                json!({ "name": a.name, "type": a.kind }),
+            )
+        })
+        .collect();
     let manifest = json!({
         "version": 1,
         "workflows": edge,

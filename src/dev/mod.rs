@@ -137,8 +137,13 @@ async fn register_search_attributes(settings: &Settings) -> anyhow::Result<()> {
     let request = AddSearchAttributesRequest {
         search_attributes: SEARCH_ATTRIBUTES
             .iter()
-            .map(|n| (n.to_string(), IndexedValueType::Keyword as i32))
-            .collect(),
+            .map(|a| {
+                let kind = format!("INDEXED_VALUE_TYPE_{}", a.kind.to_uppercase());
+                IndexedValueType::from_str_name(&kind)
+                    .map(|kind| (a.name.to_string(), kind as i32))
+                    .with_context(|| format!("{}: no search attribute type {kind}", a.name))
+            })
+            .collect::<anyhow::Result<_>>()?,
         namespace: settings.temporal.namespace.clone(),
     };
     match connection

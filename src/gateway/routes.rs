@@ -535,10 +535,11 @@ impl Gateway {
             .get_or_insert_with(SearchAttributes::default);
         attributes
             .indexed_fields
-            .insert(EDGE_SUBJECT.into(), json_payload(&caller.subject));
-        attributes
-            .indexed_fields
-            .insert(EDGE_REQUEST_ID.into(), json_payload(&caller.request_id));
+            .insert(EDGE_SUBJECT.name.into(), json_payload(&caller.subject));
+        attributes.indexed_fields.insert(
+            EDGE_REQUEST_ID.name.into(),
+            json_payload(&caller.request_id),
+        );
         let res = self
             .connection
             .workflow_service()

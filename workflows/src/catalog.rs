@@ -13,37 +13,6 @@ use crate::fanout::{FanoutInput, FanoutWorkflow};
 use crate::order::{OrderInput, OrderResult, OrderWorkflow};
 use crate::report::{ReportInput, ReportResult, ReportWorkflow};
 
-/// A search attribute the edge (and `edgeflow gateway`) sets on every run it starts, so a run
-/// can be found by who started it or by the edge request that did. The namespace must have it
-/// registered with its type (`temporal operator search-attribute create --name EdgeSubject
-/// --type Keyword`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SearchAttribute {
-    /// What it holds: its key under `search_attributes` in the manifest, e.g. `subject`.
-    pub holds: &'static str,
-    /// Its name in Temporal, e.g. `EdgeSubject`.
-    pub name: &'static str,
-    /// Its Temporal type.
-    pub kind: &'static str,
-}
-
-/// The verified caller's subject (the token's `sub`).
-pub const EDGE_SUBJECT: SearchAttribute = SearchAttribute {
-    holds: "subject",
-    name: "EdgeSubject",
-    kind: "Keyword",
-};
-
-/// The id of the edge request that started the run (its `X-Request-Id`).
-pub const EDGE_REQUEST_ID: SearchAttribute = SearchAttribute {
-    holds: "request_id",
-    name: "EdgeRequestId",
-    kind: "Keyword",
-};
-
-/// Every search attribute the edge sets; exported in the manifest as `search_attributes`.
-pub const SEARCH_ATTRIBUTES: [SearchAttribute; 2] = [EDGE_SUBJECT, EDGE_REQUEST_ID];
-
 /// Checks JSON text exactly as the worker checks that input when it arrives: the same rules,
 /// the same field paths (`edgeflow schema check`, and the operator commands before they send).
 pub type Check = fn(&[u8]) -> Result<(), InputError>;

@@ -6,7 +6,7 @@
 // full-stack.e2e.test.mjs adds the Rust worker.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { callbackToken, edgeStarter, edgeVars, signedHook, startStack, temporalApi } from "./harness.mjs";
+import { SEARCH_ATTRIBUTES, callbackToken, edgeStarter, edgeVars, signedHook, startStack, temporalApi } from "./harness.mjs";
 
 let stack;
 let api;
@@ -80,8 +80,8 @@ describe("edge in workerd against the Temporal dev server", () => {
     assert.equal(memo.edge_email, "carol@example.com");
     assert.deepEqual(memo.edge_roles, ["customer"]);
     assert.equal(memo.edge_request_id, "e2e-req-1");
-    assert.equal(api.decode(info.searchAttributes.indexedFields.EdgeSubject), "carol");
-    assert.equal(api.decode(info.searchAttributes.indexedFields.EdgeRequestId), "e2e-req-1");
+    assert.equal(api.decode(info.searchAttributes.indexedFields[SEARCH_ATTRIBUTES.subject]), "carol");
+    assert.equal(api.decode(info.searchAttributes.indexedFields[SEARCH_ATTRIBUTES.request_id]), "e2e-req-1");
 
     const started = eventsOf(await api.history(r.body.workflow_id), "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED")[0].workflowExecutionStartedEventAttributes;
     assert.deepEqual(api.decode(started.input.payloads[0]), input);
@@ -92,13 +92,13 @@ describe("edge in workerd against the Temporal dev server", () => {
     assert.equal(traced.baggage, "edge_request_id=e2e-req-1,edge_subject=carol");
   });
 
-  it("finds runs by the EdgeSubject search attribute", async () => {
+  it("finds runs by the subject search attribute", async () => {
     const token = await stack.issuer.mint({ sub: "searchable-subject", roles: ["customer"] });
     const r = await start(order(), {}, token);
     // Visibility is eventually consistent: poll briefly.
     let found = [];
     for (let i = 0; i < 50 && !found.length; i++) {
-      found = (await api.list(`EdgeSubject = "searchable-subject"`)).body.executions ?? [];
+      found = (await api.list(`${SEARCH_ATTRIBUTES.subject} = "searchable-subject"`)).body.executions ?? [];
       if (!found.length) await new Promise((res) => setTimeout(res, 100));
     }
     assert.deepEqual(found.map((e) => e.execution.workflowId), [r.body.workflow_id]);
@@ -174,7 +174,7 @@ describe("edge in workerd against the Temporal dev server", () => {
     }
     // Nothing was started for this caller (visibility lags a little: give it time to show one).
     await new Promise((res) => setTimeout(res, 1000));
-    assert.deepEqual((await api.list(`EdgeSubject = "${sub}"`)).body.executions ?? [], []);
+    assert.deepEqual((await api.list(`${SEARCH_ATTRIBUTES.subject} = "${sub}"`)).body.executions ?? [], []);
   });
 
   it("refuses a token issued an hour in the future with 401 (issue 10)", async () => {

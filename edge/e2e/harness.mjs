@@ -21,7 +21,7 @@
 // Processes run in their own process group so stop() ends them and their children only.
 import { spawn } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect, createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -33,6 +33,13 @@ export const EDGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const REPO_DIR = resolve(EDGE_DIR, "..");
 export const WEBHOOK_SECRET = `whsec_${Buffer.from("e2e-webhook-secret-e2e-webhook-secret").toString("base64")}`;
 export const CALLBACK_SECRET = `whsec_${Buffer.from("e2e-callback-secret-e2e-callback-secret").toString("base64")}`;
+
+/** The search attributes' names, as the worker exports them (schemas/manifest.json): `{ subject, request_id }`. */
+export const SEARCH_ATTRIBUTES = Object.fromEntries(
+  Object.entries(JSON.parse(readFileSync(join(REPO_DIR, "schemas", "manifest.json"), "utf8")).search_attributes).map(
+    ([holds, { name }]) => [holds, name],
+  ),
+);
 
 const OFFLINE_ENV = { CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" };
 

@@ -24,7 +24,7 @@
 // {p50, p99}; added_ms is edge minus direct, per percentile) and, with --profile, profile_ms.
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
-import { startStack, temporalApi } from "./harness.mjs";
+import { SEARCH_ATTRIBUTES, startStack, temporalApi } from "./harness.mjs";
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
@@ -71,7 +71,7 @@ try {
         identity: "edge:bench",
         workflowIdReusePolicy: "WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE",
         memo: { fields: { edge_subject: api.encode("bench"), edge_email: api.encode("bench@example.com"), edge_roles: api.encode(["customer"]), edge_request_id: api.encode(requestId) } },
-        searchAttributes: { indexedFields: { EdgeSubject: api.encode("bench"), EdgeRequestId: api.encode(requestId) } },
+        searchAttributes: { indexedFields: { [SEARCH_ATTRIBUTES.subject]: api.encode("bench"), [SEARCH_ATTRIBUTES.request_id]: api.encode(requestId) } },
       }),
     });
     await res.arrayBuffer();

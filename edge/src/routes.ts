@@ -218,7 +218,7 @@ async function sendSignal(c: Ctx): Promise<Response> {
   };
   const links = { self: runPath(id) };
   if (!update) {
-    await c.temporal.signal(id, name, payload, options);
+    await c.temporal.signal(id, name, payload, options).catch((e) => closedMeanwhile(c, id, e));
     return json(202, { workflow_id: id, run_id: exec.runId, signal: name, status: "accepted", links });
   }
   // Temporal answers an update within ~20 s, with its outcome or only the stage it reached (no worker
@@ -229,7 +229,7 @@ async function sendSignal(c: Ctx): Promise<Response> {
     try {
       outcome = await c.temporal.update(id, name, payload, { ...options, updateId: options.requestId, timeoutMs: Math.max(1000, deadline - Date.now()) });
     } catch (e) {
-      if (!(e instanceof TemporalError && e.kind === "timeout")) throw e;
+      if (!(e instanceof TemporalError && e.kind === "timeout")) await closedMeanwhile(c, id, e);
     }
   } while (!outcome && Date.now() < deadline);
   if (!outcome) return json(202, { workflow_id: id, run_id: exec.runId, signal: name, status: "pending", links });
@@ -368,6 +368,18 @@ function keep(c: Ctx): (p: Promise<unknown>) => void {
 }
 
 /** Describes a run the edge may talk about: one of the manifest's workflows. */
+/**
+ * Rethrows a failed signal or update. A run described a moment ago that Temporal now calls "not
+ * found" has closed in between (an order completes right after its approval), and Temporal words
+ * that differently by version and transport: describe it again, and answer run-closed if so.
+ */
+async function closedMeanwhile(c: Ctx, id: string, e: unknown): Promise<never> {
+  if (e instanceof TemporalError && e.kind === "not-found" && isTerminal((await describeKnown(c, id)).status)) {
+    throw problem("run-closed");
+  }
+  throw e;
+}
+
 async function describeKnown(c: Ctx, id: string): Promise<Execution> {
   const exec = await c.temporal.describe(id);
   if (!c.catalog.get(exec.workflowType)) throw problem("not-found", { detail: "No such run" });

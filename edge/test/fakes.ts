@@ -59,9 +59,10 @@ export type Fault = { status: number } | "network" | "hang";
 /**
  * How the fake workflow answers an update: its result, or what it refuses it with (a message, or the failure
  * as Temporal's JSON); "admitted" = no worker took it within Temporal's long poll; "closed" = the run closed
- * before it landed.
+ * before it landed; "not-found" = Temporal answers 404 in other words (as it may for a run that closed
+ * while the update was in flight).
  */
-export type UpdateAnswer = { success: unknown } | { failure: string | Json } | "admitted" | "closed";
+export type UpdateAnswer = { success: unknown } | { failure: string | Json } | "admitted" | "closed" | "not-found";
 
 export class FakeTemporal {
   runs = new Map<string, FakeRun>();
@@ -152,6 +153,7 @@ export class FakeTemporal {
       const answer = this.onUpdate(run, decodeURIComponent(m[4]), input);
       const updateRef = { workflowExecution: { workflowId: id, runId: run.runId }, updateId: r.meta.updateId };
       if (answer === "closed") return reply(404, { code: 5, message: "workflow execution already completed" });
+      if (answer === "not-found") return reply(404, { code: 5, message: `workflow not found for ID: ${id}` });
       if (answer === "admitted") {
         await new Promise((resolve) => setTimeout(resolve, 200)); // the real server holds it ~20 s
         return reply(200, { updateRef, stage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED" });

@@ -111,6 +111,22 @@ describe("POST /v1/runs/{id}/signals/{name}: approve and reject are updates", ()
     expect(r.body.type).toBe("urn:edgeflow:problem:run-closed");
   });
 
+  it("answers 409 run-closed when the run closed while the decision was in flight and Temporal says not found", async () => {
+    up.temporal.onUpdate = (run) => {
+      up.temporal.complete(run.workflowId, { status: "completed" });
+      return "not-found";
+    };
+    const r = await read(await signal("approve", approver, {}));
+    expect(r.status).toBe(409);
+    expect(r.body.type).toBe("urn:edgeflow:problem:run-closed");
+  });
+
+  it("still answers 404 when Temporal says not found and the run is open", async () => {
+    up.temporal.onUpdate = () => "not-found";
+    const r = await read(await signal("approve", approver, {}));
+    expect(r.status).toBe(404);
+  });
+
   it("asks again with the same update id while no worker has taken it, and one key makes one update", async () => {
     let calls = 0;
     up.temporal.onUpdate = (_, __, input) => (++calls < 3 ? "admitted" : { success: { state: "approved", approver: input.approver, reason: null } });

@@ -90,7 +90,9 @@ where
 /// "already exists" error. Each migration is one transaction, so the loser changed nothing:
 /// running the migrator again sees what the winner recorded and goes on from there.
 async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<(), DatabaseError> {
-    let mut migrator = sqlx::migrate!("./migrations/sqlite");
+    let mut migrator = super::migrations::sqlite()
+        .await
+        .map_err(DatabaseError::Migrate)?;
     migrator.set_ignore_missing(true);
     let migrator = &migrator;
     retry_start_up_race(
@@ -154,7 +156,9 @@ impl Database {
                     .connect_with(options)
                     .await
                     .map_err(DatabaseError::Connect)?;
-                let mut migrator = sqlx::migrate!("./migrations/postgres");
+                let mut migrator = super::migrations::postgres()
+                    .await
+                    .map_err(DatabaseError::Migrate)?;
                 // The database may be shared with an application that has its own migrations.
                 migrator.set_ignore_missing(true);
                 migrator.run(&pool).await.map_err(DatabaseError::Migrate)?;

@@ -17,6 +17,8 @@ pub use model::{DbExecuteInput, DbExecuteOutput, DbStatementCall, DbStatementRes
 #[cfg(feature = "runtime")]
 mod database;
 #[cfg(feature = "runtime")]
+mod migrations;
+#[cfg(feature = "runtime")]
 pub mod queries;
 #[cfg(feature = "runtime")]
 mod settings;

@@ -192,15 +192,16 @@ async fn first_input(
 fn describe_result_error(e: &WorkflowGetResultError) -> String {
     match e {
         WorkflowGetResultError::Failed(f) => {
-            // The innermost cause is the one a human can act on.
-            let failure = f.failure();
-            let mut message = failure.message.clone();
-            let mut cause = failure.cause.as_deref();
+            // The innermost cause is the one a human can act on. Each level is read from the
+            // decoded error, not the failure's `cause` field: with encryption on, the messages
+            // there are the placeholder "Encoded failure".
+            let mut message = f.failure().message.clone();
+            let mut cause = f.cause();
             while let Some(c) = cause {
-                if !c.message.is_empty() {
-                    message = format!("{message}: {}", c.message);
+                if !c.failure().message.is_empty() {
+                    message = format!("{message}: {}", c.failure().message);
                 }
-                cause = c.cause.as_deref();
+                cause = c.cause();
             }
             message
         }

@@ -13,8 +13,9 @@
 //! finish, unless `encryption.require_encrypted` refuses it.
 //!
 //! [`data_converter`] is what clients are built with: the SDK's default converter with this
-//! codec and failure attributes (messages, stack traces) moved into an encoded payload, or the
-//! SDK's default converter unchanged when no key is configured.
+//! codec and failure attributes (messages, stack traces) moved into an encoded payload (as
+//! `DefaultFailureConverter::new(true)` does, keeping causes that arrived encoded), or the SDK's
+//! default converter unchanged when no key is configured.
 //!
 //! [`settings`]: the `[encryption]` section, and its checks.
 
@@ -30,11 +31,14 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::ExposeSecret;
 use temporalio_common::data_converters::{
-    DataConverter, DefaultFailureConverter, PayloadCodec, PayloadConversionError, PayloadConverter,
-    SerializationContextData,
+    DataConverter, DefaultFailureConverter, FailureConverter, PayloadCodec, PayloadConversionError,
+    PayloadConverter, SerializationContextData,
 };
+use temporalio_common::error::{IncomingError, OutgoingError};
 use temporalio_common::protos::temporal::api::common::v1::Payload;
+use temporalio_common::protos::temporal::api::failure::v1::Failure;
 
+use crate::payload::json_payload;
 use crate::settings::error::{SettingsErrors, problem};
 use settings::EncryptionSettings;
 
@@ -238,6 +242,60 @@ impl PayloadCodec for EncryptionCodec {
     }
 }
 
+/// The SDK's failure converter with failure messages and stack traces moved into an encoded
+/// attributes payload (which the codec then encrypts), at every level of a failure's chain.
+///
+/// Not `DefaultFailureConverter::new(true)` as it is: a workflow that fails with an activity's
+/// error hands on the failure it received, whose cause arrived encoded, with the placeholder
+/// message "Encoded failure" and the real one in its (by then decrypted) attributes. The SDK's
+/// converter (temporalio-common 1.1.1) encodes that cause again from its placeholder message,
+/// so the real message would be lost from the run's failure. Here a level that is already
+/// encoded keeps its attributes.
+struct EncodedAttributesFailureConverter;
+
+/// The placeholder message of a failure whose message is in its encoded attributes, as every
+/// SDK writes it.
+const ENCODED_FAILURE_MESSAGE: &str = "Encoded failure";
+
+impl FailureConverter for EncodedAttributesFailureConverter {
+    fn to_failure(
+        &self,
+        error: OutgoingError,
+        payload_converter: &PayloadConverter,
+        context: &SerializationContextData,
+    ) -> Failure {
+        let mut failure =
+            DefaultFailureConverter::new(false).to_failure(error, payload_converter, context);
+        encode_attributes(&mut failure);
+        failure
+    }
+
+    fn to_error(
+        &self,
+        failure: Failure,
+        payload_converter: &PayloadConverter,
+        context: &SerializationContextData,
+    ) -> Result<IncomingError, PayloadConversionError> {
+        DefaultFailureConverter::new(true).to_error(failure, payload_converter, context)
+    }
+}
+
+/// Moves message and stack trace into `encoded_attributes` (`{"message", "stack_trace"}` as
+/// JSON, the shape every SDK reads) at each level not already encoded.
+fn encode_attributes(failure: &mut Failure) {
+    if failure.encoded_attributes.is_none() {
+        let attributes = serde_json::json!({
+            "message": std::mem::take(&mut failure.message),
+            "stack_trace": std::mem::take(&mut failure.stack_trace),
+        });
+        failure.encoded_attributes = Some(json_payload(&attributes));
+        failure.message = ENCODED_FAILURE_MESSAGE.to_string();
+    }
+    if let Some(cause) = failure.cause.as_deref_mut() {
+        encode_attributes(cause);
+    }
+}
+
 /// The data converter for every client of this process: with `[encryption]` keys, the SDK's
 /// payload converter, failures whose message and stack trace go into an encoded (so encrypted)
 /// payload, and the [`EncryptionCodec`]; without keys, the SDK's default, exactly.
@@ -248,7 +306,7 @@ pub fn data_converter(
         Some(codec) => (
             DataConverter::new(
                 PayloadConverter::default(),
-                DefaultFailureConverter::new(true),
+                EncodedAttributesFailureConverter,
                 codec.clone(),
             ),
             Some(codec),

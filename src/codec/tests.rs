@@ -255,3 +255,37 @@ async fn failure_messages_travel_encrypted() {
         .unwrap();
     assert!(String::from_utf8_lossy(&opened[0].data).contains("ada@example.com"));
 }
+
+#[test]
+fn a_cause_that_arrived_encoded_keeps_its_message() {
+    // A workflow failing with an activity's error hands on the activity's failure as it arrived:
+    // its message in encoded attributes (decrypted on arrival), a placeholder in `message`.
+    let (dc, _) = data_converter(&settings(&[("a", SAMPLE_KEY)], "a", false)).unwrap();
+    let received = Failure {
+        message: ENCODED_FAILURE_MESSAGE.to_string(),
+        encoded_attributes: Some(crate::payload::json_payload(&serde_json::json!({
+            "message": "statement `nope` is not configured", "stack_trace": "",
+        }))),
+        ..Default::default()
+    };
+    let mut failure = Failure {
+        message: "Activity task failed".to_string(),
+        cause: Some(Box::new(received)),
+        ..Default::default()
+    };
+    encode_attributes(&mut failure);
+    assert_eq!(failure.message, ENCODED_FAILURE_MESSAGE);
+    let read = dc
+        .failure_converter()
+        .to_error(
+            failure,
+            dc.payload_converter(),
+            &SerializationContextData::None,
+        )
+        .unwrap();
+    assert_eq!(read.failure().message, "Activity task failed");
+    assert_eq!(
+        read.cause().map(|c| c.failure().message.as_str()),
+        Some("statement `nope` is not configured")
+    );
+}

@@ -205,6 +205,58 @@ fn without_keys_the_history_holds_the_input() {
     );
 }
 
+#[test]
+fn failure_messages_reach_temporal_encrypted_and_the_caller_in_plaintext() {
+    let server = temporal::shared();
+    let settings = key_a_active();
+    let queue = unique_queue("enc-fail");
+    let mut worker = WorkerProcess::spawn(&server.address(), &queue, &settings);
+    worker.wait_readyz(200, Duration::from_secs(60));
+    // `report` of a statement that does not exist: the activity fails for good, and its failure
+    // message names the statement.
+    let marker = format!("no_such_statement_{}", uuid::Uuid::new_v4().simple());
+    let input = serde_json::json!({
+        "title": "t", "query": marker, "recipients": ["ops@example.com"],
+    });
+    let id = format!("enc-fail-{}", std::process::id());
+    let out = cli(
+        server,
+        &queue,
+        &[
+            "start",
+            "report",
+            "--id",
+            &id,
+            "--input",
+            &input.to_string(),
+            "--wait",
+        ],
+        &settings,
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(answer["status"], "failed", "{out:?}\n{}", worker.logs());
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&marker),
+        "the caller reads the failure: {error}"
+    );
+    assert!(!error.contains("Encoded failure"), "{error}");
+
+    let events = history(&server.address(), &id);
+    assert!(
+        event_types(&events)
+            .iter()
+            .any(|t| t == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"),
+        "{:?}",
+        event_types(&events)
+    );
+    let doc = serde_json::Value::Array(events);
+    assert!(
+        !anywhere(&doc, &marker),
+        "the raw history holds the failure message:\n{doc:#}"
+    );
+}
+
 /// The first payload of the first event of `event_type`.
 fn first_payload(events: &[serde_json::Value], event_type: &str) -> serde_json::Value {
     let event = events

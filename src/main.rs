@@ -81,21 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&settings.redacted())?);
             let (compression, why) = connection::compression(&settings.temporal);
             eprintln!("gRPC compression: {compression:?} ({why})");
-            let encryption = &settings.encryption;
-            if encryption.enabled() {
-                eprintln!(
-                    "payload encryption: on, new payloads under key `{}`, {} key(s) decrypt, plaintext {}",
-                    encryption.active_key_id.as_deref().unwrap_or_default(),
-                    encryption.keys.len(),
-                    if encryption.require_encrypted {
-                        "refused"
-                    } else {
-                        "passed through"
-                    }
-                );
-            } else {
-                eprintln!("payload encryption: off (no [encryption.keys])");
-            }
+            eprintln!("payload encryption: {}", settings.encryption.describe());
             eprintln!("settings are valid");
             Ok(ExitCode::SUCCESS)
         }
@@ -156,7 +142,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &settings.schedules,
                 settings.workflow_task_queue(),
                 &client,
-                codec.as_ref().map(|c| c.active_key_id()),
+                codec.as_ref().and_then(|c| c.encrypts_with()),
             )
             .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -10,7 +10,8 @@
 //! Decoding picks the key by the payload's own key id, so every key in `[encryption.keys]`
 //! decrypts and only the active one encrypts (rotation). A payload that is not
 //! `binary/encrypted` passes through, so runs started before encryption was turned on still
-//! finish, unless `encryption.require_encrypted` refuses it.
+//! finish, unless `encryption.require_encrypted` refuses it. With `encryption.decrypt_only` the
+//! codec encrypts nothing: every process gets the keys first, then encryption is turned on.
 //!
 //! [`data_converter`] is what clients are built with: the SDK's default converter with this
 //! codec and failure attributes (messages, stack traces) moved into an encoded payload (as
@@ -89,6 +90,7 @@ struct Keyring {
     active_key_id: String,
     active: LessSafeKey,
     require_encrypted: bool,
+    decrypt_only: bool,
     random: SystemRandom,
 }
 
@@ -122,18 +124,22 @@ impl EncryptionCodec {
             active_key_id,
             active,
             require_encrypted: e.require_encrypted,
+            decrypt_only: e.decrypt_only,
             random: SystemRandom::new(),
         }))))
     }
 
-    /// The id new payloads are encrypted with.
-    pub fn active_key_id(&self) -> &str {
-        &self.0.active_key_id
+    /// The id new payloads are encrypted with; `None` while `decrypt_only`.
+    pub fn encrypts_with(&self) -> Option<&str> {
+        (!self.0.decrypt_only).then_some(self.0.active_key_id.as_str())
     }
 
-    /// Encrypts one payload with the active key.
+    /// Encrypts one payload with the active key (returns it as it is while `decrypt_only`).
     pub fn encrypt(&self, payload: &Payload) -> Result<Payload, CodecError> {
         let k = &self.0;
+        if k.decrypt_only {
+            return Ok(payload.clone());
+        }
         let mut nonce = [0u8; NONCE_LEN];
         k.random
             .fill(&mut nonce)
@@ -298,11 +304,21 @@ fn encode_attributes(failure: &mut Failure) {
 
 /// The data converter for every client of this process: with `[encryption]` keys, the SDK's
 /// payload converter, failures whose message and stack trace go into an encoded (so encrypted)
-/// payload, and the [`EncryptionCodec`]; without keys, the SDK's default, exactly.
+/// payload, and the [`EncryptionCodec`] (`decrypt_only`: the SDK's failures, and the codec only
+/// decrypting); without keys, the SDK's default, exactly.
 pub fn data_converter(
     e: &EncryptionSettings,
 ) -> Result<(DataConverter, Option<EncryptionCodec>), SettingsErrors> {
     Ok(match EncryptionCodec::from_settings(e)? {
+        // Failure attributes stay where every client finds them until they can be encrypted.
+        Some(codec) if e.decrypt_only => (
+            DataConverter::new(
+                PayloadConverter::default(),
+                DefaultFailureConverter::new(false),
+                codec.clone(),
+            ),
+            Some(codec),
+        ),
         Some(codec) => (
             DataConverter::new(
                 PayloadConverter::default(),

@@ -44,6 +44,10 @@ pub struct EncryptionSettings {
     /// finished), so no one with write access to the namespace can inject plaintext.
     #[serde(default)]
     pub require_encrypted: bool,
+    /// Hold the keys and decrypt, but encrypt nothing yet: the first step of turning encryption
+    /// on across several processes, so every decoder has the key before anything encrypts.
+    #[serde(default)]
+    pub decrypt_only: bool,
 }
 
 /// One key: inline or from a file, not both.
@@ -60,6 +64,23 @@ impl EncryptionSettings {
     /// Whether payloads are encrypted at all (keys are configured).
     pub fn enabled(&self) -> bool {
         !self.keys.is_empty()
+    }
+
+    /// In an operator's words, for `edgeflow config check` and the worker's start-up log.
+    pub fn describe(&self) -> String {
+        let active = self.active_key_id.as_deref().unwrap_or_default();
+        let keys = self.keys.len();
+        match (self.enabled(), self.decrypt_only, self.require_encrypted) {
+            (false, ..) => "off (no [encryption.keys])".to_string(),
+            (true, true, _) => {
+                format!("decrypt-only: {keys} key(s) decrypt, nothing is encrypted yet")
+            }
+            (true, false, require) => format!(
+                "on: new payloads and failure messages are encrypted with key `{active}`, \
+                 {keys} key(s) decrypt, plaintext payloads are {}",
+                if require { "refused" } else { "passed through" }
+            ),
+        }
     }
 
     /// What the schema can't check: each key readable and 32 bytes, the active id naming one.
@@ -106,6 +127,19 @@ impl EncryptionSettings {
             }
             None => None,
         };
+        if self.decrypt_only && self.keys.is_empty() {
+            out.push(problem(
+                "encryption.decrypt_only",
+                "needs [encryption.keys.ID] and active_key_id: the keys it decrypts with",
+            ));
+        }
+        if self.decrypt_only && self.require_encrypted {
+            out.push(problem(
+                "encryption.decrypt_only",
+                "cannot be set with require_encrypted: a process that encrypts nothing would \
+                 refuse its own payloads",
+            ));
+        }
         if self.require_encrypted && self.keys.is_empty() {
             out.push(problem(
                 "encryption.require_encrypted",
@@ -209,6 +243,7 @@ mod tests {
                 .collect(),
             active_key_id: active.map(str::to_string),
             require_encrypted: false,
+            decrypt_only: false,
         }
     }
 
@@ -333,6 +368,12 @@ mod tests {
             ..EncryptionSettings::default()
         };
         assert_eq!(paths(&s)[0].0, "encryption.require_encrypted");
+        let s = EncryptionSettings {
+            decrypt_only: true,
+            require_encrypted: true,
+            ..settings(vec![("a", inline(KEY_A))], Some("a"))
+        };
+        assert_eq!(paths(&s)[0].0, "encryption.decrypt_only");
         let s = settings(vec![], Some("a"));
         assert_eq!(
             paths(&s),

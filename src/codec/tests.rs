@@ -33,6 +33,7 @@ fn settings(keys: &[(&str, &[u8])], active: &str, require_encrypted: bool) -> En
             .collect(),
         active_key_id: Some(active.to_string()),
         require_encrypted,
+        decrypt_only: false,
     }
 }
 
@@ -226,7 +227,7 @@ fn no_keys_leave_the_data_converter_as_the_sdk_makes_it() {
 #[tokio::test]
 async fn failure_messages_travel_encrypted() {
     let (dc, codec) = data_converter(&settings(&[("a", SAMPLE_KEY)], "a", false)).unwrap();
-    assert_eq!(codec.expect("on").active_key_id(), "a");
+    assert_eq!(codec.expect("on").encrypts_with(), Some("a"));
     let error: OutgoingError = OutgoingActivityError::Application(Box::new(
         ApplicationFailure::non_retryable("card of ada@example.com declined"),
     ))
@@ -287,5 +288,23 @@ fn a_cause_that_arrived_encoded_keeps_its_message() {
     assert_eq!(
         read.cause().map(|c| c.failure().message.as_str()),
         Some("statement `nope` is not configured")
+    );
+}
+
+#[test]
+fn decrypt_only_reads_every_key_and_writes_plaintext() {
+    let writer = codec(&[("a", SAMPLE_KEY)], "a");
+    let reader = EncryptionCodec::from_settings(&EncryptionSettings {
+        decrypt_only: true,
+        ..settings(&[("a", SAMPLE_KEY)], "a", false)
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(reader.encrypts_with(), None);
+    let plain = json_payload("7");
+    assert_eq!(reader.encrypt(&plain).unwrap(), plain);
+    assert_eq!(
+        reader.decrypt(writer.encrypt(&plain).unwrap()).unwrap(),
+        plain
     );
 }

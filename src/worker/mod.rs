@@ -87,15 +87,7 @@ pub async fn run(
     // Keys are read before connecting: a key file gone since the settings loaded stops the
     // start-up here, not the first payload.
     let (data_converter, codec) = crate::codec::data_converter(&settings.encryption)?;
-    match &codec {
-        Some(codec) => tracing::info!(
-            active_key_id = codec.active_key_id(),
-            keys = settings.encryption.keys.len(),
-            require_encrypted = settings.encryption.require_encrypted,
-            "payload encryption on: payloads and failure messages are encrypted before they reach Temporal"
-        ),
-        None => tracing::info!("payload encryption off: no [encryption.keys]"),
-    }
+    tracing::info!("payload encryption {}", settings.encryption.describe());
 
     let identity = connection::identity(&settings, PROGRAM);
     let Some((connection, client_cert)) =
@@ -125,7 +117,7 @@ pub async fn run(
             &settings.schedules,
             settings.workflow_task_queue(),
             &client,
-            codec.as_ref().map(|c| c.active_key_id()),
+            codec.as_ref().and_then(|c| c.encrypts_with()),
         )
         .await
         .context("syncing schedules")?;

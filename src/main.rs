@@ -16,8 +16,11 @@
 //!   traces: OTLP export, the SDK's OpenTelemetry plugin), [`ops`] (`/healthz`, `/readyz`,
 //!   `/metrics`), [`payload`] (JSON as Temporal payloads) and [`schedules`] (`edgeflow schedules
 //!   sync`, also run by the worker at start).
+//! - [`codec`]: payload encryption on the data converter of the worker's and the operator
+//!   commands' clients (the gateway holds no key and never uses it).
 
 mod cli;
+mod codec;
 mod connection;
 mod dev;
 mod gateway;
@@ -78,6 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&settings.redacted())?);
             let (compression, why) = connection::compression(&settings.temporal);
             eprintln!("gRPC compression: {compression:?} ({why})");
+            eprintln!("payload encryption: {}", settings.encryption.describe());
             eprintln!("settings are valid");
             Ok(ExitCode::SUCCESS)
         }
@@ -133,10 +137,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: SchedulesCommand::Sync { config },
         } => {
             let settings = Settings::load(&Sources::from_env(config))?;
-            let client = operator::client(&settings).await?;
-            let report =
-                schedules::sync(&settings.schedules, settings.workflow_task_queue(), &client)
-                    .await?;
+            let (client, codec) = operator::client_and_codec(&settings).await?;
+            let report = schedules::sync(
+                &settings.schedules,
+                settings.workflow_task_queue(),
+                &client,
+                codec.as_ref().and_then(|c| c.encrypts_with()),
+            )
+            .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
         }

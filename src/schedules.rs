@@ -93,8 +93,15 @@ pub fn validate(schedules: &BTreeMap<String, ScheduleSettings>) -> Vec<SettingEr
     out
 }
 
-fn fingerprint(s: &ScheduleSettings, task_queue: &str) -> String {
-    let canonical = serde_json::to_string(&(s, task_queue)).unwrap_or_default();
+/// What a schedule's note records of its settings. With encryption on it covers the active key
+/// id too: the action's input is stored encrypted, so a rotation rewrites it under the new key,
+/// and the old key can later go without leaving a schedule whose runs cannot read their input.
+fn fingerprint(s: &ScheduleSettings, task_queue: &str, encrypted_with: Option<&str>) -> String {
+    let canonical = match encrypted_with {
+        None => serde_json::to_string(&(s, task_queue)),
+        Some(key_id) => serde_json::to_string(&(s, task_queue, key_id)),
+    }
+    .unwrap_or_default();
     let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
     digest.as_ref()[..8]
         .iter()
@@ -135,11 +142,13 @@ fn not_found(e: &ScheduleError) -> bool {
 }
 
 /// Makes the server's edgeflow schedules match `schedules`. A schedule without a `task_queue`
-/// starts its workflow on `default_queue` (`Settings::workflow_task_queue`).
+/// starts its workflow on `default_queue` (`Settings::workflow_task_queue`). `encrypted_with`
+/// is the active payload key's id when `client` encrypts.
 pub async fn sync(
     schedules: &BTreeMap<String, ScheduleSettings>,
     default_queue: Option<&str>,
     client: &Client,
+    encrypted_with: Option<&str>,
 ) -> anyhow::Result<SyncReport> {
     let mut report = SyncReport::default();
     for (name, s) in schedules {
@@ -154,7 +163,7 @@ pub async fn sync(
                 )
             })?
             .to_string();
-        let fp = fingerprint(s, &queue);
+        let fp = fingerprint(s, &queue, encrypted_with);
         let handle = client.get_schedule_handle(id.clone());
         match handle.describe(Default::default()).await {
             Ok(existing) => {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use temporalio_client::NamespacedClient;
 use temporalio_client::errors::WorkflowGetResultError;
 use temporalio_client::errors::WorkflowStartError;
 use temporalio_client::{
@@ -15,8 +16,11 @@ use temporalio_client::{
     WorkflowExecutionStatus, WorkflowGetResultOptions, WorkflowHandle, WorkflowIdReusePolicy,
     WorkflowSignalOptions, WorkflowStartOptions,
 };
-use temporalio_common::data_converters::RawValue;
+use temporalio_common::data_converters::{
+    RawValue, SerializationContextData, WorkflowSerializationContext,
+};
 
+use crate::codec::EncryptionCodec;
 use crate::payload::{json_payload, payload_json};
 use crate::settings::Settings;
 
@@ -43,14 +47,27 @@ fn check(
     }
 }
 
+/// The operator's client: with `[encryption]` keys, it encrypts what it sends (inputs, signals,
+/// schedules' inputs) and decrypts what it reads (results, failures), like the worker.
 pub async fn client(settings: &Settings) -> anyhow::Result<Client> {
+    Ok(client_and_codec(settings).await?.0)
+}
+
+/// [`client`], and the codec on its data converter when encryption is on.
+pub async fn client_and_codec(
+    settings: &Settings,
+) -> anyhow::Result<(Client, Option<EncryptionCodec>)> {
+    let (data_converter, codec) = crate::codec::data_converter(&settings.encryption)?;
     let identity = format!("edgeflow-cli-{}", std::process::id());
     let (connection, _) = crate::connection::connect(&settings.temporal, &identity, None).await?;
-    Client::new(
+    let client = Client::new(
         connection,
-        ClientOptions::new(settings.temporal.namespace.clone()).build(),
+        ClientOptions::new(settings.temporal.namespace.clone())
+            .data_converter(data_converter)
+            .build(),
     )
-    .context("creating the Temporal client")
+    .context("creating the Temporal client")?;
+    Ok((client, codec))
 }
 
 fn default_task_queue(settings: &Settings) -> anyhow::Result<String> {
@@ -154,26 +171,37 @@ async fn first_input(
         .await
         .context("the run has no history")?
         .context("reading the run's history")?;
-    match first.attributes {
-        Some(Attributes::WorkflowExecutionStartedEventAttributes(started)) => Ok(payload_json(
-            &started.input.map(|p| p.payloads).unwrap_or_default(),
-        )),
-        _ => bail!("the run's first event is not its start"),
-    }
+    let Some(Attributes::WorkflowExecutionStartedEventAttributes(started)) = first.attributes
+    else {
+        bail!("the run's first event is not its start");
+    };
+    // History holds payloads as Temporal stores them: encrypted when encryption is on.
+    let input = handle
+        .client()
+        .data_converter()
+        .codec()
+        .decode(
+            &SerializationContextData::Workflow(WorkflowSerializationContext::new()),
+            started.input.map(|p| p.payloads).unwrap_or_default(),
+        )
+        .await
+        .context("decrypting the run's input")?;
+    Ok(payload_json(&input))
 }
 
 fn describe_result_error(e: &WorkflowGetResultError) -> String {
     match e {
         WorkflowGetResultError::Failed(f) => {
-            // The innermost cause is the one a human can act on.
-            let failure = f.failure();
-            let mut message = failure.message.clone();
-            let mut cause = failure.cause.as_deref();
+            // The innermost cause is the one a human can act on. Each level is read from the
+            // decoded error, not the failure's `cause` field: with encryption on, the messages
+            // there are the placeholder "Encoded failure".
+            let mut message = f.failure().message.clone();
+            let mut cause = f.cause();
             while let Some(c) = cause {
-                if !c.message.is_empty() {
-                    message = format!("{message}: {}", c.message);
+                if !c.failure().message.is_empty() {
+                    message = format!("{message}: {}", c.failure().message);
                 }
-                cause = c.cause.as_deref();
+                cause = c.cause();
             }
             message
         }

@@ -16,7 +16,8 @@
 //! `[temporal]` in [`crate::connection::settings`]; `[worker]`, `[task_queues.NAME]` and
 //! `[shutdown]` in [`crate::worker::settings`]; `[ops]` in [`crate::ops`]; `[telemetry]` in
 //! [`crate::telemetry::settings`]; `[schedules.NAME]` in [`crate::schedules`]; `[gateway]` in
-//! [`crate::gateway::settings`]; `[dev]` in [`crate::dev::settings`]; the activity families' and
+//! [`crate::gateway::settings`]; `[encryption]` in [`crate::codec::settings`]; `[dev]` in
+//! [`crate::dev::settings`]; the activity families' and
 //! workflows' sections in their crates. Here:
 //! - [`layers`]: where settings come from and how the layers merge;
 //! - [`schema`]: the merged tree against the JSON Schema, in an operator's words;
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_path_to_error::Segment;
 
+use crate::codec::settings::EncryptionSettings;
 use crate::connection::settings::TemporalSettings;
 use crate::dev::settings::DevSettings;
 use crate::gateway::settings::GatewaySettings;
@@ -77,6 +79,8 @@ pub struct Settings {
     /// Temporal Schedules that `edgeflow schedules sync` keeps in line, by name.
     #[serde(default)]
     pub schedules: BTreeMap<String, ScheduleSettings>,
+    /// Payload encryption keys of the worker and the operator commands (never the gateway's).
+    pub encryption: EncryptionSettings,
     /// Used only by `edgeflow gateway` (and `edgeflow dev`, which runs one).
     pub gateway: GatewaySettings,
     /// Used only by `edgeflow dev`.
@@ -125,6 +129,7 @@ impl Settings {
         let email = read.section("email", EmailSettings::validate);
         let webhooks = read.section("webhooks", WebhookSettings::validate);
         let schedules = read.section("schedules", crate::schedules::validate);
+        let encryption = read.section("encryption", EncryptionSettings::validate);
         let gateway = read.section("gateway", GatewaySettings::validate);
         let dev = read.section("dev", typed_only::<DevSettings>);
         let shutdown = read.section("shutdown", typed_only::<ShutdownSettings>);
@@ -149,6 +154,7 @@ impl Settings {
                 webhooks: webhooks?,
                 workflows: workflows?,
                 schedules: schedules?,
+                encryption: encryption?,
                 gateway: gateway?,
                 dev: dev?,
             })
@@ -523,6 +529,73 @@ mod tests {
             printed["telemetry"]["otlp_endpoint"],
             "http://127.0.0.1:4318"
         );
+    }
+
+    #[test]
+    fn encryption_is_off_by_default_and_every_bad_key_is_named() {
+        let (_d, sources) = sources_with("", &[]);
+        let s = Settings::load(&sources).expect("loads");
+        assert!(!s.encryption.enabled());
+        assert!(!s.encryption.require_encrypted);
+
+        let (dir, sources) = sources_with(
+            "[encryption.keys.from_file]\nkey_file = \"/nonexistent/payload-key\"\n",
+            &[
+                // Variables' key ids are lower-cased: `SHORT` becomes `short`.
+                ("EDGEFLOW__ENCRYPTION__KEYS__SHORT__KEY", "c2hvcnQ="),
+                ("EDGEFLOW__ENCRYPTION__KEYS__GARBLED__KEY", "not base64!"),
+                ("EDGEFLOW__ENCRYPTION__ACTIVE_KEY_ID", "missing"),
+            ],
+        );
+        let errs = Settings::load(&sources).expect_err("bad keys").0;
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "encryption.keys.from_file.key_file",
+                "encryption.keys.garbled.key",
+                "encryption.keys.short.key",
+                "encryption.active_key_id",
+            ],
+            "{errs:#?}"
+        );
+        assert!(errs[2].message.contains("decodes to 5 bytes"), "{errs:#?}");
+
+        // Keys without an active one, and an inline key beside a file key.
+        let key_file = dir.path().join("payload.key");
+        std::fs::write(&key_file, [7u8; 32]).unwrap();
+        let (_d, sources) = sources_with(
+            &format!(
+                "[encryption.keys.k1]\nkey_file = \"{}\"\n[encryption.keys.k2]\nkey = \"{}\"\n",
+                key_file.display(),
+                "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdCE="
+            ),
+            &[],
+        );
+        let errs = Settings::load(&sources).expect_err("no active key").0;
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(errs[0].path, "encryption.active_key_id");
+        let (_d, sources) = sources_with(
+            &format!(
+                "[encryption]\nactive_key_id = \"k2\"\nrequire_encrypted = true\n\
+                 [encryption.keys.k1]\nkey_file = \"{}\"\n[encryption.keys.k2]\nkey = \"{}\"\n",
+                key_file.display(),
+                "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdCE="
+            ),
+            &[],
+        );
+        let s = Settings::load(&sources).expect("two good keys");
+        assert!(s.encryption.enabled());
+        let printed = serde_json::to_string(&s.redacted()).unwrap();
+        assert!(
+            !printed.contains("dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdCE="),
+            "{printed}"
+        );
+        assert_eq!(
+            s.redacted()["encryption"]["keys"]["k2"]["key"],
+            "[redacted]"
+        );
+        assert!(!format!("{s:?}").contains("dGVzdC1rZXkt"));
     }
 
     #[test]

@@ -84,6 +84,11 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!(e))?,
     )?;
 
+    // Keys are read before connecting: a key file gone since the settings loaded stops the
+    // start-up here, not the first payload.
+    let (data_converter, codec) = crate::codec::data_converter(&settings.encryption)?;
+    tracing::info!("payload encryption {}", settings.encryption.describe());
+
     let identity = connection::identity(&settings, PROGRAM);
     let Some((connection, client_cert)) =
         connection::connect_until_stopped(&settings.temporal, &identity, &readiness, &stop).await
@@ -94,11 +99,13 @@ pub async fn run(
         return Ok(());
     };
     // The OpenTelemetry plugin goes on the client, so every worker made from it continues the
-    // callers' traces (`_tracer-data` headers) and wraps the observe plugin below.
+    // callers' traces (`_tracer-data` headers) and wraps the observe plugin below. The workers
+    // take the client's data converter, so they encrypt and decrypt with it.
     let client = Client::new(
         connection.clone(),
         ClientOptions::new(settings.temporal.namespace.clone())
             .plugin(telemetry.temporal_plugin())
+            .data_converter(data_converter)
             .build(),
     )
     .context("creating the Temporal client")?;
@@ -106,10 +113,14 @@ pub async fn run(
     report_poll_completion_on_shutdown(&connection, &settings.temporal.namespace).await;
 
     if settings.worker.sync_schedules_on_start {
-        let report =
-            crate::schedules::sync(&settings.schedules, settings.workflow_task_queue(), &client)
-                .await
-                .context("syncing schedules")?;
+        let report = crate::schedules::sync(
+            &settings.schedules,
+            settings.workflow_task_queue(),
+            &client,
+            codec.as_ref().and_then(|c| c.encrypts_with()),
+        )
+        .await
+        .context("syncing schedules")?;
         tracing::info!(?report, "schedules synced");
     }
     let activities = registry::Activities::build(&settings).await?;

@@ -13,6 +13,7 @@ mod deploy;
 mod dev;
 mod drain;
 mod email;
+mod encryption;
 mod gateway;
 mod observability;
 mod order;

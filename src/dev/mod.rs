@@ -412,9 +412,13 @@ async fn start_edge(
             return Ok(owned);
         }
         if let Some(status) = owned.child.try_wait()? {
+            // The log's end says why; the folder it is in may be gone by the time anyone looks.
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
             bail!(
-                "the edge Worker exited with {status}; see {}",
-                log_path.display()
+                "the edge Worker exited with {status}; {} ends with:\n{}",
+                log_path.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
         }
         if Instant::now() > deadline {

@@ -287,7 +287,10 @@ fn a_run_started_under_one_key_finishes_after_a_rotation() {
     before.push(("EDGEFLOW__WORKER__MAX_CACHED_WORKFLOWS", "0".to_string()));
     let mut first = WorkerProcess::spawn(&server.address(), &queue, &before);
     first.wait_readyz(200, Duration::from_secs(60));
-    let input = r#"{"message":"rotated","delay_ms":1000}"#;
+    // Long enough that the SIGTERM below lands while the activity runs, however slowly this
+    // loaded machine reads the history: a 1 s activity once finished, and the first worker
+    // completed the run under key A, before the stop.
+    let input = r#"{"message":"rotated","delay_ms":5000}"#;
     let out = cli(
         server,
         &queue,

@@ -24,6 +24,19 @@ struct Stack {
 }
 
 impl Stack {
+    /// A stack whose large orders wait for a decision far longer than any test takes to send
+    /// one: a busy machine once took more than the 4 s that [`Stack::up`] leaves.
+    async fn deciding(test: &str) -> Self {
+        let mut stack = Self::up(test).await;
+        for (key, value) in &mut stack.env {
+            if key.starts_with("EDGEFLOW__WORKFLOWS__ORDER__APPROVAL_") {
+                *value = "120".to_string();
+            }
+        }
+        stack
+    }
+
+    /// A stack whose large orders escalate after 2 s and give up 2 s later.
     async fn up(test: &str) -> Self {
         let server = tokio::task::spawn_blocking(temporal::shared).await.unwrap();
         let mocks = MockServer::start().await;
@@ -387,10 +400,9 @@ async fn a_job_that_fails_for_good_compensates_the_others_in_reverse_order_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_order_waits_for_approval_and_records_who_decided() {
-    let stack = Stack::up("order-approve").await;
+    let stack = Stack::deciding("order-approve").await;
     services_answer(&stack.mocks).await;
     let _worker = stack.worker().await;
-    // Escalation after 2 s: raise it so this test decides well before.
     stack.start_order("approve-1", &order("ord-approve", 250_000));
     stack.start_order("reject-1", &order("ord-reject", 250_000));
     stack.awaiting_approval("approve-1").await;
@@ -823,7 +835,7 @@ async fn input_that_breaks_the_rules_fails_the_run_at_once_naming_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_that_breaks_the_rules_is_dropped_and_a_later_decision_still_counts() {
-    let stack = Stack::up("order-bad-signal").await;
+    let stack = Stack::deciding("order-bad-signal").await;
     services_answer(&stack.mocks).await;
     let worker = stack.worker().await;
     stack.start_order("wedge-1", &order("ord-wedge", 250_000));
@@ -898,7 +910,7 @@ async fn a_signal_that_breaks_the_rules_is_dropped_and_a_later_decision_still_co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_as_updates_answer_the_approver_and_let_nothing_invalid_in() {
-    let stack = Stack::up("order-update").await;
+    let stack = Stack::deciding("order-update").await;
     services_answer(&stack.mocks).await;
     let _worker = stack.worker().await;
     stack.start_order("upd-1", &order("ord-upd", 250_000));

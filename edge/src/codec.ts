@@ -68,7 +68,7 @@ export class PayloadCodec {
     if (keyId === null) return p;
     const key = this.keys.get(keyId);
     if (!key) {
-      const held = [...this.keys.keys()].map((id) => `\`${id}\``).join(", ");
+      const held = [...this.keys.keys()].sort().map((id) => `\`${id}\``).join(", ");
       throw new CodecError(`payload encrypted with key \`${keyId}\`, which this edge does not hold (it holds ${held}); add that key to ENCRYPTION_KEYS to decrypt it`, keyId);
     }
     const data = b64decode(p.data ?? "");

@@ -139,6 +139,17 @@ describe("with ENCRYPTION_KEYS set", () => {
     expect(r.body.errors).toEqual([{ path: "$.reason", pointer: "/reason", detail: "is longer than 500 characters" }]);
   });
 
+  it("answers 500 naming the key id when a refusal's details are under a key the edge does not hold, rather than guessing the fields", async () => {
+    const id = (await startOrder()).body.workflow_id;
+    const stranger = await codec({ k2027_01: btoa("k".repeat(32)) }, "k2027_01");
+    const details = { payloads: [await stranger.encode(encodePayload({ errors: [{ path: "$.reason", message: "too long" }] }))] };
+    up.temporal.onUpdate = () => ({ failure: { message: "invalid input", applicationFailureInfo: { type: "InvalidInput", details } } });
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const r = await read(await callWith(ENC, `/v1/runs/${id}/signals/approve`, { token: approver, body: {} }));
+    expect(r.status).toBe(500);
+    expect(r.body).toMatchObject({ code: "payload_undecryptable", detail: "A payload encrypted with key id k2027_01 could not be decrypted" });
+  });
+
   it("answers 409 with the workflow's reason when an encrypted refusal is not about the input", async () => {
     const id = (await startOrder()).body.workflow_id;
     const encodedAttributes = await worker.encode(encodePayload({ message: "the order was already approved", stack_trace: "" }));

@@ -424,8 +424,9 @@ export const EDGEFLOW_BIN = process.env.EDGEFLOW_BIN || join(REPO_DIR, "target",
  * The Rust worker (`edgeflow worker`) against `temporal`, with the demo services
  * (`edgeflow dev services`), a SQLite database and an email outbox in a temp dir,
  * and its completion webhook pointed at the edge. Ready once its /readyz says so.
+ * `env` adds or overrides its settings (e.g. `EDGEFLOW__ENCRYPTION__…`).
  */
-export async function startWorker({ temporal, webhookUrl, webhookSecret }) {
+export async function startWorker({ temporal, webhookUrl, webhookSecret, env: extra = {} }) {
   if (!existsSync(EDGEFLOW_BIN)) throw new Error(`${EDGEFLOW_BIN} is missing: build it (cargo build -p edgeflow) or set EDGEFLOW_BIN`);
   const dir = mkdtempSync(join(tmpdir(), "edgeflow-worker-"));
   const [demoPort, opsPort] = [await freePort(), await freePort()];
@@ -447,6 +448,7 @@ export async function startWorker({ temporal, webhookUrl, webhookSecret }) {
     EDGEFLOW__WEBHOOKS__EDGE__SECRETS: webhookSecret,
     EDGEFLOW__SHUTDOWN__GRACE_PERIOD_SECS: "2",
     EDGEFLOW__TELEMETRY__LOG_LEVEL: "warn",
+    ...extra,
   };
   const worker = launch("worker", EDGEFLOW_BIN, ["worker"], { cwd: REPO_DIR, env });
   const stop = async () => {

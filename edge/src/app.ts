@@ -2,6 +2,7 @@
 // request when they are bad), routing, the single error-to-problem mapping and
 // one access-log line per request. `handle` takes its collaborators as `Deps`
 // so tests can swap the catalog; outbound calls use the global `fetch`.
+import { codecFor } from "./codec";
 import { loadSettings, type Settings } from "./config";
 import { gatewayAuthorization } from "./gateway";
 import { problem, toResponse } from "./problem";
@@ -109,6 +110,7 @@ export async function handle(request: Request, env: Env, exec: ExecutionContext,
         ...settings.temporal,
         authorization: temporalAuthorization(settings.temporal, () => ctx?.caller?.subject, requestId),
         fetch: deps.fetch,
+        codec: async () => (settings.encryption ? codecFor(settings.encryption) : undefined),
       }),
     };
     response = await found.route.handler(ctx);

@@ -4,6 +4,7 @@
 // logs the reasons) rather than serve half-checked. Production refuses a
 // loopback/dev token issuer.
 import { checkSigningKey, MAX_TOKEN_TTL_SECONDS, type GatewaySettings } from "./gateway";
+import { KEY_LEN, type EncryptionSettings } from "./codec";
 import { b64decode } from "./temporal";
 import type { Catalog } from "./schemas";
 
@@ -39,6 +40,8 @@ export interface Settings {
   webhookKeys: Uint8Array[];
   /** Temporal's completion callbacks: attached to every start when set (see callback.ts). */
   callback?: CallbackSettings;
+  /** Payload encryption (codec.ts): absent, every payload goes out in plaintext. */
+  encryption?: EncryptionSettings;
 }
 
 export interface CallbackSettings {
@@ -214,6 +217,8 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
     errors.push(`TEMPORAL_TRANSPORT: expected "temporal_http" or "gateway", got ${JSON.stringify(transport)}`);
   }
 
+  const encryption = encryptionSettings(str("ENCRYPTION_KEYS"), str("ENCRYPTION_ACTIVE_KEY_ID"), errors);
+
   const settings: Settings = {
     environment: production ? "production" : "development",
     temporal: {
@@ -231,8 +236,53 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
     maxJsonDepth: int("MAX_JSON_DEPTH", 32, 2, 512),
     webhookKeys,
     callback,
+    encryption,
   };
   return errors.length ? { ok: false, errors } : { ok: true, settings };
+}
+
+/**
+ * `ENCRYPTION_KEYS` (a JSON object: key id → base64 of 32 bytes) and `ENCRYPTION_ACTIVE_KEY_ID`
+ * (the id that encrypts; every key decrypts). Both or neither. Errors name the variable and the
+ * key id, never a key.
+ */
+function encryptionSettings(keysText: string, activeKeyId: string, errors: string[]): EncryptionSettings | undefined {
+  if (!keysText) {
+    if (activeKeyId) errors.push("ENCRYPTION_ACTIVE_KEY_ID: set, but ENCRYPTION_KEYS is empty (the active key must be one of them)");
+    return undefined;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(keysText);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+    errors.push('ENCRYPTION_KEYS: not a JSON object of key id to base64 of 32 bytes ({"<id>": "<base64>"})');
+    return undefined;
+  }
+  const keys = new Map<string, Uint8Array>();
+  for (const [id, value] of Object.entries(parsed as Record<string, unknown>)) {
+    if (!/^[\x21-\x7e]{1,100}$/.test(id)) {
+      errors.push(`ENCRYPTION_KEYS: key id ${JSON.stringify(id.slice(0, 100))} must be 1 to 100 printable ASCII characters without spaces`);
+      continue;
+    }
+    let key: Uint8Array | undefined;
+    try {
+      key = typeof value === "string" ? b64decode(value.trim()) : undefined;
+    } catch {
+      key = undefined;
+    }
+    if (!key) errors.push(`ENCRYPTION_KEYS.${id}: not base64 (expected the base64 of 32 bytes, e.g. from \`openssl rand -base64 32\`)`);
+    else if (key.length !== KEY_LEN) errors.push(`ENCRYPTION_KEYS.${id}: ${key.length} bytes, expected ${KEY_LEN} (an AES-256 key)`);
+    else keys.set(id, key);
+  }
+  if (!Object.keys(parsed as object).length) errors.push("ENCRYPTION_KEYS: no key (unset it to turn encryption off)");
+  if (!activeKeyId) errors.push("ENCRYPTION_ACTIVE_KEY_ID: missing (required with ENCRYPTION_KEYS: the id of the key that encrypts)");
+  else if (!(activeKeyId in (parsed as object))) {
+    errors.push(`ENCRYPTION_ACTIVE_KEY_ID: \`${activeKeyId}\` names no key in ENCRYPTION_KEYS (it has ${Object.keys(parsed as object).map((id) => `\`${id}\``).join(", ") || "none"})`);
+  }
+  return { keys, activeKeyId };
 }
 
 /** Loopback, unspecified or `.localhost` hosts: where `edgeflow dev` runs its token issuer. */

@@ -2,6 +2,7 @@
 // answer with is an `application/problem+json` (RFC 9457) body with a stable
 // `type`, a human `title` and, where useful, a stable `code` or the offending
 // fields. Upstream bodies, stack traces and token-failure details never leak.
+import { CodecError } from "./codec";
 import { TemporalError } from "./temporal";
 
 /** Stable problem types: slug → status and title. openapi.yaml lists the same slugs. */
@@ -132,6 +133,10 @@ export function toResponse(err: unknown, ctx: { requestId: string; instance: str
     if (err.kind !== "not-found" && err.kind !== "run-closed" && err.kind !== "already-started") {
       console.error(JSON.stringify({ level: "error", msg: "temporal call failed", request_id: ctx.requestId, kind: err.kind, status: err.status ?? null, error: err.message }));
     }
+  } else if (err instanceof CodecError) {
+    // A payload under a key this edge lacks (or altered): the edge's keys are wrong, not the request.
+    console.error(JSON.stringify({ level: "error", msg: "payload not decrypted", request_id: ctx.requestId, key_id: err.keyId ?? null, error: err.message }));
+    p = problem("misconfigured", { code: "payload_undecryptable", detail: err.keyId ? `A payload encrypted with key id ${err.keyId} could not be decrypted` : undefined });
   } else {
     console.error(JSON.stringify({ level: "error", msg: "unhandled error", request_id: ctx.requestId, error: describeError(err) }));
     p = problem("internal");

@@ -3,7 +3,10 @@
 // the wire format: payloads go out and come back in full form (the API's JSON
 // shorthand turns empty arrays into null), responses are decoded from bytes
 // (Temporal answers `Content-Type: *`), and failures become `TemporalError`s of a
-// few kinds that problem.ts maps to responses.
+// few kinds that problem.ts maps to responses. With a codec (codec.ts), every payload
+// it hands Temporal is encrypted and every one it reads is decrypted here, so the rest of the
+// edge sees plaintext and Temporal (and the gateway) only ciphertext.
+import { CodecError, openPayload, type PayloadCodec } from "./codec";
 
 export type FetchFn = (input: string, init?: RequestInit) => Promise<Response>;
 
@@ -105,24 +108,45 @@ export type UpdateOutcome = { success: unknown } | { failure: TemporalFailure };
 // Causes followed at most: a chain is short, a body is not to be trusted to be.
 const MAX_CAUSES = 8;
 
-/** Reads a failure (`temporal.api.failure.v1.Failure` as JSON), its details in full or shorthand form. */
-export function readFailure(f: unknown, depth = 0): TemporalFailure {
+/** Decrypts (when encrypted) and decodes one payload; a payload that cannot be decrypted throws `CodecError`. */
+export type PayloadReader = (p: unknown) => Promise<unknown>;
+
+/** Reads payloads with `codec`, or without keys (plaintext only). */
+export function payloadReader(codec?: PayloadCodec): PayloadReader {
+  return async (p) => (p && typeof p === "object" && "metadata" in p ? decodePayload(await openPayload(codec, p as Payload)) : decodePayload(p));
+}
+
+/**
+ * Reads a failure (`temporal.api.failure.v1.Failure` as JSON), its details in full or shorthand
+ * form. A failure whose message was moved into `encodedAttributes` (a worker with encryption on
+ * writes "Encoded failure" as the message) gets its message back from there.
+ */
+export async function readFailure(f: unknown, read: PayloadReader = payloadReader(), depth = 0): Promise<TemporalFailure> {
   const o = (f && typeof f === "object" ? f : {}) as Record<string, any>;
   const info = o.applicationFailureInfo as Record<string, any> | undefined;
   const details = info?.details;
   const payloads: unknown[] = Array.isArray(details) ? details : Array.isArray(details?.payloads) ? details.payloads : [];
   return {
-    message: String(o.message ?? ""),
+    message: await failureMessage(o, read),
     type: info ? String(info.type ?? "") : null,
-    details: payloads.map((p) => {
-      try {
-        return decodePayload(p);
-      } catch {
-        return undefined;
-      }
-    }),
-    cause: o.cause && depth < MAX_CAUSES ? readFailure(o.cause, depth + 1) : null,
+    details: await Promise.all(payloads.map((p) => read(p).catch(undecodable))),
+    cause: o.cause && depth < MAX_CAUSES ? await readFailure(o.cause, read, depth + 1) : null,
   };
+}
+
+/** The message of a failure, from its encoded attributes (`{"message", "stack_trace"}`) when it has them. */
+async function failureMessage(o: Record<string, any>, read: PayloadReader): Promise<string> {
+  if (o.encodedAttributes && typeof o.encodedAttributes === "object") {
+    const attributes = (await read(o.encodedAttributes).catch(undecodable)) as Record<string, unknown> | undefined;
+    if (attributes && typeof attributes.message === "string") return attributes.message;
+  }
+  return String(o.message ?? "");
+}
+
+/** A payload that is not JSON reads as undefined; one that cannot be decrypted is an error. */
+function undecodable(e: unknown): undefined {
+  if (e instanceof CodecError) throw e;
+  return undefined;
 }
 
 export interface StartRequest {
@@ -151,10 +175,31 @@ export interface TemporalClientOptions {
   authorization: () => Promise<string | undefined>;
   timeoutMs: number;
   fetch: FetchFn;
+  /** Encrypts what goes to Temporal and decrypts what comes back; absent, payloads go out in plaintext. */
+  codec?: () => Promise<PayloadCodec | undefined>;
 }
 
 export class TemporalClient {
   constructor(private readonly opts: TemporalClientOptions) {}
+
+  private async codec(): Promise<PayloadCodec | undefined> {
+    return this.opts.codec?.();
+  }
+
+  /** One value as the payload Temporal gets: JSON, encrypted when a codec is set. */
+  private async out(value: unknown): Promise<Payload> {
+    const codec = await this.codec();
+    const p = encodePayload(value);
+    return codec ? codec.encode(p) : p;
+  }
+
+  private async outAll(o: Record<string, unknown>): Promise<Record<string, Payload>> {
+    return Object.fromEntries(await Promise.all(Object.entries(o).map(async ([k, v]) => [k, await this.out(v)] as const)));
+  }
+
+  private async reader(): Promise<PayloadReader> {
+    return payloadReader(await this.codec());
+  }
 
   /**
    * Starts a run; a duplicate id (running or closed) throws `already-started`
@@ -167,13 +212,13 @@ export class TemporalClient {
       workflowId: req.workflowId,
       workflowType: { name: req.workflowType },
       taskQueue: { name: req.taskQueue },
-      input: encodePayloads(req.input),
+      input: { payloads: [await this.out(req.input)] },
       identity: req.identity,
       requestId: req.requestId,
       // A closed run keeps its id: a replayed Idempotency-Key must never start a second run.
       workflowIdReusePolicy: "WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE",
       workflowIdConflictPolicy: "WORKFLOW_ID_CONFLICT_POLICY_FAIL",
-      memo: { fields: mapValues(req.memo, encodePayload) },
+      memo: { fields: await this.outAll(req.memo) },
       searchAttributes: { indexedFields: mapValues(req.searchAttributes, encodePayload) },
       header: { fields: mapValues(req.header, encodePayload) },
       ...(req.completionCallbacks.length ? { completionCallbacks: req.completionCallbacks.map((nexus) => ({ nexus })) } : {}),
@@ -186,12 +231,9 @@ export class TemporalClient {
     const res = await this.call("GET", this.wf(workflowId));
     const info = (res.workflowExecutionInfo ?? {}) as Record<string, any>;
     const memo: Record<string, unknown> = {};
+    const read = await this.reader();
     for (const [k, v] of Object.entries((info.memo?.fields ?? {}) as Record<string, unknown>)) {
-      try {
-        memo[k] = decodePayload(v);
-      } catch {
-        memo[k] = null;
-      }
+      memo[k] = await read(v).catch((e) => undecodable(e) ?? null);
     }
     return {
       workflowId: info.execution?.workflowId ?? workflowId,
@@ -206,7 +248,7 @@ export class TemporalClient {
 
   async signal(workflowId: string, name: string, input: unknown, o: CallOptions): Promise<void> {
     await this.call("POST", `${this.wf(workflowId)}/signal/${encodeURIComponent(name)}`, {
-      input: encodePayloads(input),
+      input: { payloads: [await this.out(input)] },
       identity: o.identity,
       requestId: o.requestId,
       header: { fields: mapValues(o.header ?? {}, encodePayload) },
@@ -232,7 +274,7 @@ export class TemporalClient {
         workflowExecution: { workflowId },
         request: {
           meta: { updateId: o.updateId, identity: o.identity },
-          input: { name, args: encodePayloads(input), header: { fields: mapValues(o.header ?? {}, encodePayload) } },
+          input: { name, args: { payloads: [await this.out(input)] }, header: { fields: mapValues(o.header ?? {}, encodePayload) } },
         },
         waitPolicy: { lifecycleStage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED" },
       },
@@ -240,9 +282,10 @@ export class TemporalClient {
     );
     const outcome = res.outcome as Record<string, any> | undefined;
     if (!outcome) return null;
-    if (outcome.failure) return { failure: readFailure(outcome.failure) };
+    const read = await this.reader();
+    if (outcome.failure) return { failure: await readFailure(outcome.failure, read) };
     const payloads = outcome.success?.payloads ?? [];
-    return { success: payloads.length ? decodePayload(payloads[0]) : null };
+    return { success: payloads.length ? await read(payloads[0]) : null };
   }
 
   async requestCancel(workflowId: string, o: CallOptions & { reason: string }): Promise<void> {
@@ -271,7 +314,7 @@ export class TemporalClient {
     });
     const events = ((res.history as any)?.events ?? []) as Record<string, any>[];
     const last = events[events.length - 1];
-    return { outcome: last ? outcomeFromEvent(last) : null, nextPageToken: (res.nextPageToken as string) || undefined };
+    return { outcome: last ? await outcomeFromEvent(last, await this.reader()) : null, nextPageToken: (res.nextPageToken as string) || undefined };
   }
 
   /** Long-polls the close event until `deadline` (epoch ms); null when the run is still open then. */
@@ -350,18 +393,20 @@ export class TemporalClient {
   }
 }
 
-function outcomeFromEvent(ev: Record<string, any>): Outcome | null {
+async function outcomeFromEvent(ev: Record<string, any>, read: PayloadReader): Promise<Outcome | null> {
   switch (ev.eventType) {
     case "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED": {
       const payloads = ev.workflowExecutionCompletedEventAttributes?.result?.payloads ?? [];
-      return { status: "completed", result: payloads.length ? decodePayload(payloads[0]) : null, error: null };
+      return { status: "completed", result: payloads.length ? await read(payloads[0]) : null, error: null };
     }
-    case "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED":
+    case "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED": {
+      const failure = ev.workflowExecutionFailedEventAttributes?.failure;
       return {
         status: "failed",
         result: null,
-        error: { message: String(ev.workflowExecutionFailedEventAttributes?.failure?.message ?? "workflow failed") },
+        error: { message: (failure && (await readFailure(failure, read)).message) || "workflow failed" },
       };
+    }
     case "EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED":
       return { status: "canceled", result: null, error: { message: "workflow canceled" } };
     case "EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED":

@@ -8,6 +8,7 @@
 //   minting tokens with jose.
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from "jose";
 import { vi } from "vitest";
+import type { PayloadCodec } from "../src/codec";
 import { ACCESS_AUD, ACCESS_TEAM, AUDIENCE, ISSUER, TEMPORAL_URL } from "./vars";
 
 type Json = Record<string, any>;
@@ -70,6 +71,8 @@ export class FakeTemporal {
   /** Fails the next calls (one per entry) instead of answering them. */
   faults: Fault[] = [];
   onStart?: (run: FakeRun) => void;
+  /** The worker's codec: set, payloads are read as the worker would (decrypted first), and `rawInput` etc. keep what Temporal stored. */
+  codec?: PayloadCodec;
   /** Answers updates (default: applied, echoing the payload as an approval). */
   onUpdate: (run: FakeRun, name: string, input: any) => UpdateAnswer = (_, name, input) => ({
     success: { state: name === "approve" ? "approved" : "rejected", approver: input.approver, reason: input.reason ?? null },
@@ -111,7 +114,7 @@ export class FakeTemporal {
         taskQueue: body!.taskQueue.name,
         requestId: body!.requestId,
         status: "WORKFLOW_EXECUTION_STATUS_RUNNING",
-        input: decode(body!.input.payloads[0]),
+        input: await this.open(body!.input.payloads[0]),
         rawInput: body!.input,
         memo: body!.memo?.fields ?? {},
         searchAttributes: body!.searchAttributes?.indexedFields ?? {},
@@ -142,13 +145,13 @@ export class FakeTemporal {
     }
     if (action === "signal") {
       if (run.closeEvent) return reply(404, { code: 5, message: "workflow execution already completed" });
-      run.signals.push({ name: decodeURIComponent(m[4]), input: decode(body!.input.payloads[0]), identity: body!.identity, requestId: body!.requestId, header: body!.header?.fields ?? {} });
+      run.signals.push({ name: decodeURIComponent(m[4]), input: await this.open(body!.input.payloads[0]), identity: body!.identity, requestId: body!.requestId, header: body!.header?.fields ?? {} });
       return reply(200, {});
     }
     if (action === "update") {
       if (run.closeEvent) return reply(404, { code: 5, message: "workflow execution already completed" });
       const r = body!.request;
-      const input = decode(r.input.args.payloads[0]) as any;
+      const input = (await this.open(r.input.args.payloads[0])) as any;
       run.updateCalls.push({ name: decodeURIComponent(m[4]), updateId: r.meta.updateId });
       const answer = this.onUpdate(run, decodeURIComponent(m[4]), input);
       const updateRef = { workflowExecution: { workflowId: id, runId: run.runId }, updateId: r.meta.updateId };
@@ -163,7 +166,7 @@ export class FakeTemporal {
         return reply(200, { updateRef, outcome: { failure }, stage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED" });
       }
       run.updates.push({ name: decodeURIComponent(m[4]), input, identity: r.meta.identity, updateId: r.meta.updateId, header: r.input.header?.fields ?? {} });
-      return reply(200, { updateRef, outcome: { success: { payloads: [encode(answer.success)] } }, stage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED" });
+      return reply(200, { updateRef, outcome: { success: { payloads: [await this.seal(answer.success)] } }, stage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED" });
     }
     if (action === "cancel") {
       run.cancelRequests.push({ identity: body!.identity, reason: body!.reason });
@@ -179,6 +182,16 @@ export class FakeTemporal {
       return reply(200, run.closeEvent ? { history: { events: [run.closeEvent] } } : { history: {}, nextPageToken: "bW9yZQ==" });
     }
     return reply(400, { code: 3, message: "bad request" });
+  }
+
+  /** A payload as the worker reads it: decrypted with `codec` when it is set. */
+  private async open(p: Json): Promise<unknown> {
+    return decode(this.codec ? await this.codec.decode(p as any) : p);
+  }
+
+  /** A value as the worker hands it to Temporal: encrypted with `codec` when it is set. */
+  async seal(v: unknown): Promise<Json> {
+    return this.codec ? this.codec.encode(encode(v) as any) : encode(v);
   }
 
   private close(id: string, status: string, event: Json) {

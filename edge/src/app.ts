@@ -117,6 +117,8 @@ export async function handle(request: Request, env: Env, exec: ExecutionContext,
   } catch (e) {
     response = toResponse(e, { requestId, instance: url.pathname });
   }
+  // Headers a route owes every answer, its refusals too (the codec server's CORS headers).
+  for (const [k, v] of Object.entries(ctx?.responseHeaders ?? {})) response.headers.set(k, v);
   response.headers.set("X-Request-Id", requestId);
   // W3C Trace Context level 2: which trace this request is in, and the edge's span in it.
   response.headers.set("traceresponse", traceparent(trace));

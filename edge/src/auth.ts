@@ -5,7 +5,7 @@
 // Claims map to roles, roles to permissions. Failures answer 401 with one
 // stable `code` and nothing more about why.
 import { createRemoteJWKSet, customFetch, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
-import type { Settings } from "./config";
+import { CODEC_PERMISSION, type Settings } from "./config";
 import { HttpProblem, problem } from "./problem";
 import type { FetchFn } from "./temporal";
 
@@ -171,4 +171,9 @@ export function can(caller: Caller, settings: Settings, verb: "start" | "read" |
 export function mightSignal(caller: Caller, settings: Settings, signal: string, workflows: Iterable<string>): boolean {
   for (const wf of workflows) if (can(caller, settings, "signal", wf, signal)) return true;
   return false;
+}
+
+/** May the caller use the codec server (encode and decode any payload)? `codec` or `*` in one of their roles. */
+export function canUseCodec(caller: Caller, settings: Settings): boolean {
+  return caller.roles.some((role) => (settings.roles.grants[role] ?? []).some((p) => p === "*" || p === CODEC_PERMISSION));
 }

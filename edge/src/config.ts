@@ -42,6 +42,18 @@ export interface Settings {
   callback?: CallbackSettings;
   /** Payload encryption (codec.ts): absent, every payload goes out in plaintext. */
   encryption?: EncryptionSettings;
+  /** The codec server (codecserver.ts): which browser origins may call it, and which without a token. */
+  codecServer: CodecServerSettings;
+}
+
+export interface CodecServerSettings {
+  /** `CODEC_CORS_ORIGINS`: UI origins answered with CORS headers (credentials allowed); empty, none. */
+  corsOrigins: string[];
+  /**
+   * `CODEC_ANONYMOUS_ORIGINS`: loopback origins (the dev Temporal UI, which has no login) whose
+   * requests may encode and decode without a token. Refused at load unless loopback, and in production.
+   */
+  anonymousOrigins: string[];
 }
 
 export interface CallbackSettings {
@@ -55,6 +67,12 @@ export type Loaded = { ok: true; settings: Settings } | { ok: false; errors: str
 
 /** Asymmetric algorithms only: `none` and HMAC (where a public key would become the secret) are never accepted. */
 export const ALLOWED_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+
+/**
+ * The codec server's permission: decrypting any payload of the namespace, every run's and every
+ * customer's, so no default role but `admin` (`*`) holds it.
+ */
+export const CODEC_PERMISSION = "codec";
 
 export const DEFAULT_ROLE_GRANTS: Record<string, string[]> = {
   customer: ["start:*"],
@@ -219,6 +237,23 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
 
   const encryption = encryptionSettings(str("ENCRYPTION_KEYS"), str("ENCRYPTION_ACTIVE_KEY_ID"), errors);
 
+  const origins = (k: string): string[] =>
+    list(k).flatMap((v) => {
+      const o = originOf(v);
+      if (!o) {
+        errors.push(`${k}: ${JSON.stringify(v)} is not an origin (scheme://host[:port], no path; \`*\` is not allowed)`);
+        return [];
+      }
+      return [o];
+    });
+  const corsOrigins = origins("CODEC_CORS_ORIGINS");
+  const anonymousOrigins = origins("CODEC_ANONYMOUS_ORIGINS");
+  for (const o of anonymousOrigins) {
+    // The Origin header is whatever the caller says: only safe where nobody but local processes reaches the edge.
+    if (!isDevHost(new URL(o))) errors.push(`CODEC_ANONYMOUS_ORIGINS: ${o} is not a loopback origin (only the dev Temporal UI on this machine may decode without a token)`);
+    else if (production) errors.push(`CODEC_ANONYMOUS_ORIGINS: refused when ENVIRONMENT=production (${o} would decode without a token)`);
+  }
+
   const settings: Settings = {
     environment: production ? "production" : "development",
     temporal: {
@@ -237,6 +272,7 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
     webhookKeys,
     callback,
     encryption,
+    codecServer: { corsOrigins, anonymousOrigins },
   };
   return errors.length ? { ok: false, errors } : { ok: true, settings };
 }
@@ -285,6 +321,17 @@ function encryptionSettings(keysText: string, activeKeyId: string, errors: strin
   return { keys, activeKeyId };
 }
 
+/** `v` as a bare origin (`https://ui.example.com`, `http://127.0.0.1:8233`), or null if it is anything else. */
+function originOf(v: string): string | null {
+  try {
+    const u = new URL(v);
+    if (u.protocol !== "http:" && u.protocol !== "https:") return null;
+    return v.replace(/\/$/, "") === u.origin ? u.origin : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Loopback, unspecified or `.localhost` hosts: where `edgeflow dev` runs its token issuer. */
 export function isDevHost(u: URL): boolean {
   const h = u.hostname.replace(/^\[|\]$/g, "").toLowerCase();
@@ -299,11 +346,14 @@ export function isDevHost(u: URL): boolean {
   );
 }
 
-/** Why a permission string is invalid, or null. Forms: `*`, `start:W`, `read:W`, `cancel:W`, `signal:W.S` (W, S may be `*`). */
+/**
+ * Why a permission string is invalid, or null. Forms: `*`, `start:W`, `read:W`, `cancel:W`,
+ * `signal:W.S` (W, S may be `*`), and `codec` (the codec server: encode and decode any payload).
+ */
 function checkPermission(p: string, catalog: Catalog): string | null {
-  if (p === "*") return null;
+  if (p === "*" || p === CODEC_PERMISSION) return null;
   const m = /^(start|read|cancel|signal):(.+)$/.exec(p);
-  if (!m) return "is not start:W, read:W, cancel:W, signal:W.S or *";
+  if (!m) return "is not start:W, read:W, cancel:W, signal:W.S, codec or *";
   const [, verb, target] = m;
   let wf = target;
   let sig: string | undefined;

@@ -10,6 +10,7 @@ import { traceHeader, type Trace } from "./trace";
 import { isTerminal, outcomeView, runningView, settle, viewOf, waitForOutcome, type RunView } from "./runs";
 import { canonicalHash, checkOrThrow, inputProblems, readBytes, readJson, SEARCH_ATTRIBUTES, sha256Hex, type Catalog, type MessageDef, type WorkflowDef } from "./schemas";
 import { TemporalError, type Execution, type FetchFn, type TemporalClient, type TemporalFailure, type UpdateOutcome } from "./temporal";
+import { codecDecode, codecEncode, codecPreflight } from "./codecserver";
 import { MAX_WEBHOOK_BYTES, parseCompletion, verifyWebhook } from "./webhook";
 
 export interface Ctx {
@@ -28,10 +29,12 @@ export interface Ctx {
   caller?: Caller;
   /** The run this request started or addressed, for the access log. */
   workflowId?: string;
+  /** Set on every answer to this request, problems included (CORS headers). */
+  responseHeaders?: Record<string, string>;
 }
 
 export interface Route {
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "OPTIONS";
   path: string;
   handler: (c: Ctx) => Promise<Response>;
 }
@@ -44,6 +47,10 @@ export const ROUTES: Route[] = [
   { method: "POST", path: "/v1/runs/{id}/cancel", handler: cancelRun },
   { method: "POST", path: "/v1/hooks/temporal", handler: temporalHook },
   { method: "POST", path: CALLBACK_PATH, handler: temporalCallback },
+  { method: "POST", path: "/v1/codec/encode", handler: codecEncode },
+  { method: "POST", path: "/v1/codec/decode", handler: codecDecode },
+  { method: "OPTIONS", path: "/v1/codec/encode", handler: codecPreflight },
+  { method: "OPTIONS", path: "/v1/codec/decode", handler: codecPreflight },
 ];
 
 // Names and ids the edge itself creates fit this; anything else cannot exist and never reaches Temporal.

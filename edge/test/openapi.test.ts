@@ -12,10 +12,11 @@ import { PROBLEMS, PROBLEM_TYPE_PREFIX } from "../src/problem";
 import { installUpstreams, type Upstreams } from "./fakes";
 import { call, callWith, completion, order, read, sign } from "./helpers";
 import { CALLBACK_KEYS, CALLBACKS, WEBHOOK_SECRET_NEW } from "./vars";
+import { encodePayload } from "../src/temporal";
 import { CALLBACK_PATH, callbackToken } from "../src/callback";
 
 const spec = parse(specText) as any;
-const METHODS = ["get", "post", "put", "patch", "delete"];
+const METHODS = ["get", "post", "put", "patch", "delete", "options"];
 
 function resolve(node: any): any {
   while (node && node.$ref) {
@@ -69,7 +70,11 @@ type Op =
   | "POST /v1/runs/{id}/signals/{name}"
   | "POST /v1/runs/{id}/cancel"
   | "POST /v1/hooks/temporal"
-  | "POST /v1/hooks/temporal-callback";
+  | "POST /v1/hooks/temporal-callback"
+  | "POST /v1/codec/encode"
+  | "POST /v1/codec/decode"
+  | "OPTIONS /v1/codec/encode"
+  | "OPTIONS /v1/codec/decode";
 
 interface Scenario {
   op: Op;
@@ -115,7 +120,39 @@ async function hook(body: string, headers: Record<string, string> = {}) {
   });
 }
 
+// A deployment with payload keys and a UI origin: the codec server is on.
+const UI = "https://temporal-ui.example.com";
+const CODEC = { ENCRYPTION_KEYS: JSON.stringify({ k1: btoa("k".repeat(32)) }), ENCRYPTION_ACTIVE_KEY_ID: "k1", CODEC_CORS_ORIGINS: UI };
+const admin = () => up.issuer.mint({ claims: { roles: ["admin"] } });
+const codec = (op: string, o: Parameters<typeof call>[1] & { vars?: Record<string, string> } = {}) =>
+  callWith(o.vars ?? CODEC, `/v1/codec/${op}`, { body: { payloads: [encodePayload({ a: 1 })] }, ...o });
+const preflight = (op: string, origin = UI, vars: Record<string, string> = CODEC) => callWith(vars, `/v1/codec/${op}`, { method: "OPTIONS", headers: { Origin: origin } });
+const undecryptable = { metadata: { encoding: btoa("binary/encrypted"), "encryption-key-id": btoa("gone") }, data: btoa("x".repeat(40)) };
+
+function codecScenarios(op: "encode" | "decode"): Scenario[] {
+  const post = `POST /v1/codec/${op}` as Op;
+  const options = `OPTIONS /v1/codec/${op}` as Op;
+  return [
+    { op: post, status: 200, name: "admin", run: async () => codec(op, { token: await admin() }) },
+    op === "decode"
+      ? { op: post, status: 400, name: "undecryptable", run: async () => codec(op, { token: await admin(), body: { payloads: [undecryptable] } }) }
+      : { op: post, status: 400, name: "not payloads", run: async () => codec(op, { token: await admin(), body: { payloads: 1 } }) },
+    { op: post, status: 401, name: "no token", run: () => codec(op) },
+    { op: post, status: 403, name: "no codec role", run: () => codec(op, { token: customer }) },
+    { op: post, status: 404, name: "no keys", run: async () => codec(op, { vars: {}, token: await admin() }) },
+    { op: post, status: 413, name: "over 4 MiB", run: async () => codec(op, { token: await admin(), body: { payloads: [{ data: "A".repeat(4 * 1024 * 1024) }] } }) },
+    { op: post, status: 415, name: "not json", run: async () => codec(op, { token: await admin(), body: undefined, raw: "x", headers: { "Content-Type": "text/plain" } }) },
+    { op: post, status: 500, name: "misconfigured", run: () => codec(op, { vars: { ...CODEC, ...misconfigured } }) },
+    { op: options, status: 204, name: "UI origin", run: () => preflight(op) },
+    { op: options, status: 403, name: "other origin", run: () => preflight(op, "https://evil.example.com") },
+    { op: options, status: 404, name: "no keys", run: () => preflight(op, UI, {}) },
+    { op: options, status: 500, name: "misconfigured", run: () => preflight(op, UI, { ...CODEC, ...misconfigured }) },
+  ];
+}
+
 const scenarios: Scenario[] = [
+  ...codecScenarios("encode"),
+  ...codecScenarios("decode"),
   { op: "GET /healthz", status: 200, name: "ok", run: () => call("/healthz") },
   { op: "GET /healthz", status: 500, name: "dev issuer in production", run: () => callWith(misconfigured, "/healthz") },
 
@@ -213,6 +250,12 @@ describe("every documented status is returned by the code, as documented", () =>
       expect(res.status, text).toBe(s.status);
       const response = resolve(documented(s.op).responses[String(s.status)]);
       expect(response, `${s.op} does not document ${s.status}`).toBeDefined();
+      if (s.status === 204) {
+        expect(text).toBe("");
+        expect(response.content).toBeUndefined();
+        for (const h of Object.keys(response.headers ?? {})) expect(res.headers.get(h), h).not.toBeNull();
+        return;
+      }
       const type = res.headers.get("Content-Type")!;
       const media = response.content?.[type];
       expect(media, `${s.op} ${s.status} does not document ${type}`).toBeDefined();

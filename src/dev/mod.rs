@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use base64::Engine;
 use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_common::protos::temporal::api::operatorservice::v1::AddSearchAttributesRequest;
 use tokio_util::sync::CancellationToken;
@@ -118,6 +119,11 @@ fn ensure_temporal(settings: &Settings) -> anyhow::Result<Option<StartedTemporal
     options.db_file = Some(temporal_db(settings));
     options.namespace = settings.temporal.namespace.clone();
     options.attempts = TEMPORAL_START_ATTEMPTS;
+    // The UI shows plaintext through the edge's codec server, which exists only where the edge
+    // has keys (start_edge passes them when `[encryption]` has some); otherwise it would 404.
+    if dev.start_edge && settings.encryption.enabled() {
+        options.ui_codec_endpoint = Some(format!("http://127.0.0.1:{}/v1/codec", dev.edge_port));
+    }
     let server = edgeflow_devserver::DevServer::start(options)?;
     for lost in server.lost_races() {
         eprintln!("[dev] {lost}\n[dev] it lost a race for a port; starting it again");
@@ -352,6 +358,29 @@ async fn start_edge(
         ("WEBHOOK_SECRETS", secrets.join(" ")),
     ];
     vars.extend(temporal_vars);
+    if let Some(keys) = settings
+        .encryption
+        .read_keys()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+    {
+        // The worker's keys, so the edge encrypts and decrypts as it does, and the dev UI (no
+        // login) may decode through the edge's codec server without a token.
+        let by_id: std::collections::BTreeMap<_, _> = (keys.by_id.iter())
+            .map(|(id, k)| {
+                (
+                    id,
+                    base64::engine::general_purpose::STANDARD
+                        .encode(secrecy::ExposeSecret::expose_secret(k)),
+                )
+            })
+            .collect();
+        vars.push(("ENCRYPTION_KEYS", serde_json::to_string(&by_id)?));
+        vars.push(("ENCRYPTION_ACTIVE_KEY_ID", keys.active_key_id));
+        vars.push((
+            "CODEC_ANONYMOUS_ORIGINS",
+            format!("http://127.0.0.1:{}", dev.temporal_ui_port),
+        ));
+    }
     if callbacks {
         vars.push((
             "CALLBACK_URL",

@@ -15,8 +15,6 @@ pub use edgeflow_devserver::http_get;
 use crate::tools::repo_root;
 
 pub struct DevServer {
-    pub grpc_port: u16,
-    pub http_port: u16,
     server: edgeflow_devserver::DevServer,
     _dir: tempfile::TempDir,
 }
@@ -29,17 +27,15 @@ impl DevServer {
 
     fn start_with(die_with_starting_thread: bool) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let cli = edgeflow_devserver::cli_path(&repo_root());
-        let mut options = edgeflow_devserver::Options::new(cli, dir.path().join("temporal.log"));
+        let mut options = edgeflow_devserver::Options::new(cli(), dir.path().join("temporal.log"));
         options.die_with_starting_thread = die_with_starting_thread;
         let server = edgeflow_devserver::DevServer::start(options)?;
-        let ports = server.ports();
-        Ok(Self {
-            grpc_port: ports.grpc,
-            http_port: ports.http,
-            server,
-            _dir: dir,
-        })
+        Ok(Self { server, _dir: dir })
+    }
+
+    /// The gRPC port.
+    pub fn grpc_port(&self) -> u16 {
+        self.server.ports().grpc
     }
 
     /// `http://127.0.0.1:PORT`, the gRPC address for workers and clients.
@@ -88,9 +84,8 @@ pub fn shared() -> &'static DevServer {
     })
 }
 
-/// A plain HTTP/1.0 GET on loopback; true on a 2xx status.
-pub fn http_ok(host_port: &str, path: &str) -> bool {
-    http_get(host_port, path)
-        .map(|(status, _)| (200..300).contains(&status))
-        .unwrap_or(false)
+/// The `temporal` CLI the tests run: `EDGEFLOW_TEMPORAL_CLI`, else the one `scripts/setup`
+/// installs in `.tools/venv`.
+pub fn cli() -> std::path::PathBuf {
+    edgeflow_devserver::cli_path(&repo_root())
 }

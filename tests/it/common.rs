@@ -187,9 +187,15 @@ impl Drop for InterruptOnDrop {
 
 /// The `temporal` CLI that `scripts/setup` installed.
 pub fn temporal_cli() -> PathBuf {
-    std::env::var_os("EDGEFLOW_TEMPORAL_CLI")
+    edgeflow_testkit::temporal::cli()
+}
+
+/// The Python that `scripts/setup` installs in `.tools/venv` (with `temporalio`,
+/// `opentelemetry-sdk` and `cryptography`), or `EDGEFLOW_PYTHON`.
+pub fn python() -> PathBuf {
+    std::env::var_os("EDGEFLOW_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| edgeflow_testkit::tools::venv_bin("temporal"))
+        .unwrap_or_else(|| edgeflow_testkit::tools::venv_bin("python"))
 }
 
 /// A workflow's history as JSON events, through the `temporal` CLI.

@@ -136,7 +136,7 @@ fn schedules_sync_is_idempotent_and_deletes_only_its_own() {
             "--task-queue",
             "other",
             "--address",
-            &format!("127.0.0.1:{}", server.grpc_port),
+            &format!("127.0.0.1:{}", server.grpc_port()),
         ])
         .output()
         .unwrap();
@@ -172,7 +172,7 @@ fn schedules_sync_is_idempotent_and_deletes_only_its_own() {
             "--output",
             "json",
             "--address",
-            &format!("127.0.0.1:{}", server.grpc_port),
+            &format!("127.0.0.1:{}", server.grpc_port()),
         ])
         .output()
         .unwrap();

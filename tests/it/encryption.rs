@@ -4,7 +4,6 @@
 //! with the codec of Temporal's Python sample (tests/python/payload_codec.py), so other SDKs
 //! read what edgeflow writes; and a run started under one key finishes after a rotation.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,17 +12,10 @@ use base64::engine::general_purpose::STANDARD;
 use edgeflow_testkit::temporal::{self, DevServer};
 use edgeflow_testkit::tools::repo_root;
 
-use crate::common::{WorkerProcess, edgeflow, event_types, history, unique_queue};
+use crate::common::{WorkerProcess, edgeflow, event_types, history, python, unique_queue};
 
 const KEY_A: [u8; 32] = *b"edgeflow-test-key-a-32-bytes-000";
 const KEY_B: [u8; 32] = *b"edgeflow-test-key-b-32-bytes-111";
-
-/// The Python with `temporalio` and `cryptography` that `scripts/setup` installs.
-fn python() -> PathBuf {
-    std::env::var_os("EDGEFLOW_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| edgeflow_testkit::tools::venv_bin("python"))
-}
 
 /// Settings that give key `key_a` inline, as an operator would through the environment.
 fn key_a_active() -> Vec<(&'static str, String)> {

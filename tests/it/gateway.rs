@@ -114,7 +114,7 @@ struct Stack {
 impl Stack {
     async fn up(test: &str) -> Self {
         let server = tokio::task::spawn_blocking(temporal::shared).await.unwrap();
-        let proxy = RecordingProxy::start(format!("127.0.0.1:{}", server.grpc_port))
+        let proxy = RecordingProxy::start(format!("127.0.0.1:{}", server.grpc_port()))
             .await
             .expect("proxy");
         let dir = tempfile::tempdir().unwrap();

@@ -8,20 +8,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{DevPorts, DevStack, WorkerProcess, edgeflow, history, unique_queue};
+use crate::common::{DevPorts, DevStack, WorkerProcess, edgeflow, history, python, unique_queue};
 use edgeflow_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 use edgeflow_testkit::temporal;
 use edgeflow_testkit::tools::repo_root;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
-
-/// The Python with `temporalio` and `opentelemetry-sdk` that `scripts/setup` installs.
-fn python() -> PathBuf {
-    std::env::var_os("EDGEFLOW_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| edgeflow_testkit::tools::venv_bin("python"))
-}
 
 fn names(spans: &[ReceivedSpan]) -> BTreeSet<String> {
     spans.iter().map(|s| s.name.clone()).collect()

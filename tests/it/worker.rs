@@ -354,7 +354,7 @@ fn temporals_own_client_settings_and_host_port_addresses_are_accepted() {
         &profile,
         format!(
             "[profile.local]\naddress = \"127.0.0.1:{}\"\nnamespace = \"wrong\"\n",
-            server.grpc_port
+            server.grpc_port()
         ),
     )
     .unwrap();
@@ -374,7 +374,7 @@ fn temporals_own_client_settings_and_host_port_addresses_are_accepted() {
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         printed["temporal"]["address"],
-        format!("127.0.0.1:{}", server.grpc_port)
+        format!("127.0.0.1:{}", server.grpc_port())
     );
     assert_eq!(printed["temporal"]["namespace"], "default");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -411,7 +411,7 @@ async fn a_rotated_api_key_file_is_sent_without_a_restart() {
     let server = tokio::task::spawn_blocking(temporal::shared).await.unwrap();
     let proxy = edgeflow_testkit::grpc_proxy::RecordingProxy::start(format!(
         "127.0.0.1:{}",
-        server.grpc_port
+        server.grpc_port()
     ))
     .await
     .expect("proxy");

@@ -13,7 +13,7 @@ const KEY_ID = "k_e2e";
 const KEY = randomBytes(32).toString("base64");
 // The worker's key from the environment: the id is the variable's part lower-cased (docs/encryption.md).
 const WORKER_KEYS = { EDGEFLOW__ENCRYPTION__ACTIVE_KEY_ID: KEY_ID, EDGEFLOW__ENCRYPTION__KEYS__K_E2E__KEY: KEY };
-const EDGE_KEYS = { ENCRYPTION_KEYS: JSON.stringify({ [KEY_ID]: KEY }), ENCRYPTION_ACTIVE_KEY_ID: KEY_ID };
+const EDGE_KEYS = { ENCRYPTION_KEYS: JSON.stringify({ [KEY_ID]: KEY }), ENCRYPTION_ACTIVE_KEY_ID: KEY_ID, CALLER_HASH_KEY: Buffer.from("h".repeat(32)).toString("base64") };
 
 let stack;
 after(async () => {

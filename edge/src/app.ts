@@ -11,18 +11,23 @@ import { Catalog, type Manifest } from "./schemas";
 import { TemporalClient, type FetchFn } from "./temporal";
 import { continueTrace, traceparent } from "./trace";
 import { manifest, schemaFiles } from "./generated/catalog";
+import { ActivityRegistry, EDGE_ACTIVITIES } from "./activities";
 
 export interface Deps {
   catalog: Catalog;
   fetch: FetchFn;
+  /** The edge activities (tests add their own, e.g. one that counts its runs). */
+  activities: ActivityRegistry;
 }
 
 let defaultCatalog: Catalog | undefined;
+let defaultActivities: ActivityRegistry | undefined;
 
 export function defaultDeps(): Deps {
   defaultCatalog ??= Catalog.fromManifest(manifest satisfies Manifest, schemaFiles);
+  defaultActivities ??= new ActivityRegistry(EDGE_ACTIVITIES);
   // Looked up at call time and called unbound: workerd's fetch throws "Illegal invocation" as a method.
-  return { catalog: defaultCatalog, fetch: (input, init) => fetch(input, init) };
+  return { catalog: defaultCatalog, activities: defaultActivities, fetch: (input, init) => fetch(input, init) };
 }
 
 // Logged once per isolate and distinct set of errors, not once per request.
@@ -102,6 +107,7 @@ export async function handle(request: Request, env: Env, exec: ExecutionContext,
       exec,
       settings,
       catalog: deps.catalog,
+      activities: deps.activities,
       fetch: deps.fetch,
       requestId,
       params: found.params,

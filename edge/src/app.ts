@@ -4,7 +4,7 @@
 // so tests can swap the catalog; outbound calls use the global `fetch`.
 import { codecFor } from "./codec";
 import { loadSettings, type Settings } from "./config";
-import { gatewayAuthorization } from "./gateway";
+import { gatewayAuthorization, type BoundRequest } from "./gateway";
 import { problem, toResponse } from "./problem";
 import { ROUTES, type Ctx, type Route } from "./routes";
 import { Catalog, type Manifest } from "./schemas";
@@ -72,9 +72,9 @@ function temporalAuthorization(
   t: Settings["temporal"],
   subject: () => string | undefined,
   requestId: string,
-): () => Promise<string | undefined> {
+): (req: BoundRequest) => Promise<string | undefined> {
   const gateway = t.gateway;
-  if (gateway) return () => gatewayAuthorization(gateway, subject() ?? "edge", requestId);
+  if (gateway) return (req) => gatewayAuthorization(gateway, subject() ?? "edge", requestId, req);
   const bearer = t.apiKey ? `Bearer ${t.apiKey}` : undefined;
   return async () => bearer;
 }

@@ -3,11 +3,12 @@
 // nothing ran), two keys verify at once (rotation), failures carry their type and retryability,
 // schemas name the field, the AbortSignal fires at the deadline and when the worker drops the
 // request, and no activity reaches the edge's own records.
-import { env } from "cloudflare:test";
+import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { activityVars, mint, postActivity, probes, resetProbes, workerKey, type WorkerKey } from "./activity-helpers";
 import { installUpstreams } from "./fakes";
 import { call, callWith, order, read } from "./helpers";
+import { claimTokenId } from "../src/activities/tokens";
 
 let k1: WorkerKey;
 let k2: WorkerKey;
@@ -68,6 +69,22 @@ describe("POST /v1/activities/{name}: refusals run nothing", () => {
     const both = await Promise.all([postActivity("test.count", { vars, key: k1, body, token }), postActivity("test.count", { vars, key: k1, body, token })]);
     expect(both.map((b) => b.res.status).sort()).toEqual([200, 401]);
     expect(probes.runs).toBe(1);
+  });
+});
+
+describe("ActivityTokens", () => {
+  it("forgets a jti once its token has expired (lazily, and by its alarm when idle)", async () => {
+    const jti = `zz${crypto.randomUUID().replaceAll("-", "")}`;
+    const shard = env.ACTIVITY_TOKENS.get(env.ACTIVITY_TOKENS.idFromName(`jti:${jti.slice(0, 2)}`));
+    const nowSeconds = Date.now() / 1000;
+    // Expiring 50 ms from now (exp + tolerance + 1 s in the past by the record's clock).
+    expect(await claimTokenId(env, jti, nowSeconds - 6 + 0.05, 5)).toBe("fresh");
+    expect(await claimTokenId(env, jti, nowSeconds - 6 + 0.05, 5)).toBe("replayed");
+    expect(await shard.size()).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 80));
+    // The alarm set at the expiry has run by now, or runs here; no claim has come since.
+    await runDurableObjectAlarm(shard);
+    expect(await shard.size()).toBe(0);
   });
 });
 

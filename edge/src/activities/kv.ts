@@ -7,8 +7,9 @@
 import { ActivityError, defineActivity } from "./activity";
 
 /**
- * Prefixes of the keys the edge keeps for itself in RUN_STATUS (`run:` hints, and any the edge
- * may add under `edge:`) and in its Durable Objects (`hook:` webhook ids), compared without case.
+ * Prefixes of the edge's own record keys, compared without case: `run:` (run hints in
+ * RUN_STATUS), `hook:` (webhook ids, in RunWaiter), and `edge:` and `owner:` kept free for records
+ * the edge may add (run ownership lives in Temporal's memo today).
  */
 export const RESERVED_PREFIXES = ["run:", "hook:", "edge:", "owner:"];
 

@@ -296,6 +296,95 @@ impl ReplayCache {
 mod tests {
     use super::*;
 
+    fn bound_to(htm: Option<&str>, htu: Option<&str>, bsh: Option<&str>) -> Claims {
+        Claims {
+            iss: None,
+            aud: None,
+            sub: None,
+            rid: None,
+            jti: None,
+            iat: None,
+            exp: None,
+            nbf: None,
+            htm: htm.map(String::from),
+            htu: htu.map(String::from),
+            bsh: bsh.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_token_is_accepted_only_for_the_request_it_names() {
+        const PATH: &str = "/api/v1/namespaces/default/workflows/order-o-1/signal/approve";
+        let body = br#"{"reason":"ok"}"#;
+        let hash = B64URL.encode(ring::digest::digest(&ring::digest::SHA256, body));
+        let hash = hash.as_str();
+        let request = Binding {
+            method: "POST",
+            path_and_query: PATH,
+            body,
+        };
+        let other_run = "/api/v1/namespaces/default/workflows/order-o-2/signal/approve";
+        let with_query = format!("{PATH}?x=1");
+        let cases = [
+            (Some("POST"), Some(PATH), Some(hash), Ok(())),
+            (
+                Some("GET"),
+                Some(PATH),
+                Some(hash),
+                Err(TokenError::Binding("htm")),
+            ),
+            (
+                Some("POST"),
+                Some(other_run),
+                Some(hash),
+                Err(TokenError::Binding("htu")),
+            ),
+            (
+                Some("POST"),
+                Some(with_query.as_str()),
+                Some(hash),
+                Err(TokenError::Binding("htu")),
+            ),
+            (
+                Some("POST"),
+                Some(PATH),
+                Some("AAAA"),
+                Err(TokenError::Binding("bsh")),
+            ),
+            (None, Some(PATH), Some(hash), Err(TokenError::Claim("htm"))),
+            (
+                Some("POST"),
+                Some(""),
+                Some(hash),
+                Err(TokenError::Claim("htu")),
+            ),
+            (
+                Some("POST"),
+                Some(PATH),
+                None,
+                Err(TokenError::Claim("bsh")),
+            ),
+        ];
+        for (htm, htu, bsh, want) in cases {
+            assert_eq!(
+                request.check(&bound_to(htm, htu, bsh)),
+                want,
+                "{htm:?} {htu:?} {bsh:?}"
+            );
+        }
+        // No body hashes as the empty string: the same value the edge sends (edge/test/gateway.test.ts).
+        let empty = Binding {
+            method: "GET",
+            path_and_query: "/x",
+            body: b"",
+        };
+        let sha256_of_nothing = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU";
+        assert_eq!(
+            empty.check(&bound_to(Some("GET"), Some("/x"), Some(sha256_of_nothing))),
+            Ok(())
+        );
+    }
+
     #[test]
     fn a_token_id_is_accepted_once_until_it_expires_and_the_memory_is_bounded() {
         let mut cache = ReplayCache::new(2);

@@ -1,6 +1,7 @@
 // The committed edge-activity manifest (schemas/edge-activities/ and the manifest's
 // `edge_activities`, which the worker's build registers from) is exactly what the activity
 // definitions in src/activities/ export: change one without `npm run activities` and this fails.
+// And wrangler.jsonc gives activities a KV namespace apart from the edge's records.
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -8,6 +9,17 @@ import { EDGE_ACTIVITIES } from "../src/activities";
 import { FOLDER, renderActivityManifest } from "../scripts/activity-manifest.mjs";
 
 const schemas = resolve(__dirname, "..", "..", "schemas");
+
+/** wrangler.jsonc without its comments (all of them whole lines). */
+function wranglerConfig(): any {
+  const text = readFileSync(resolve(__dirname, "..", "wrangler.jsonc"), "utf8");
+  return JSON.parse(
+    text
+      .split("\n")
+      .filter((l) => !l.trim().startsWith("//"))
+      .join("\n"),
+  );
+}
 
 describe("edge activity manifest", () => {
   it("matches the activity definitions (run `npm run activities` after changing src/activities/)", () => {
@@ -30,5 +42,16 @@ describe("edge activity manifest", () => {
         walk(a[side], `${a.name}.${side}`);
       }
     }
+  });
+
+  it("keeps what activities write apart from the edge's records in wrangler.jsonc, and the request signal on", () => {
+    const c = wranglerConfig();
+    const kv = Object.fromEntries(c.kv_namespaces.map((n: any) => [n.binding, n.id]));
+    expect(kv.ACTIVITY_KV).toBeTruthy();
+    // One namespace bound twice would let kv.put reach the run hints (it still refuses run: keys).
+    expect(kv.ACTIVITY_KV).not.toBe(kv.RUN_STATUS);
+    expect(c.d1_databases.map((d: any) => d.binding)).toEqual(["ACTIVITY_DB"]);
+    expect(c.durable_objects.bindings).toContainEqual({ name: "ACTIVITY_TOKENS", class_name: "ActivityTokens" });
+    expect(c.compatibility_flags).toContain("enable_request_signal");
   });
 });

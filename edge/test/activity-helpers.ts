@@ -27,11 +27,12 @@ export function activityVars(keys: WorkerKey[], extra: Record<string, string> = 
 }
 
 /** Everything the tests count or observe, reset by `resetProbes`. */
-export const probes = { runs: 0, aborted: [] as string[], envKeys: [] as string[][] };
+export const probes = { runs: 0, aborted: [] as string[], envKeys: [] as string[][], waiting: undefined as (() => void) | undefined };
 export function resetProbes(): void {
   probes.runs = 0;
   probes.aborted = [];
   probes.envKeys = [];
+  probes.waiting = undefined;
 }
 
 const TEST_ACTIVITIES = [
@@ -67,12 +68,13 @@ const TEST_ACTIVITIES = [
     output: { type: "object", additionalProperties: false },
     async handler(_input, ctx) {
       probes.runs++;
-      await new Promise<void>((resolve) =>
+      await new Promise<void>((resolve) => {
         ctx.signal.addEventListener("abort", () => {
           probes.aborted.push(String((ctx.signal.reason as Error)?.name ?? ctx.signal.reason));
           resolve();
-        }),
-      );
+        });
+        probes.waiting?.();
+      });
       return {};
     },
   }),

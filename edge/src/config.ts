@@ -7,6 +7,7 @@ import { checkSigningKey, MAX_TOKEN_TTL_SECONDS, type GatewaySettings } from "./
 import { KEY_LEN, type EncryptionSettings } from "./codec";
 import { b64decode } from "./temporal";
 import type { Catalog } from "./schemas";
+import { parseActivityKeys, type ActivityKeySettings } from "./activities/token";
 
 export interface OidcSettings {
   issuer: string;
@@ -54,6 +55,8 @@ export interface Settings {
    * under the older names (routes.ts `legacyRun`): one more Temporal call per start.
    */
   legacyRunIds: boolean;
+  /** Edge activities (POST /v1/activities/{name}): the worker's keys; absent, the route answers 404. */
+  activities?: ActivityKeySettings;
 }
 
 export interface CodecServerSettings {
@@ -296,6 +299,7 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
     codecServer: { corsOrigins, anonymousOrigins },
     callerHashKey,
     legacyRunIds: flag("LEGACY_RUN_IDS"),
+    activities: parseActivityKeys(raw, errors),
   };
   return errors.length ? { ok: false, errors } : { ok: true, settings };
 }

@@ -10,6 +10,7 @@ if any run did not complete every workflow; the last line says `bench: X passed,
 from __future__ import annotations
 
 import argparse
+import base64
 import asyncio
 import datetime as dt
 import importlib.metadata
@@ -49,6 +50,28 @@ def mib(kib: int) -> float:
     return kib / 1024
 
 
+# A key for --encryption runs, fresh per session: edgeflow's settings and the driver's codec.
+ENCRYPTION_KEY = os.urandom(32)
+ENCRYPTION_ENV = {
+    "EDGEFLOW__ENCRYPTION__KEYS__BENCH__KEY": base64.b64encode(ENCRYPTION_KEY).decode(),
+    "EDGEFLOW__ENCRYPTION__ACTIVE_KEY_ID": "bench",
+}
+
+
+def encrypting_converter():
+    """The SDK's default data converter with the codec of Temporal's Python encryption sample
+    (tests/python/payload_codec.py), holding the key edgeflow gets."""
+    import dataclasses
+
+    import temporalio.converter
+
+    sys.path.insert(0, str(ROOT / "tests" / "python"))
+    from payload_codec import EncryptionCodec
+
+    return dataclasses.replace(temporalio.converter.default(),
+                               payload_codec=EncryptionCodec({"bench": ENCRYPTION_KEY}, "bench"))
+
+
 async def run_one(workload: Workload, worker: str, rep: int, args: argparse.Namespace, n: int,
                   out_dir: Path) -> dict[str, Any]:
     """One measured run: fresh server (and stub), worker, warm-up, N workflows; a JSON record."""
@@ -76,6 +99,7 @@ async def run_one(workload: Workload, worker: str, rep: int, args: argparse.Name
         record["edgeflow_bin"] = str(args.edgeflow_bin)
         record["edgeflow_env"] = args.edgeflow_env
         record["otlp"] = args.otlp
+        record["encryption"] = args.encryption
     server = stub = proc = postgres = services = receiver_url = otlp = None
     try:
         server = await start_dev_server(log_dir)
@@ -95,6 +119,10 @@ async def run_one(workload: Workload, worker: str, rep: int, args: argparse.Name
             }
             receiver_url, stub_url = stub_url, None  # the stub only receives W3's webhooks
         extra_env = dict(kv.split("=", 1) for kv in args.edgeflow_env)
+        data_converter = None
+        if args.encryption and worker == "edgeflow":
+            extra_env.update(ENCRYPTION_ENV)
+            data_converter = encrypting_converter()
         if args.otlp and worker == "edgeflow":
             otlp, endpoint = start_otlp_receiver(args.otlp_receiver_bin, log_dir)
             extra_env["EDGEFLOW__TELEMETRY__OTLP_ENDPOINT"] = endpoint
@@ -103,7 +131,8 @@ async def run_one(workload: Workload, worker: str, rep: int, args: argparse.Name
                        extra_env=extra_env,
                        grpc_compression=args.grpc_compression, settings_env=settings_env), log_dir
         )
-        client = await Client.connect(server.address, namespace="default")
+        client = await Client.connect(server.address, namespace="default",
+                                      **({"data_converter": data_converter} if data_converter else {}))
         if args.warmup:
             warm = await drive(client, workload, task_queue, args.warmup, args.concurrency,
                                args.timeout_s, first=1_000_000)
@@ -273,6 +302,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--otlp", action="store_true",
                    help="edgeflow exports its traces over OTLP/gRPC to testkit's receiver (target/debug/otlp-receiver), "
                         "to measure what tracing costs; such runs never update latest.md")
+    p.add_argument("--encryption", action="store_true",
+                   help="edgeflow encrypts every payload (docs/encryption.md), and the driver's client holds "
+                        "the key, with the codec of Temporal's Python sample: what encryption costs")
     p.add_argument("--perf", action="store_true",
                    help="profile each worker with `perf record` over the measured window (writes results/profile-<timestamp>; "
                         "perf's own cost inflates the figures, so these runs never update latest.md)")
@@ -328,7 +360,7 @@ async def main(argv: list[str]) -> int:
     if args.report:
         return rebuild_report(args.report)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    experiment = args.perf or args.edgeflow_env or args.otlp or args.grpc_compression != "none"
+    experiment = args.perf or args.edgeflow_env or args.otlp or args.encryption or args.grpc_compression != "none"
     default_dir = "quick" if args.quick else (f"profile-{stamp}" if experiment else stamp)
     out_dir = args.out or BENCH / "results" / default_dir
     if args.quick and out_dir.exists() and out_dir.name == "quick":
@@ -355,6 +387,7 @@ async def main(argv: list[str]) -> int:
         "edgeflow_bin": str(args.edgeflow_bin),
         "edgeflow_env": args.edgeflow_env,
         "otlp": args.otlp,
+        "encryption": args.encryption,
         "grpc_compression": args.grpc_compression,
     }
     meta["versions_text"] = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())

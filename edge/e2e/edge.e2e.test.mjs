@@ -46,8 +46,7 @@ async function edge(path, { token, body, headers = {}, method } = {}) {
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
 }
 
-/** The workflow id the edge derives from an Idempotency-Key (the documented contract). */
-// An order's run is named after its order id.
+/** The id of carol's run of an order: named after its order id, behind her scope (docs/architecture.md). */
 const idFor = (input) => scopedRunId("order", stack.issuer.issuer, "carol", input.order_id);
 
 const start = (body, headers = {}, token = customer) => edge("/v1/workflows/order", { token, body, headers });

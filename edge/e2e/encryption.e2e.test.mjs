@@ -12,7 +12,13 @@ import { startStack, startWorker, temporalApi } from "./harness.mjs";
 const KEY_ID = "k_e2e";
 const KEY = randomBytes(32).toString("base64");
 // The worker's key from the environment: the id is the variable's part lower-cased (docs/encryption.md).
-const WORKER_KEYS = { EDGEFLOW__ENCRYPTION__ACTIVE_KEY_ID: KEY_ID, EDGEFLOW__ENCRYPTION__KEYS__K_E2E__KEY: KEY };
+// require_encrypted: a plaintext payload from the edge (a trace header, a memo field) would stall the run.
+const WORKER_KEYS = {
+  EDGEFLOW__ENCRYPTION__ACTIVE_KEY_ID: KEY_ID,
+  EDGEFLOW__ENCRYPTION__KEYS__K_E2E__KEY: KEY,
+  EDGEFLOW__ENCRYPTION__REQUIRE_ENCRYPTED: "true",
+  EDGEFLOW__TELEMETRY__LOG_LEVEL: "warn,edgeflow::activity=debug,edgeflow::worker::observe=debug",
+};
 const EDGE_KEYS = { ENCRYPTION_KEYS: JSON.stringify({ [KEY_ID]: KEY }), ENCRYPTION_ACTIVE_KEY_ID: KEY_ID, CALLER_HASH_KEY: Buffer.from("h".repeat(32)).toString("base64") };
 
 let stack;
@@ -66,8 +72,12 @@ async function ordersAndFindings({ encrypted }) {
   const customer = await stack.issuer.mint({ sub: subject, email, roles: ["customer"] });
   const approver = await stack.issuer.mint({ sub: "dave", roles: ["approver"] });
 
-  const done = await edge("/v1/workflows/order", { token: customer, body: order(email, 2500, name), headers: { prefer: "wait=30" } });
+  const traceId = randomBytes(16).toString("hex");
+  const traceparent = `00-${traceId}-${randomBytes(8).toString("hex")}-01`;
+  const done = await edge("/v1/workflows/order", { token: customer, body: order(email, 2500, name), headers: { prefer: "wait=30", traceparent } });
   assert.equal(done.status, 200, JSON.stringify(done.body));
+  // The trace header reached the worker encrypted and still carried the trace.
+  if (encrypted) assert.ok(stack.worker.output().includes(traceId), `no trace ${traceId} in the worker's log:\n${stack.worker.output().slice(-3000)}`);
   assert.equal(done.body.status, "completed", JSON.stringify(done.body));
   assert.ok(done.body.result && typeof done.body.result === "object", JSON.stringify(done.body));
 

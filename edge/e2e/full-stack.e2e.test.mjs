@@ -52,6 +52,25 @@ async function edge(path, { token, body, raw, headers = {}, method } = {}) {
 const events = async (id, type) => ((await api.history(id)).body.history?.events ?? []).filter((e) => e.eventType === type);
 
 describe("edge in workerd + Temporal + the Rust worker", () => {
+  it("gives two customers sending the same order_id each their own run; both complete, neither sees the other's", async () => {
+    const input = order();
+    const other = await stack.issuer.mint({ sub: "mallory", roles: ["customer"] });
+    const [a, b] = await Promise.all([edge("/v1/workflows/order", { token: customer, body: input, headers: { prefer: "wait=30" } }), edge("/v1/workflows/order", { token: other, body: { ...input, currency: "USD" }, headers: { prefer: "wait=30" } })]);
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+    assert.equal(b.status, 200, JSON.stringify(b.body));
+    assert.equal(a.body.status, "completed", JSON.stringify(a.body));
+    assert.equal(b.body.status, "completed", JSON.stringify(b.body));
+    assert.notEqual(a.body.workflow_id, b.body.workflow_id);
+    assert.equal(a.body.result.order_id, input.order_id);
+    assert.equal(b.body.result.order_id, input.order_id);
+    assert.equal((await edge(`/v1/runs/${a.body.workflow_id}`, { token: other })).status, 403);
+    assert.equal((await edge(`/v1/runs/${b.body.workflow_id}`, { token: customer })).status, 403);
+    // The first customer's order, sent again, is still theirs and unchanged.
+    const again = await edge("/v1/workflows/order", { token: customer, body: input });
+    assert.equal(again.headers.get("idempotent-replayed"), "true");
+    assert.equal(again.body.run_id, a.body.run_id);
+  });
+
   it("answers a Prefer: wait start with the run's result once Temporal has closed it", async () => {
     const r = await edge("/v1/workflows/order", { token: customer, body: order(), headers: { prefer: "wait=30" } });
     assert.equal(r.status, 200, JSON.stringify(r.body));

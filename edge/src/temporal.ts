@@ -220,7 +220,7 @@ export class TemporalClient {
       workflowIdConflictPolicy: "WORKFLOW_ID_CONFLICT_POLICY_FAIL",
       memo: { fields: await this.outAll(req.memo) },
       searchAttributes: { indexedFields: mapValues(req.searchAttributes, encodePayload) },
-      header: { fields: mapValues(req.header, encodePayload) },
+      header: { fields: await this.outAll(req.header) },
       ...(req.completionCallbacks.length ? { completionCallbacks: req.completionCallbacks.map((nexus) => ({ nexus })) } : {}),
     };
     const res = await this.call("POST", this.wf(req.workflowId), body, { workflowId: req.workflowId });
@@ -251,7 +251,7 @@ export class TemporalClient {
       input: { payloads: [await this.out(input)] },
       identity: o.identity,
       requestId: o.requestId,
-      header: { fields: mapValues(o.header ?? {}, encodePayload) },
+      header: { fields: await this.outAll(o.header ?? {}) },
     });
   }
 
@@ -274,7 +274,7 @@ export class TemporalClient {
         workflowExecution: { workflowId },
         request: {
           meta: { updateId: o.updateId, identity: o.identity },
-          input: { name, args: { payloads: [await this.out(input)] }, header: { fields: mapValues(o.header ?? {}, encodePayload) } },
+          input: { name, args: { payloads: [await this.out(input)] }, header: { fields: await this.outAll(o.header ?? {}) } },
         },
         waitPolicy: { lifecycleStage: "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED" },
       },

@@ -20,7 +20,7 @@ use base64::Engine;
 use edgeflow_devserver::{EDGE_REQUEST_ID, EDGE_SUBJECT};
 use temporalio_client::tonic;
 use temporalio_common::protos::temporal::api::common::v1::{
-    Memo, SearchAttributes, WorkflowExecution,
+    Memo, Payload, SearchAttributes, WorkflowExecution,
 };
 use temporalio_common::protos::temporal::api::enums::v1::HistoryEventFilterType;
 use temporalio_common::protos::temporal::api::workflowservice::v1::{
@@ -541,10 +541,17 @@ impl Gateway {
         req.workflow_id = id;
         req.identity = caller.identity();
         let memo = req.memo.get_or_insert_with(Memo::default);
-        memo.fields
-            .insert("edge_subject".into(), json_payload(&caller.subject));
-        memo.fields
-            .insert("edge_request_id".into(), json_payload(&caller.request_id));
+        for (name, value) in [
+            ("edge_subject", &caller.subject),
+            ("edge_request_id", &caller.request_id),
+        ] {
+            // An encrypted field is the edge's own: only the edge holds the payload key and this
+            // token's signing key, and the token binds the body. The gateway cannot read it, and a
+            // plaintext field beside it would be refused by workers that `require_encrypted`.
+            if !memo.fields.get(name).is_some_and(is_encrypted) {
+                memo.fields.insert(name.into(), json_payload(value));
+            }
+        }
         let attributes = req
             .search_attributes
             .get_or_insert_with(SearchAttributes::default);
@@ -678,6 +685,11 @@ fn execution(id: &str, run_id: String) -> WorkflowExecution {
         workflow_id: id.to_string(),
         run_id,
     }
+}
+
+/// Whether `payload` is one the payload codec encrypted (docs/encryption.md).
+fn is_encrypted(payload: &Payload) -> bool {
+    payload.metadata.get("encoding").map(Vec::as_slice) == Some(b"binary/encrypted".as_slice())
 }
 
 fn run_of(execution: &Option<WorkflowExecution>) -> String {

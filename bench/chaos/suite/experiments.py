@@ -89,6 +89,24 @@ async def sigterm_then_new_worker(ctx: Ctx) -> None:
     ctx.note(f"{replacement.name} ready")
 
 
+async def rolling_restart(ctx: Ctx) -> None:
+    """A rolling update of two workers as an orchestrator runs one with a surge of one and none
+    unavailable: a new worker starts, then an old one gets SIGTERM, once at 25 % and once at 50 %."""
+    stops = []
+    for share in (0.25, 0.5):
+        await ctx.progress.reached(share)
+        replacement = await ctx.stack.start_worker()
+        ctx.note(f"{replacement.name} ready ({ctx.progress.closed}/{ctx.progress.n} closed)")
+        old = ctx.stack.live_workers()[0]
+        ctx.note(f"SIGTERM {old.name}")
+        code, took = await ctx.stack.stop_worker(old)
+        stops.append((code, took))
+        ctx.note(f"{old.name} exited {code} after {took:.1f} s")
+    bad = [code for code, _ in stops if code != 0]
+    ctx.facts["stopped_exit_code"] = bad[0] if bad else 0
+    ctx.facts["stop_s"] = round(max(took for _, took in stops), 2)
+
+
 async def kill_the_server(ctx: Ctx) -> None:
     await ctx.progress.reached(0.3)
     await ctx.stack.kill_server()
@@ -106,6 +124,8 @@ EXPERIMENTS = [
                kill_one_of_two, workers=2, quick=False),
     Experiment("sigterm", "SIGTERM the worker at 30 % closed; a new one starts once it has exited",
                sigterm_then_new_worker, graceful=True),
+    Experiment("rolling-restart", "two workers; at 25 % and at 50 % closed a new worker starts, then an old one "
+               "gets SIGTERM", rolling_restart, workers=2, graceful=True, quick=False),
     Experiment("temporal-kill-9", "kill -9 the Temporal server at 30 % closed; restart it 3 s later on its "
                "database file (tmpfs)", kill_the_server),
     Experiment("slow-payments", "payments takes every charge at once and answers 20 s later, above its 10 s "

@@ -20,7 +20,7 @@
 //                    (e.g. `startWorker`) adds a worker once the rest is up.
 // Processes run in their own process group so stop() ends them and their children only.
 import { spawn } from "node:child_process";
-import { createHmac, randomUUID } from "node:crypto";
+import { createHash, createHmac, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect, createServer as createTcpServer } from "node:net";
@@ -217,6 +217,15 @@ export async function startGateway(temporal) {
   };
 }
 
+/**
+ * The id the edge gives a run named after its input (an order's `order_id`) for this caller, when
+ * the edge has no CALLER_HASH_KEY (edge/src/scope.ts): `<workflow>-<scope>-<id>`.
+ */
+export function scopedRunId(workflow, issuer, subject, naturalId) {
+  const scope = createHash("sha256").update(`scope\n${issuer}\n${subject}`).digest("hex").slice(0, 20);
+  return `${workflow}-${scope}-${naturalId}`;
+}
+
 /** A loopback token issuer like the one `edgeflow dev` runs: `<issuer>/.well-known/jwks.json`. */
 export async function startIssuer({ audience = "edgeflow" } = {}) {
   const { privateKey, publicKey } = await generateKeyPair("RS256", { extractable: true });
@@ -269,8 +278,11 @@ function varsDir(vars) {
   return { dir, envFile };
 }
 
-/** Waits for the edge's /healthz (200, or 500 when misconfigured on purpose); returns the edge handle. */
-async function edgeUp(url, proc, name, dir) {
+/**
+ * Waits for the edge's /healthz (200, or 500 when misconfigured on purpose); returns the edge
+ * handle. `keepDir`: the state lives elsewhere and outlives this edge (a restart test).
+ */
+async function edgeUp(url, proc, name, dir, keepDir = false) {
   try {
     await waitFor(`${url}/healthz`, proc, name, 90_000, (r) => r.status === 200 || r.status === 500);
   } catch (e) {
@@ -282,6 +294,12 @@ async function edgeUp(url, proc, name, dir) {
     output: proc.output,
     async stop() {
       await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    /** Kills workerd and its node parent at once (SIGKILL), as a crash would. */
+    async crash() {
+      killGroup(proc.child, "SIGKILL");
+      await proc.exited;
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -318,9 +336,9 @@ export async function startEdge(vars, port) {
  * Runs the edge in workerd through Miniflare's API (scripts/serve-workerd.mjs) with the
  * same `vars`, env file and wrangler.jsonc bindings as `startEdge`, but without wrangler
  * dev: the bundle `wrangler deploy` would upload, served on a socket workerd listens on
- * that leads straight to the Worker. State lives in a temp dir.
+ * that leads straight to the Worker. State lives in a temp dir, or in `stateDir` (kept).
  */
-export async function startEdgeWorkerd(vars, port) {
+export async function startEdgeWorkerd(vars, port, { stateDir } = {}) {
   port ??= await freePort();
   const { dir, envFile } = varsDir(vars);
   const proc = launch(
@@ -331,7 +349,7 @@ export async function startEdgeWorkerd(vars, port) {
       "--ip", "127.0.0.1",
       "--port", String(port),
       "--env-file", envFile,
-      "--persist-to", join(dir, "state"),
+      "--persist-to", stateDir ?? join(dir, "state"),
     ],
     { cwd: EDGE_DIR, env: { ...process.env, ...OFFLINE_ENV } },
   );

@@ -10,6 +10,8 @@ import { HttpProblem, problem } from "./problem";
 import type { FetchFn } from "./temporal";
 
 export interface Caller {
+  /** The identity provider that vouched for the caller (OIDC issuer or Access team domain). */
+  issuer: string;
   subject: string;
   email: string | null;
   roles: string[];
@@ -27,7 +29,11 @@ export type AuthCode =
   | "wrong_audience"
   | "token_expired"
   | "token_not_yet_valid"
-  | "missing_subject";
+  | "missing_subject"
+  // Edge-activity tokens (activities/token.ts):
+  | "token_lifetime_too_long"
+  | "token_replayed"
+  | "binding_mismatch";
 
 const CLOCK_TOLERANCE_SECONDS = 30;
 /** A token issued further ahead than this is refused: no clock is that far off, a forged or broken issuer is. */
@@ -52,7 +58,7 @@ function keySet(url: string, fetch: FetchFn): KeySet {
   return ks;
 }
 
-function unauthorized(code: AuthCode): HttpProblem {
+export function unauthorized(code: AuthCode): HttpProblem {
   return problem("unauthorized", {
     code,
     headers: { "WWW-Authenticate": code === "missing_credentials" ? 'Bearer realm="edgeflow"' : 'Bearer realm="edgeflow", error="invalid_token"' },
@@ -108,7 +114,8 @@ async function verify(
   }
 }
 
-function classify(e: unknown): unknown {
+/** A jose failure as the 401 (or, for an unreachable key set, 502) the caller gets. */
+export function classify(e: unknown): unknown {
   if (e instanceof HttpProblem) return e;
   if (e instanceof errors.JWTExpired) return unauthorized("token_expired");
   if (e instanceof errors.JWTClaimValidationFailed) {
@@ -135,7 +142,8 @@ function toCaller(claims: JWTPayload, settings: Settings, via: Caller["via"]): C
   const email = typeof claims.email === "string" ? claims.email : null;
   const roles = new Set(settings.roles.defaults);
   for (const r of rolesFrom(claimAt(claims, settings.roles.claim))) roles.add(r);
-  return { subject, email, roles: [...roles].sort(), via };
+  const issuer = via === "oidc" ? settings.oidc!.issuer : settings.access!.issuer;
+  return { issuer, subject, email, roles: [...roles].sort(), via };
 }
 
 /** Reads a claim by dotted path (e.g. `realm_access.roles`). */

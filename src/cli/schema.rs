@@ -5,7 +5,8 @@
 //! - `manifest.json`: `workflows` (those callers at the edge may start: name, task queue, the input
 //!   field a run's workflow id is made from (`workflow_id_from`, e.g. `order_id`), input, result,
 //!   signals, updates, queries), `internal_workflows` (operator-only, same shape),
-//!   `activities`, `events` (bodies the worker posts: name, event types, body), `failures`
+//!   `activities`, `edge_activities` (written by the edge, `edge/scripts/export-activities.mjs`,
+//!   with its schemas in `edge-activities/`; carried through from the committed manifest), `events` (bodies the worker posts: name, event types, body), `failures`
 //!   (application-failure types whose details are a contract: type, details) and
 //!   `search_attributes` (what each holds → its name and type);
 //! - `workflows/<name>.{input,result}.schema.json`, `workflows/<name>.<signal>.schema.json`,
@@ -108,12 +109,25 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
         "workflows": edge,
         "internal_workflows": internal,
         "activities": activities,
+        "edge_activities": edge_activities(),
         "events": events,
         "failures": failures,
         "search_attributes": search_attributes,
     });
     files.insert("manifest.json".to_string(), pretty(&manifest));
     Ok(files)
+}
+
+/// The committed manifest, for the part the edge exports (`edge_activities`): the edge's activity
+/// definitions are TypeScript, so the edge writes that list and this export carries it through
+/// unchanged (each side's drift test then holds the whole file).
+const COMMITTED_MANIFEST: &str = include_str!("../../schemas/manifest.json");
+
+fn edge_activities() -> Value {
+    serde_json::from_str::<Value>(COMMITTED_MANIFEST)
+        .ok()
+        .and_then(|m| m.get("edge_activities").cloned())
+        .unwrap_or_else(|| json!([]))
 }
 
 /// `edgeflow schema check`: verdicts for each line of `input`, as the worker would decide them;

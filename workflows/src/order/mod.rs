@@ -7,7 +7,8 @@
 //! 1. `validating`: the input is checked against the same rules the edge checks (its JSON Schema,
 //!    through [`Untrusted`]) plus the total; input that is invalid or does not even decode ends
 //!    the run (after step 7) in the `InvalidInput` failure, naming each field in its details.
-//! 2. `recording`: `db.execute` of `insert_order` (step `record-order`).
+//! 2. `recording`: `db.execute` of `record_order`, under the run's workflow id (step `record-order`;
+//!    `insert_order`, under the `order_id`, in runs from before [`PATCH_KEYED_BY_RUN`]).
 //! 3. `confirming`: `email.send` of `order_confirmation` (step `confirmation-email`).
 //! 4. `awaiting_approval` (only at or above `approval_threshold_cents`): the first `approve` or
 //!    `reject` decides, sent as an update (the caller hears at once whether it was applied) or
@@ -71,6 +72,12 @@ pub const PATCH_CONFIRMATION_LISTS_ITEMS: &str = "order-confirmation-lists-items
 /// Patch id of the saga that also undoes jobs whose outcome is unknown (failed after attempts
 /// that may have had an effect). Runs that compensated before the change replay as they ran.
 pub const PATCH_COMPENSATE_UNKNOWN_OUTCOMES: &str = "order-compensate-unknown-outcomes";
+
+/// Patch id of orders recorded and sent to the services under their run's workflow id instead of
+/// their `order_id`: the edge names runs `order-<caller scope>-<order_id>`, so two customers may
+/// send the same `order_id`, and only the workflow id tells their orders apart. Runs from before
+/// the change keep the `order_id` for their row and their services' paths.
+pub const PATCH_KEYED_BY_RUN: &str = "order-keyed-by-run";
 
 /// The worker-side activities the order workflow needs besides the four families.
 pub struct OrderActivity;
@@ -171,6 +178,8 @@ pub struct OrderWorkflow {
     /// Whether this order waits for a human: known once its settings are read.
     needs_approval: Option<bool>,
     decision: Option<Decision>,
+    /// The order's key in the `orders` table and in the services' paths (see [`PATCH_KEYED_BY_RUN`]).
+    reference: String,
 }
 
 #[workflow_methods]
@@ -270,18 +279,28 @@ impl OrderWorkflow {
         ctx.state_mut(|s| s.needs_approval = Some(needs_approval));
 
         set_step(ctx, Step::Recording);
+        let (statement, reference) = if ctx.patched(PATCH_KEYED_BY_RUN) {
+            ("record_order", ctx.info().workflow_id().to_string())
+        } else {
+            ("insert_order", input.order_id.clone())
+        };
+        ctx.state_mut(|s| s.reference = reference.clone());
+        let mut params = object(json!({
+            "order_id": input.order_id,
+            "customer_email": input.customer_email,
+            "total_cents": input.amount_cents,
+            "currency": input.currency,
+        }));
+        if statement == "record_order" {
+            params.insert("order_ref".to_string(), json!(reference));
+        }
         ctx.execute_activity(
             Activity::db_execute,
             DbExecuteInput {
                 step: "record-order".to_string(),
                 statements: vec![DbStatementCall {
-                    name: "insert_order".to_string(),
-                    params: object(json!({
-                        "order_id": input.order_id,
-                        "customer_email": input.customer_email,
-                        "total_cents": input.amount_cents,
-                        "currency": input.currency,
-                    })),
+                    name: statement.to_string(),
+                    params,
                 }],
             },
             step_options(30),
@@ -471,7 +490,10 @@ impl OrderWorkflow {
                 service: job.service.clone(),
                 method: job.method,
                 path: job.path.clone(),
-                path_params: BTreeMap::from([("order_id".to_string(), input.order_id.clone())]),
+                path_params: BTreeMap::from([(
+                    "order_id".to_string(),
+                    ctx.state(|s| s.reference.clone()),
+                )]),
                 query: BTreeMap::new(),
                 body: Some(json!({
                     "order_id": input.order_id,

@@ -1,6 +1,7 @@
 //! Stopping `edgeflow worker` under load costs no workflow task.
 //!
-//! Real dev server, real `edgeflow` processes with the shipped settings (no sticky cache), a few
+//! Real dev server, real `edgeflow` processes without a sticky cache (`max_cached_workflows = 0`,
+//! the setting for a cheap stop), a few
 //! hundred runs in flight: `fanout` runs (three HTTP calls answering at different times, then an
 //! `echo`, so each run has four or five workflow tasks in quick succession) and `echo` runs whose
 //! activity takes 0.2-2.2 s (so a stopped worker still finishes some during its drain, and their
@@ -92,6 +93,9 @@ impl Stage {
             // Hashing the 600 MB debug executable for a build id takes seconds per start.
             ("EDGEFLOW__WORKER__BUILD_ID", "drain-test".to_string()),
             ("RUST_LOG", "info".to_string()),
+            // No sticky cache: the setting for a cheap stop (the shipped default keeps a cache
+            // of 1000 for the CPU and the traces; docs/architecture.md, "Stopping").
+            ("EDGEFLOW__WORKER__MAX_CACHED_WORKFLOWS", "0".to_string()),
         ];
 
         let connection = Connection::connect(

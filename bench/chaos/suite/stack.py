@@ -103,9 +103,6 @@ class Stack:
             "EDGEFLOW__EMAIL__SMTP__HOST": "127.0.0.1",
             "EDGEFLOW__EMAIL__SMTP__PORT": str(self.smtp_port),
             "EDGEFLOW__EMAIL__SMTP__SECURITY": "plain",
-            # The shipped default (config/default.toml), not the bench's equal-for-every-SDK 1000: no
-            # sticky cache, so a stop costs no workflow task (docs/architecture.md, "Stopping").
-            "EDGEFLOW__WORKER__MAX_CACHED_WORKFLOWS": "0",
             # The worker's own lines (start-up, the drain report) at info; the SDK's at warn.
             "RUST_LOG": "warn,edgeflow=info",
             **self.worker_env,

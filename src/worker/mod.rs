@@ -4,8 +4,10 @@
 //! not ready yet), then the connection to Temporal (retried until it succeeds or a signal
 //! arrives), then one SDK worker per `[task_queues.NAME]`, registering workflows, activities or
 //! both as the queue says. While running, a checker keeps `/readyz` true to the Temporal server's
-//! reachability and a watcher rotates credentials. On SIGTERM or SIGINT every worker stops
-//! polling; in-flight activities get `shutdown.grace_period_secs` to finish, then are cancelled.
+//! reachability and a watcher rotates credentials. On SIGTERM or SIGINT the server is asked to
+//! complete every worker's polls ([`end_polls`]), then every worker stops polling and runs the
+//! workflow tasks it holds; in-flight activities get `shutdown.grace_period_secs` to finish, then
+//! are cancelled.
 //!
 //! [`settings`]: the `[worker]`, `[task_queues.NAME]` and `[shutdown]` sections, and their checks.
 
@@ -139,6 +141,8 @@ pub async fn run(
         activities: &activities,
     };
     let mut workers = Vec::new();
+    // What each SDK worker polls, for the `ShutdownWorker` this process sends itself on a stop.
+    let mut polls = Vec::new();
     for queue in settings.task_queues.values() {
         let name = &queue.name;
         let options = worker_options(&common, name, queue)?;
@@ -149,6 +153,11 @@ pub async fn run(
             runs = ?queue.runs,
             "registered task queue"
         );
+        polls.push(Polls::of(
+            &worker,
+            queue.runs.workflows(),
+            queue.runs.activities(),
+        ));
         workers.push(worker);
         if !queue.runs.activities() {
             continue;
@@ -160,6 +169,7 @@ pub async fn run(
             let worker = Worker::new(&runtime, client.clone(), options)
                 .with_context(|| format!("creating the worker for task queue {service_queue}"))?;
             tracing::info!(task_queue = %service_queue, %service, slots, "registered service task queue");
+            polls.push(Polls::of(&worker, false, true));
             workers.push(worker);
         }
     }
@@ -215,6 +225,7 @@ pub async fn run(
                 "shutdown requested: polling stops, in-flight activities get the grace period"
             );
             let started = Instant::now();
+            end_polls(&connection, &settings.temporal.namespace, &identity, &polls).await;
             for shutdown in &shutdowns {
                 shutdown();
             }
@@ -360,6 +371,83 @@ fn service_worker_options(
         .build();
     common.activities.register(&mut options);
     Ok(options)
+}
+
+/// What one SDK worker polls: its task queue, the task types, and the instance key the server
+/// knows its polls by.
+struct Polls {
+    task_queue: String,
+    instance_key: String,
+    workflows: bool,
+    activities: bool,
+}
+
+impl Polls {
+    fn of(worker: &Worker, workflows: bool, activities: bool) -> Self {
+        Self {
+            task_queue: worker.task_queue().to_string(),
+            instance_key: worker.worker_instance_key().to_string(),
+            workflows,
+            activities,
+        }
+    }
+}
+
+/// How long the SDK workers go on running after the server completed their polls, so a task
+/// matched to a poll in that instant reaches a workflow stream that is still alive.
+const POLLS_SETTLE: Duration = Duration::from_millis(500);
+
+/// The first step of a stop, before the SDK's own shutdown: `ShutdownWorker` for every SDK worker
+/// (its instance key, queue and task types), so the server completes their outstanding polls and
+/// refuses new ones (for 30 s) while the SDK workers still run, and a task the server matched to
+/// one of those polls in that instant is delivered and run. The SDK's shutdown, started right
+/// after, ends core's workflow stream as soon as its runs are idle without waiting for its pollers
+/// (`temporalio-sdk-core` 0.10.1, `workflow_stream.rs` `shutdown_done`): a task a poll delivered
+/// after that would be dropped and time out (start-to-close). Best effort: an error is logged and
+/// the stop goes on (the SDK sends its own `ShutdownWorker` anyway). See docs/architecture.md,
+/// "Stopping".
+async fn end_polls(connection: &Connection, namespace: &str, identity: &str, polls: &[Polls]) {
+    use temporalio_common::protos::temporal::api::enums::v1::TaskQueueType;
+    use temporalio_common::protos::temporal::api::workflowservice::v1::ShutdownWorkerRequest;
+    let started = Instant::now();
+    let calls = polls.iter().map(|p| {
+        let mut types = Vec::new();
+        if p.workflows {
+            types.push(TaskQueueType::Workflow as i32);
+        }
+        if p.activities {
+            types.push(TaskQueueType::Activity as i32);
+        }
+        let request = ShutdownWorkerRequest {
+            namespace: namespace.to_string(),
+            identity: identity.to_string(),
+            reason: "graceful shutdown".to_string(),
+            worker_instance_key: p.instance_key.clone(),
+            task_queue: p.task_queue.clone(),
+            task_queue_types: types,
+            ..Default::default()
+        };
+        let mut service = connection.workflow_service();
+        async move {
+            let call = service.shutdown_worker(temporalio_client::tonic::Request::new(request));
+            match tokio::time::timeout(Duration::from_secs(5), call).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(status)) => {
+                    tracing::warn!(task_queue = %p.task_queue, %status, "ShutdownWorker failed")
+                }
+                Err(_) => {
+                    tracing::warn!(task_queue = %p.task_queue, "ShutdownWorker took over 5 s")
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(calls).await;
+    tokio::time::sleep(POLLS_SETTLE).await;
+    tracing::info!(
+        workers = polls.len(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "the server completed this worker's polls"
+    );
 }
 
 /// Says whether the namespace completes a stopping worker's in-flight polls (capability

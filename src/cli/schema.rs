@@ -12,6 +12,10 @@
 //!   `workflows/<name>.<update>.update.schema.json` and `.update-result.schema.json`,
 //!   `workflows/<name>.<query>.query.schema.json`;
 //! - `activities/<type>.{input,output}.schema.json`;
+//! - `edge-activities/<name>.{input,output}.schema.json` and the manifest's `edge_activities`:
+//!   the edge's activities, which the edge exports (`edge/scripts/export-activities.mjs`); the
+//!   worker compiles the committed copy in (`activities/build.rs`) and writes it back unchanged,
+//!   so this export and the edge's agree, and the worker registers what the edge declares;
 //! - `events/<name>.schema.json`;
 //! - `failures/<type>.details.schema.json`.
 
@@ -94,6 +98,18 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
             })
         })
         .collect();
+    let edge_activities: Vec<Value> = edgeflow_activities::edge::MANIFEST
+        .iter()
+        .map(|a| {
+            files.insert(a.input.to_string(), a.input_schema.to_string());
+            files.insert(a.output.to_string(), a.output_schema.to_string());
+            let mut entry = json!({ "name": a.name, "input": a.input, "output": a.output });
+            if let Some(max) = a.max_attempt_secs {
+                entry["max_attempt_secs"] = json!(max);
+            }
+            entry
+        })
+        .collect();
     let search_attributes: serde_json::Map<String, Value> = edgeflow_devserver::SEARCH_ATTRIBUTES
         .iter()
         .map(|a| {
@@ -108,6 +124,7 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
         "workflows": edge,
         "internal_workflows": internal,
         "activities": activities,
+        "edge_activities": edge_activities,
         "events": events,
         "failures": failures,
         "search_attributes": search_attributes,

@@ -61,6 +61,8 @@ pub fn register_workflows(
 pub struct Activities {
     families: edgeflow_activities::Activities,
     workflow_settings: WorkflowSettingsActivities,
+    /// `edge.*`, registered only on `<queue>.edge`; `None` when `[edge_activities]` is off.
+    pub edge: Option<edgeflow_activities::edge::EdgeActivities>,
 }
 
 impl Activities {
@@ -76,11 +78,15 @@ impl Activities {
             })
             .await
             .context("setting up the activities")?;
+        let edge = edgeflow_activities::edge::EdgeActivities::new(&settings.edge_activities)
+            .context("setting up the edge activities")?;
         Ok(Self {
             families,
             workflow_settings: WorkflowSettingsActivities {
                 order: settings.workflows.order.clone(),
+                edge_activities: edge.is_some(),
             },
+            edge,
         })
     }
 
@@ -117,6 +123,8 @@ mod implemented_here {
     #[derive(Clone)]
     pub struct WorkflowSettingsActivities {
         pub order: OrderSettings,
+        /// Whether this worker runs edge activities (`[edge_activities] url` is set).
+        pub edge_activities: bool,
     }
 
     #[activities]

@@ -361,6 +361,7 @@ fn check<T: DeserializeOwned + JsonSchema + 'static>(mut value: Value) -> Result
 /// Checks a JSON value against a compiled JSON Schema (rules 2 and 3, for inputs and outputs
 /// whose schema is not a Rust type, such as the edge's activities): the value with integral
 /// floats made integers, or every problem with its path.
+#[cfg(feature = "runtime")]
 pub fn check_against_schema(
     validator: &jsonschema::Validator,
     mut value: Value,

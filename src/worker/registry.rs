@@ -129,7 +129,8 @@ mod implemented_here {
 
     #[activities]
     impl WorkflowSettingsActivities {
-        /// The settings, each job's call routed to its service's task queue (unless configured).
+        /// The settings, each job's call routed to its service's task queue (unless configured),
+        /// and, when this worker runs edge activities, the status hint to the edge's.
         #[activity(definition = edgeflow_workflows::order::OrderSettingsDefinition)]
         pub async fn order(
             self: Arc<Self>,
@@ -149,6 +150,9 @@ mod implemented_here {
                 if job.task_queue.is_none() {
                     job.task_queue = Some(service_task_queue(queue, &job.service));
                 }
+            }
+            if self.edge_activities && order.status_hint_task_queue.is_none() {
+                order.status_hint_task_queue = Some(edgeflow_activities::edge::task_queue(queue));
             }
             Ok(order)
         }

@@ -25,7 +25,8 @@ export default defineConfig({
           cloudflareTest({
             main: "./src/index.ts",
             wrangler: { configPath: "./wrangler.jsonc" },
-            miniflare: { bindings: TEST_VARS },
+            // enable_request_signal is in wrangler.jsonc too: an edge activity's AbortSignal follows request.signal.
+            miniflare: { bindings: TEST_VARS, compatibilityFlags: ["enable_request_signal"] },
           }),
         ],
         test: { name: "workerd", include: ["test/**/*.test.ts"], exclude: ["test/**/*.node.test.ts"], testTimeout: 20_000 },

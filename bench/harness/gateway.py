@@ -17,6 +17,7 @@ answer equally fast.
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -57,11 +58,13 @@ class EdgeKey:
         return {"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": self.kid,
                           "x": b64url(nums.x.to_bytes(32, "big")), "y": b64url(nums.y.to_bytes(32, "big"))}]}
 
-    def token(self) -> str:
+    def token(self, method: str, path: str, body: bytes) -> str:
+        """A token bound to one request: method, path and query, SHA-256 of the body."""
         now = int(time.time())
         header = {"alg": "ES256", "typ": "JWT", "kid": self.kid}
         claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "rid": uuid.uuid4().hex,
-                  "jti": uuid.uuid4().hex, "iat": now, "exp": now + 60}
+                  "jti": uuid.uuid4().hex, "iat": now, "exp": now + 60, "htm": method, "htu": path,
+                  "bsh": b64url(hashlib.sha256(body).digest())}
         signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
         r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
         return f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
@@ -112,10 +115,13 @@ def percentile(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
 
 
+REFUSED_PATH = "/api/v1/namespaces/not-served/workflows/x"
+
+
 def timed_refusal(conn: http.client.HTTPConnection, token: str) -> float:
     headers = {"Accept": NO_SHORTHAND, "Authorization": f"Bearer {token}"}
     t0 = time.perf_counter()
-    conn.request("GET", "/api/v1/namespaces/not-served/workflows/x", headers=headers)
+    conn.request("GET", REFUSED_PATH, headers=headers)
     resp = conn.getresponse()
     data = resp.read()
     took = (time.perf_counter() - t0) * 1000
@@ -124,13 +130,15 @@ def timed_refusal(conn: http.client.HTTPConnection, token: str) -> float:
     return took
 
 
-def timed_start(conn: http.client.HTTPConnection, workflow_id: str, token: str | None) -> float:
+def timed_start(conn: http.client.HTTPConnection, workflow_id: str, key: EdgeKey | None) -> float:
+    """One start, timed from sending to the answer; the token (if any) is minted before."""
     headers = {"Content-Type": "application/json", "Accept": NO_SHORTHAND}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
     body = start_body(workflow_id)
+    path = f"/api/v1/namespaces/default/workflows/{workflow_id}"
+    if key:
+        headers["Authorization"] = f"Bearer {key.token('POST', path, body)}"
     t0 = time.perf_counter()
-    conn.request("POST", f"/api/v1/namespaces/default/workflows/{workflow_id}", body, headers)
+    conn.request("POST", path, body, headers)
     resp = conn.getresponse()
     data = resp.read()
     took = (time.perf_counter() - t0) * 1000
@@ -181,7 +189,7 @@ async def run(n: int, edgeflow_bin: Path, log_dir: Path) -> dict[str, Any]:
 
         # Warm every path (connections, the gateway's first describe of the namespace...).
         for i in range(5):
-            timed_start(via, f"warm-g-{i}", key.token())
+            timed_start(via, f"warm-g-{i}", key)
             timed_start(direct, f"warm-d-{i}", None)
             await timed_grpc(f"warm-r-{i}")
         gateway_ms: list[float] = []
@@ -192,12 +200,11 @@ async def run(n: int, edgeflow_bin: Path, log_dir: Path) -> dict[str, Any]:
         # gateway is idle while the direct starts run.
         cpu_before = cpu_seconds(pid)
         for i in range(n):
-            token = key.token()
-            gateway_ms.append(timed_start(via, f"g-{i}", token))
+            gateway_ms.append(timed_start(via, f"g-{i}", key))
             direct_ms.append(timed_start(direct, f"d-{i}", None))
             grpc_ms.append(await timed_grpc(f"r-{i}"))
         gateway_cpu = cpu_seconds(pid) - cpu_before
-        tokens = [key.token() for _ in range(n)]
+        tokens = [key.token("GET", REFUSED_PATH, b"") for _ in range(n)]
         cpu_before = cpu_seconds(pid)
         refused_ms = [timed_refusal(via, token) for token in tokens]
         refused_cpu = cpu_seconds(pid) - cpu_before

@@ -269,8 +269,11 @@ function varsDir(vars) {
   return { dir, envFile };
 }
 
-/** Waits for the edge's /healthz (200, or 500 when misconfigured on purpose); returns the edge handle. */
-async function edgeUp(url, proc, name, dir) {
+/**
+ * Waits for the edge's /healthz (200, or 500 when misconfigured on purpose); returns the edge
+ * handle. `keepDir`: the state lives elsewhere and outlives this edge (a restart test).
+ */
+async function edgeUp(url, proc, name, dir, keepDir = false) {
   try {
     await waitFor(`${url}/healthz`, proc, name, 90_000, (r) => r.status === 200 || r.status === 500);
   } catch (e) {
@@ -282,6 +285,12 @@ async function edgeUp(url, proc, name, dir) {
     output: proc.output,
     async stop() {
       await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    /** Kills workerd and its node parent at once (SIGKILL), as a crash would. */
+    async crash() {
+      killGroup(proc.child, "SIGKILL");
+      await proc.exited;
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -318,9 +327,9 @@ export async function startEdge(vars, port) {
  * Runs the edge in workerd through Miniflare's API (scripts/serve-workerd.mjs) with the
  * same `vars`, env file and wrangler.jsonc bindings as `startEdge`, but without wrangler
  * dev: the bundle `wrangler deploy` would upload, served on a socket workerd listens on
- * that leads straight to the Worker. State lives in a temp dir.
+ * that leads straight to the Worker. State lives in a temp dir, or in `stateDir` (kept).
  */
-export async function startEdgeWorkerd(vars, port) {
+export async function startEdgeWorkerd(vars, port, { stateDir } = {}) {
   port ??= await freePort();
   const { dir, envFile } = varsDir(vars);
   const proc = launch(
@@ -331,7 +340,7 @@ export async function startEdgeWorkerd(vars, port) {
       "--ip", "127.0.0.1",
       "--port", String(port),
       "--env-file", envFile,
-      "--persist-to", join(dir, "state"),
+      "--persist-to", stateDir ?? join(dir, "state"),
     ],
     { cwd: EDGE_DIR, env: { ...process.env, ...OFFLINE_ENV } },
   );

@@ -4,25 +4,30 @@
 // so tests can swap the catalog; outbound calls use the global `fetch`.
 import { codecFor } from "./codec";
 import { loadSettings, type Settings } from "./config";
-import { gatewayAuthorization } from "./gateway";
+import { gatewayAuthorization, type BoundRequest } from "./gateway";
 import { problem, toResponse } from "./problem";
 import { ROUTES, type Ctx, type Route } from "./routes";
 import { Catalog, type Manifest } from "./schemas";
 import { TemporalClient, type FetchFn } from "./temporal";
 import { continueTrace, traceparent } from "./trace";
 import { manifest, schemaFiles } from "./generated/catalog";
+import { ActivityRegistry, EDGE_ACTIVITIES } from "./activities";
 
 export interface Deps {
   catalog: Catalog;
   fetch: FetchFn;
+  /** The edge activities (tests add their own, e.g. one that counts its runs). */
+  activities: ActivityRegistry;
 }
 
 let defaultCatalog: Catalog | undefined;
+let defaultActivities: ActivityRegistry | undefined;
 
 export function defaultDeps(): Deps {
   defaultCatalog ??= Catalog.fromManifest(manifest satisfies Manifest, schemaFiles);
+  defaultActivities ??= new ActivityRegistry(EDGE_ACTIVITIES);
   // Looked up at call time and called unbound: workerd's fetch throws "Illegal invocation" as a method.
-  return { catalog: defaultCatalog, fetch: (input, init) => fetch(input, init) };
+  return { catalog: defaultCatalog, activities: defaultActivities, fetch: (input, init) => fetch(input, init) };
 }
 
 // Logged once per isolate and distinct set of errors, not once per request.
@@ -67,9 +72,9 @@ function temporalAuthorization(
   t: Settings["temporal"],
   subject: () => string | undefined,
   requestId: string,
-): () => Promise<string | undefined> {
+): (req: BoundRequest) => Promise<string | undefined> {
   const gateway = t.gateway;
-  if (gateway) return () => gatewayAuthorization(gateway, subject() ?? "edge", requestId);
+  if (gateway) return (req) => gatewayAuthorization(gateway, subject() ?? "edge", requestId, req);
   const bearer = t.apiKey ? `Bearer ${t.apiKey}` : undefined;
   return async () => bearer;
 }
@@ -102,6 +107,7 @@ export async function handle(request: Request, env: Env, exec: ExecutionContext,
       exec,
       settings,
       catalog: deps.catalog,
+      activities: deps.activities,
       fetch: deps.fetch,
       requestId,
       params: found.params,

@@ -27,7 +27,11 @@ export type AuthCode =
   | "wrong_audience"
   | "token_expired"
   | "token_not_yet_valid"
-  | "missing_subject";
+  | "missing_subject"
+  // Edge-activity tokens (activities/token.ts):
+  | "token_lifetime_too_long"
+  | "token_replayed"
+  | "binding_mismatch";
 
 const CLOCK_TOLERANCE_SECONDS = 30;
 /** A token issued further ahead than this is refused: no clock is that far off, a forged or broken issuer is. */
@@ -52,7 +56,7 @@ function keySet(url: string, fetch: FetchFn): KeySet {
   return ks;
 }
 
-function unauthorized(code: AuthCode): HttpProblem {
+export function unauthorized(code: AuthCode): HttpProblem {
   return problem("unauthorized", {
     code,
     headers: { "WWW-Authenticate": code === "missing_credentials" ? 'Bearer realm="edgeflow"' : 'Bearer realm="edgeflow", error="invalid_token"' },
@@ -108,7 +112,8 @@ async function verify(
   }
 }
 
-function classify(e: unknown): unknown {
+/** A jose failure as the 401 (or, for an unreachable key set, 502) the caller gets. */
+export function classify(e: unknown): unknown {
   if (e instanceof HttpProblem) return e;
   if (e instanceof errors.JWTExpired) return unauthorized("token_expired");
   if (e instanceof errors.JWTClaimValidationFailed) {

@@ -7,6 +7,7 @@ import { checkSigningKey, MAX_TOKEN_TTL_SECONDS, type GatewaySettings } from "./
 import { KEY_LEN, type EncryptionSettings } from "./codec";
 import { b64decode } from "./temporal";
 import type { Catalog } from "./schemas";
+import { parseActivityKeys, type ActivityKeySettings } from "./activities/token";
 
 export interface OidcSettings {
   issuer: string;
@@ -44,6 +45,8 @@ export interface Settings {
   encryption?: EncryptionSettings;
   /** The codec server (codecserver.ts): which browser origins may call it, and which without a token. */
   codecServer: CodecServerSettings;
+  /** Edge activities (POST /v1/activities/{name}): the worker's keys; absent, the route answers 404. */
+  activities?: ActivityKeySettings;
 }
 
 export interface CodecServerSettings {
@@ -273,6 +276,7 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
     callback,
     encryption,
     codecServer: { corsOrigins, anonymousOrigins },
+    activities: parseActivityKeys(raw, errors),
   };
   return errors.length ? { ok: false, errors } : { ok: true, settings };
 }

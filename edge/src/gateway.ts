@@ -1,9 +1,13 @@
 // Tokens for `edgeflow gateway`: one ES256 JWT per call to Temporal, signed with
 // the key in the GATEWAY_SIGNING_KEY secret, naming the gateway (aud), this edge
 // (iss), the caller (sub) and the edge's request id (rid), with a unique jti and
-// a lifetime of GATEWAY_TOKEN_TTL_SECONDS (at most 60). The gateway holds the
-// Temporal credential; the edge holds only this key.
+// a lifetime of GATEWAY_TOKEN_TTL_SECONDS (at most 60), and bound to the one call
+// it is minted for: `htm` (method), `htu` (path and query as sent), `bsh`
+// (SHA-256 of the body, base64url), the same binding the worker's tokens to the
+// edge carry (activities/token.ts). The gateway holds the Temporal credential;
+// the edge holds only this key.
 import { importJWK, SignJWT, type JWK } from "jose";
+import { bodyHash } from "./activities/token";
 
 export interface GatewaySettings {
   /** The private JWK (EC P-256, with `kid`), as given in the secret. */
@@ -29,8 +33,17 @@ export function checkSigningKey(key: unknown): string | null {
 // Imported once per isolate and key.
 const imported = new Map<string, Promise<CryptoKey | Uint8Array>>();
 
-/** `Bearer <token>` for one call made for `subject` while serving `requestId`. */
-export async function gatewayAuthorization(g: GatewaySettings, subject: string, requestId: string): Promise<string> {
+/** The call a token is minted for. */
+export interface BoundRequest {
+  method: string;
+  /** The full URL as sent; the token names its path and query. */
+  url: string;
+  /** The exact body text; none hashes as the empty string. */
+  body?: string;
+}
+
+/** `Bearer <token>` for one call (`req`) made for `subject` while serving `requestId`. */
+export async function gatewayAuthorization(g: GatewaySettings, subject: string, requestId: string, req: BoundRequest): Promise<string> {
   const cacheKey = JSON.stringify(g.signingKey);
   let key = imported.get(cacheKey);
   if (!key) {
@@ -38,7 +51,8 @@ export async function gatewayAuthorization(g: GatewaySettings, subject: string, 
     imported.set(cacheKey, key);
   }
   const now = Math.floor(Date.now() / 1000);
-  const token = await new SignJWT({ rid: requestId })
+  const u = new URL(req.url);
+  const token = await new SignJWT({ rid: requestId, htm: req.method, htu: u.pathname + u.search, bsh: await bodyHash(req.body ?? "") })
     .setProtectedHeader({ alg: "ES256", typ: "JWT", kid: g.signingKey.kid })
     .setIssuer(g.issuer)
     .setAudience(g.audience)

@@ -21,6 +21,7 @@ export const PROBLEMS = {
   "payload-too-large": { status: 413, title: "The body is too large" },
   "unsupported-media-type": { status: 415, title: "The body must be application/json" },
   "validation-failed": { status: 422, title: "The input does not match the schema" },
+  "activity-failed": { status: 422, title: "The edge activity's attempt failed" },
   misconfigured: { status: 500, title: "The service is misconfigured" },
   internal: { status: 500, title: "Internal error" },
   "upstream-unavailable": { status: 502, title: "The workflow service is unavailable" },

@@ -11,6 +11,9 @@ import { isTerminal, outcomeView, runningView, settle, viewOf, waitForOutcome, t
 import { canonicalHash, checkOrThrow, inputProblems, readBytes, readJson, SEARCH_ATTRIBUTES, sha256Hex, type Catalog, type MessageDef, type WorkflowDef } from "./schemas";
 import { TemporalError, type Execution, type FetchFn, type TemporalClient, type TemporalFailure, type UpdateOutcome } from "./temporal";
 import { codecDecode, codecEncode, codecPreflight } from "./codecserver";
+import { INVALID_INPUT } from "./activities/activity";
+import { activityRoute } from "./activities/route";
+import type { ActivityRegistry } from "./activities";
 import { MAX_WEBHOOK_BYTES, parseCompletion, verifyWebhook } from "./webhook";
 
 export interface Ctx {
@@ -19,6 +22,8 @@ export interface Ctx {
   exec: ExecutionContext;
   settings: Settings;
   catalog: Catalog;
+  /** The edge activities POST /v1/activities/{name} runs. */
+  activities: ActivityRegistry;
   temporal: TemporalClient;
   fetch: FetchFn;
   requestId: string;
@@ -51,6 +56,7 @@ export const ROUTES: Route[] = [
   { method: "POST", path: "/v1/codec/decode", handler: codecDecode },
   { method: "OPTIONS", path: "/v1/codec/encode", handler: codecPreflight },
   { method: "OPTIONS", path: "/v1/codec/decode", handler: codecPreflight },
+  { method: "POST", path: "/v1/activities/{name}", handler: activityRoute },
 ];
 
 // Names and ids the edge itself creates fit this; anything else cannot exist and never reaches Temporal.
@@ -245,7 +251,7 @@ async function sendSignal(c: Ctx): Promise<Response> {
 }
 
 /** The application-failure type of a refused input (Rust: `edgeflow_activities::INVALID_INPUT`). */
-export const INVALID_INPUT = "InvalidInput";
+export { INVALID_INPUT };
 
 /**
  * The details of an `InvalidInput` failure: Rust's `InvalidInputDetails`, exported to

@@ -174,6 +174,7 @@ const WRAPPERS = new Set([
   "unevaluatedItems",
   "allOf",
   "dependentSchemas",
+  "if",
   "then",
   "else",
 ]);

@@ -171,8 +171,8 @@ export interface CallOptions {
 export interface TemporalClientOptions {
   baseUrl: string;
   namespace: string;
-  /** The `Authorization` value for one call (an API key, or a fresh gateway token), if any. */
-  authorization: () => Promise<string | undefined>;
+  /** The `Authorization` value for one call (an API key, or a fresh gateway token bound to the call), if any. */
+  authorization: (req: { method: string; url: string; body?: string }) => Promise<string | undefined>;
   timeoutMs: number;
   fetch: FetchFn;
   /** Encrypts what goes to Temporal and decrypts what comes back; absent, payloads go out in plaintext. */
@@ -346,7 +346,9 @@ export class TemporalClient {
   ): Promise<Record<string, any>> {
     const headers: Record<string, string> = { Accept: NO_SHORTHAND };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const authorization = await this.opts.authorization();
+    const url = this.opts.baseUrl + path;
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const authorization = await this.opts.authorization({ method, url, body: text });
     if (authorization) headers.Authorization = authorization;
     const controller = new AbortController();
     const timeoutMs = o.timeoutMs ?? this.opts.timeoutMs;
@@ -356,10 +358,10 @@ export class TemporalClient {
     let res: Response;
     let bytes: ArrayBuffer;
     try {
-      res = await this.opts.fetch(this.opts.baseUrl + path, {
+      res = await this.opts.fetch(url, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: text,
         signal: controller.signal,
       });
       bytes = await res.arrayBuffer();

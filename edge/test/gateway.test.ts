@@ -5,6 +5,7 @@ import { decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify } from "jo
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { installUpstreams, type Upstreams } from "./fakes";
 import { callWith, order, read } from "./helpers";
+import { bodyHash } from "../src/activities/token";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -44,6 +45,15 @@ describe("gateway transport", () => {
     expect(payload.rid).toBe("req-gw-1");
     expect(payload.exp! - payload.iat!).toBe(20);
     expect(typeof payload.jti).toBe("string");
+    // Bound to this call: the gateway refuses it for any other method, path or body.
+    const call = up.temporal.startCalls()[0];
+    expect(payload).toMatchObject({ htm: "POST", htu: call.path, bsh: await bodyHash(JSON.stringify(call.body)) });
+
+    // A call without a body (describe) hashes the empty body.
+    await read(await callWith(vars, `/v1/runs/${encodeURIComponent(r.body.workflow_id)}`, { token: await up.issuer.mint({ claims: { sub: "alice", roles: ["customer"] } }) }));
+    const describe = up.temporal.calls.find((c) => c.method === "GET")!;
+    const { payload: read2 } = await jwtVerify(describe.headers.get("Authorization")!.slice(7), publicKey, { audience: "gw-test", algorithms: ["ES256"] });
+    expect(read2).toMatchObject({ htm: "GET", htu: describe.path, bsh: "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU" });
 
     // Another call gets another token: ids are never reused.
     await startThroughGateway(up, "req-gw-2");

@@ -14,6 +14,7 @@ import { call, callWith, completion, order, read, sign } from "./helpers";
 import { CALLBACK_KEYS, CALLBACKS, WEBHOOK_SECRET_NEW } from "./vars";
 import { encodePayload } from "../src/temporal";
 import { CALLBACK_PATH, callbackToken } from "../src/callback";
+import { activityVars, postActivity, workerKey, type WorkerKey } from "./activity-helpers";
 
 const spec = parse(specText) as any;
 const METHODS = ["get", "post", "put", "patch", "delete", "options"];
@@ -74,7 +75,8 @@ type Op =
   | "POST /v1/codec/encode"
   | "POST /v1/codec/decode"
   | "OPTIONS /v1/codec/encode"
-  | "OPTIONS /v1/codec/decode";
+  | "OPTIONS /v1/codec/decode"
+  | "POST /v1/activities/{name}";
 
 interface Scenario {
   op: Op;
@@ -88,8 +90,10 @@ let customer: string;
 let approver: string;
 let runId: string;
 let runRun: string;
+let worker: WorkerKey;
 
 beforeEach(async () => {
+  worker ??= await workerKey("worker-1");
   up = await installUpstreams();
   customer = await up.issuer.mint({ claims: { sub: `c-${crypto.randomUUID()}`, roles: ["customer"] } });
   approver = await up.issuer.mint({ claims: { sub: "dave", roles: ["approver"] } });
@@ -150,7 +154,17 @@ function codecScenarios(op: "encode" | "decode"): Scenario[] {
   ];
 }
 
+const activity = async (name: string, o: Partial<Parameters<typeof postActivity>[1]> = {}) =>
+  (await postActivity(name, { vars: activityVars([worker]), key: worker, input: { key: "order-status/o-1", value: "{}" }, ...o })).res;
+
 const scenarios: Scenario[] = [
+  { op: "POST /v1/activities/{name}", status: 200, name: "kv.put", run: () => activity("kv.put") },
+  { op: "POST /v1/activities/{name}", status: 400, name: "deadline passed", run: () => activity("kv.put", { deadline: Date.now() - 1 }) },
+  { op: "POST /v1/activities/{name}", status: 401, name: "no token", run: () => activity("kv.put", { headers: { Authorization: "" } }) },
+  { op: "POST /v1/activities/{name}", status: 404, name: "undeclared", run: () => activity("kv.nope") },
+  { op: "POST /v1/activities/{name}", status: 413, name: "over 1 MiB", run: () => activity("kv.put", { input: { key: "k", value: "x".repeat(1024 * 1024) } }) },
+  { op: "POST /v1/activities/{name}", status: 422, name: "invalid input", run: () => activity("kv.put", { input: { key: "k" } }) },
+  { op: "POST /v1/activities/{name}", status: 500, name: "misconfigured", run: () => activity("kv.put", { vars: { ...activityVars([worker]), ...misconfigured } }) },
   ...codecScenarios("encode"),
   ...codecScenarios("decode"),
   { op: "GET /healthz", status: 200, name: "ok", run: () => call("/healthz") },

@@ -5,7 +5,8 @@
 //! - `manifest.json`: `workflows` (those callers at the edge may start: name, task queue, the input
 //!   field a run's workflow id is made from (`workflow_id_from`, e.g. `order_id`), input, result,
 //!   signals, updates, queries), `internal_workflows` (operator-only, same shape),
-//!   `activities`, `events` (bodies the worker posts: name, event types, body), `failures`
+//!   `activities`, `edge_activities` (see below), `events` (bodies the worker posts: name, event
+//!   types, body), `failures`
 //!   (application-failure types whose details are a contract: type, details) and
 //!   `search_attributes` (what each holds → its name and type);
 //! - `workflows/<name>.{input,result}.schema.json`, `workflows/<name>.<signal>.schema.json`,

@@ -31,7 +31,7 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 
 use super::metrics::GatewayMetrics;
 use super::protojson::{self, JsonError};
-use super::token::{Caller, TokenError, Verifier};
+use super::token::{Binding, Caller, TokenError, Verifier};
 use crate::payload::json_payload;
 
 /// What the edge may do, from the workflow catalog (`edge: true` workflows only).
@@ -227,17 +227,19 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, request: Request) -> Respons
         let authorization = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        let who = gw.verifier.verify(authorization, now).await?;
-        caller = Some(who.clone());
-        let route = route(&gw, &method, &path)?;
-        operation = route.operation();
-        workflow_id = route.workflow_id().to_string();
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| path.clone());
         let query = request.uri().query().unwrap_or_default().to_string();
+        // Read (bounded) before the token is checked: the token is bound to the body's hash.
         let body = axum::body::to_bytes(request.into_body(), gw.max_body_bytes)
             .await
             .map_err(|_| {
@@ -247,6 +249,19 @@ pub async fn handle(State(gw): State<Arc<Gateway>>, request: Request) -> Respons
                     format!("the body exceeds {} bytes", gw.max_body_bytes),
                 )
             })?;
+        let binding = Binding {
+            method: method.as_str(),
+            path_and_query: &path_and_query,
+            body: &body,
+        };
+        let who = gw
+            .verifier
+            .verify(authorization.as_deref(), &binding, now)
+            .await?;
+        caller = Some(who.clone());
+        let route = route(&gw, &method, &path)?;
+        operation = route.operation();
+        workflow_id = route.workflow_id().to_string();
         gw.run(route, &who, &query, &body).await
     }
     .await;

@@ -3,10 +3,14 @@
 //! `Authorization: Bearer <JWT>`, ES256 only, signed by one of the edge's keys (chosen by `kid`),
 //! with `iss` and `aud` as configured, a non-empty `sub` (the caller the edge authenticated), the
 //! edge's request id in `rid`, a unique `jti`, and `iat`/`exp` no more than
-//! `gateway.max_token_age_secs` apart. Tokens dated in the future (beyond the allowed clock skew),
-//! expired ones and replays of a `jti` already seen are refused. The replay memory is this
-//! process's: with several gateway replicas, a token replayed to another replica within its
-//! lifetime is not caught.
+//! `gateway.max_token_age_secs` apart, bound to the one request it was minted for: `htm` (the
+//! method), `htu` (the path and query as sent) and `bsh` (base64url, unpadded, of the SHA-256 of
+//! the body; of the empty string when there is none). Tokens dated in the future (beyond the
+//! allowed clock skew), expired ones, ones presented with another method, path or body, and
+//! replays of a `jti` already seen are refused. The replay memory is this process's: with several
+//! gateway replicas, a token replayed to another replica within its lifetime is not caught, but
+//! the binding lets such a replay only repeat the identical request (docs/gateway.md says which
+//! operations that leaves harmless).
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -58,6 +62,8 @@ pub enum TokenError {
     TooLongLived(u64),
     #[error("the token's `{0}` claim is missing or empty")]
     Claim(&'static str),
+    #[error("the token was minted for another request (its `{0}` differs)")]
+    Binding(&'static str),
     #[error("the token was already used")]
     Replayed,
     /// Not the caller's fault: too many live tokens to remember; answered with 503.
@@ -91,6 +97,36 @@ struct Claims {
     iat: Option<f64>,
     exp: Option<f64>,
     nbf: Option<f64>,
+    htm: Option<String>,
+    htu: Option<String>,
+    bsh: Option<String>,
+}
+
+/// The request a token is presented with: what its `htm`, `htu` and `bsh` must name.
+pub struct Binding<'a> {
+    pub method: &'a str,
+    /// The path and query as received (`/api/v1/…?a=b`).
+    pub path_and_query: &'a str,
+    pub body: &'a [u8],
+}
+
+impl Binding<'_> {
+    /// Which of the token's binding claims names another request, if any.
+    fn check(&self, claims: &Claims) -> Result<(), TokenError> {
+        let body_hash = B64URL.encode(ring::digest::digest(&ring::digest::SHA256, self.body));
+        for (name, claimed, actual) in [
+            ("htm", &claims.htm, self.method),
+            ("htu", &claims.htu, self.path_and_query),
+            ("bsh", &claims.bsh, body_hash.as_str()),
+        ] {
+            match claimed.as_deref() {
+                None | Some("") => return Err(TokenError::Claim(name)),
+                Some(c) if c != actual => return Err(TokenError::Binding(name)),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Checks tokens against the settings, the edge's keys and the replay memory.
@@ -115,10 +151,11 @@ impl Verifier {
         }
     }
 
-    /// Verifies the `Authorization` header's token at `now` (Unix seconds).
+    /// Verifies the `Authorization` header's token at `now` (Unix seconds) for `request`.
     pub async fn verify(
         &self,
         authorization: Option<&str>,
+        request: &Binding<'_>,
         now: u64,
     ) -> Result<Caller, TokenError> {
         let token = authorization
@@ -193,10 +230,12 @@ impl Verifier {
                 .ok_or(TokenError::Claim(name))
         };
         let caller = Caller {
-            subject: text(claims.sub, "sub")?,
-            request_id: text(claims.rid, "rid")?,
-            token_id: text(claims.jti, "jti")?,
+            subject: text(claims.sub.clone(), "sub")?,
+            request_id: text(claims.rid.clone(), "rid")?,
+            token_id: text(claims.jti.clone(), "jti")?,
         };
+        // Checked before the jti is remembered: a token tried on another request does not use it up.
+        request.check(&claims)?;
         // Remembered until the token could no longer pass the expiry check anyway.
         let forget_at = u64::try_from(exp + skew).unwrap_or(u64::MAX);
         self.replay
@@ -256,6 +295,95 @@ impl ReplayCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bound_to(htm: Option<&str>, htu: Option<&str>, bsh: Option<&str>) -> Claims {
+        Claims {
+            iss: None,
+            aud: None,
+            sub: None,
+            rid: None,
+            jti: None,
+            iat: None,
+            exp: None,
+            nbf: None,
+            htm: htm.map(String::from),
+            htu: htu.map(String::from),
+            bsh: bsh.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_token_is_accepted_only_for_the_request_it_names() {
+        const PATH: &str = "/api/v1/namespaces/default/workflows/order-o-1/signal/approve";
+        let body = br#"{"reason":"ok"}"#;
+        let hash = B64URL.encode(ring::digest::digest(&ring::digest::SHA256, body));
+        let hash = hash.as_str();
+        let request = Binding {
+            method: "POST",
+            path_and_query: PATH,
+            body,
+        };
+        let other_run = "/api/v1/namespaces/default/workflows/order-o-2/signal/approve";
+        let with_query = format!("{PATH}?x=1");
+        let cases = [
+            (Some("POST"), Some(PATH), Some(hash), Ok(())),
+            (
+                Some("GET"),
+                Some(PATH),
+                Some(hash),
+                Err(TokenError::Binding("htm")),
+            ),
+            (
+                Some("POST"),
+                Some(other_run),
+                Some(hash),
+                Err(TokenError::Binding("htu")),
+            ),
+            (
+                Some("POST"),
+                Some(with_query.as_str()),
+                Some(hash),
+                Err(TokenError::Binding("htu")),
+            ),
+            (
+                Some("POST"),
+                Some(PATH),
+                Some("AAAA"),
+                Err(TokenError::Binding("bsh")),
+            ),
+            (None, Some(PATH), Some(hash), Err(TokenError::Claim("htm"))),
+            (
+                Some("POST"),
+                Some(""),
+                Some(hash),
+                Err(TokenError::Claim("htu")),
+            ),
+            (
+                Some("POST"),
+                Some(PATH),
+                None,
+                Err(TokenError::Claim("bsh")),
+            ),
+        ];
+        for (htm, htu, bsh, want) in cases {
+            assert_eq!(
+                request.check(&bound_to(htm, htu, bsh)),
+                want,
+                "{htm:?} {htu:?} {bsh:?}"
+            );
+        }
+        // No body hashes as the empty string: the same value the edge sends (edge/test/gateway.test.ts).
+        let empty = Binding {
+            method: "GET",
+            path_and_query: "/x",
+            body: b"",
+        };
+        let sha256_of_nothing = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU";
+        assert_eq!(
+            empty.check(&bound_to(Some("GET"), Some("/x"), Some(sha256_of_nothing))),
+            Ok(())
+        );
+    }
 
     #[test]
     fn a_token_id_is_accepted_once_until_it_expires_and_the_memory_is_bounded() {

@@ -1,7 +1,8 @@
 //! `edgeflow gateway` against a real Temporal dev server, reached through the recording gRPC
 //! proxy (so the tests see every call and the credentials it carried), with a real
 //! `edgeflow worker` running the `order` workflow where an operation needs one (query, and runs
-//! that close). Each request carries an ES256 token minted here the way the edge mints them.
+//! that close). Each request carries an ES256 token minted here the way the edge mints them: bound
+//! to the request it is sent with (method, path and query, body hash).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -59,14 +60,38 @@ impl EdgeKey {
         format!("{input}.{}", B64URL.encode(sig.as_ref()))
     }
 
-    /// A fresh token for `sub`, with `changes` applied to the usual claims.
-    fn token(&self, changes: Value) -> String {
+    /// A fresh token minted at send time for the request it goes with, with `changes` applied
+    /// to the usual claims (the binding claims included).
+    fn token(&self, changes: Value) -> Auth<'_> {
+        Auth::Mint(self, changes)
+    }
+
+    /// A token for exactly this request (method, path and query, body), as the edge mints one.
+    fn bound(&self, method: &str, path: &str, body: &[u8], changes: &Value) -> String {
         let mut claims = claims();
+        claims["htm"] = json!(method);
+        claims["htu"] = json!(path);
+        claims["bsh"] = json!(body_hash(body));
         for (k, v) in changes.as_object().unwrap() {
             claims[k] = v.clone();
         }
         self.sign(&self.kid, &claims)
     }
+}
+
+/// How a test request is authorized.
+#[derive(Clone)]
+enum Auth<'a> {
+    None,
+    /// Minted when sent, bound to that request.
+    Mint(&'a EdgeKey, Value),
+    /// Sent as is: garbage, a replay, a token minted for another request.
+    Raw(String),
+}
+
+/// A token's `bsh`: base64url (unpadded) of the body's SHA-256.
+fn body_hash(body: &[u8]) -> String {
+    B64URL.encode(ring::digest::digest(&ring::digest::SHA256, body))
 }
 
 fn now() -> u64 {
@@ -143,7 +168,7 @@ impl Stack {
         &self,
         method: &str,
         path: &str,
-        token: Option<&str>,
+        token: Auth<'_>,
         body: Option<&Value>,
     ) -> (u16, Value) {
         send(&self.http, &self.gateway.url, method, path, token, body).await
@@ -156,7 +181,7 @@ impl Stack {
             &self.server.http_url(),
             method,
             path,
-            None,
+            Auth::None,
             body,
         )
         .await
@@ -207,20 +232,31 @@ async fn send(
     base: &str,
     method: &str,
     path: &str,
-    token: Option<&str>,
+    token: Auth<'_>,
     body: Option<&Value>,
 ) -> (u16, Value) {
+    let text = body.map(Value::to_string);
     let mut request = http
         .request(method.parse().unwrap(), format!("{base}{path}"))
         .header("Accept", NO_SHORTHAND)
         .timeout(Duration::from_secs(40));
+    let token = match token {
+        Auth::None => None,
+        Auth::Raw(t) => Some(t),
+        Auth::Mint(key, changes) => Some(key.bound(
+            method,
+            path,
+            text.as_deref().unwrap_or_default().as_bytes(),
+            &changes,
+        )),
+    };
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    if let Some(body) = body {
+    if let Some(text) = text {
         request = request
             .header("Content-Type", "application/json")
-            .body(body.to_string());
+            .body(text);
     }
     let response = request.send().await.expect("request");
     let status = response.status().as_u16();
@@ -371,47 +407,66 @@ async fn refused_requests_never_reach_temporal() {
     let key = &stack.key;
     let stranger = EdgeKey::new("edge-1");
     let now = now();
-    let replayed = key.token(json!({}));
+    let nothing_here = stack.path("nothing-here");
+    let replayed = key.bound("GET", &nothing_here, b"", &json!({}));
     let first = stack
-        .call("GET", &stack.path("nothing-here"), Some(&replayed), None)
+        .call("GET", &nothing_here, Auth::Raw(replayed.clone()), None)
         .await;
     assert_eq!(first.0, 404, "a valid token reaches Temporal: {first:?}");
     let before = stack.workflow_calls();
     assert_eq!(before, ["DescribeWorkflowExecution"]);
+    // The identical request again, same token: this replica remembers the jti.
+    let again = stack
+        .call("GET", &nothing_here, Auth::Raw(replayed.clone()), None)
+        .await;
+    assert_eq!(
+        (again.0, again.1["detail"].as_str()),
+        (401, Some("the token was already used"))
+    );
+    // Minted for one request, tried on others (the attack: a token for a signal to one run
+    // sent as a signal to another): refused for the binding, and the token stays unused.
+    let signal_a = stack.path("run-a/signal/approve");
+    let for_a = key.bound("POST", &signal_a, b"{}", &json!({}));
+    let other_body = body_hash(br#"{"reason":"other"}"#);
 
     let unauthorized = [
-        ("no token", None),
-        ("garbage", Some("not-a-jwt".to_string())),
+        ("no token", Auth::None),
+        ("garbage", Auth::Raw("not-a-jwt".to_string())),
         (
             "expired",
-            Some(key.token(json!({"iat": now - 100, "exp": now - 40}))),
+            key.token(json!({"iat": now - 100, "exp": now - 40})),
         ),
         (
             "future iat",
-            Some(key.token(json!({"iat": now + 120, "exp": now + 150}))),
+            key.token(json!({"iat": now + 120, "exp": now + 150})),
         ),
         (
             "lives too long",
-            Some(key.token(json!({"iat": now, "exp": now + 3600}))),
+            key.token(json!({"iat": now, "exp": now + 3600})),
         ),
+        ("wrong audience", key.token(json!({"aud": "someone-else"}))),
+        ("wrong issuer", key.token(json!({"iss": "someone-else"}))),
+        ("no subject", key.token(json!({"sub": ""}))),
+        ("no request id", key.token(json!({"rid": null}))),
+        ("wrong key, same kid", stranger.token(json!({}))),
+        ("unknown kid", Auth::Raw(stranger.sign("edge-9", &claims()))),
+        ("replayed on another request", Auth::Raw(replayed.clone())),
         (
-            "wrong audience",
-            Some(key.token(json!({"aud": "someone-else"}))),
+            "minted for a signal to another run",
+            Auth::Raw(for_a.clone()),
         ),
+        ("another method", key.token(json!({"htm": "PUT"}))),
+        ("another path", key.token(json!({"htu": signal_a}))),
         (
-            "wrong issuer",
-            Some(key.token(json!({"iss": "someone-else"}))),
+            "another query",
+            key.token(json!({"htu": format!("{path}?x=1")})),
         ),
-        ("no subject", Some(key.token(json!({"sub": ""})))),
-        ("no request id", Some(key.token(json!({"rid": null})))),
-        ("wrong key, same kid", Some(stranger.token(json!({})))),
-        ("unknown kid", Some(stranger.sign("edge-9", &claims()))),
-        ("replayed", Some(replayed.clone())),
+        ("another body", key.token(json!({"bsh": other_body}))),
+        ("no method claim", key.token(json!({"htm": null}))),
+        ("no body hash", key.token(json!({"bsh": null}))),
     ];
     for (what, token) in &unauthorized {
-        let (status, problem) = stack
-            .call("POST", &path, token.as_deref(), Some(&body))
-            .await;
+        let (status, problem) = stack.call("POST", &path, token.clone(), Some(&body)).await;
         assert_eq!(status, 401, "{what}: {problem}");
         assert_eq!(problem["status"], 401, "{what}: {problem}");
         assert!(problem["detail"].is_string(), "{what}: {problem}");
@@ -423,7 +478,7 @@ async fn refused_requests_never_reach_temporal() {
         B64URL.encode(claims().to_string()),
         B64URL.encode("sig")
     );
-    let (status, problem) = stack.call("POST", &path, Some(&hs), Some(&body)).await;
+    let (status, problem) = stack.call("POST", &path, Auth::Raw(hs), Some(&body)).await;
     assert_eq!(
         (status, problem["detail"].as_str()),
         (401, Some("the token's algorithm must be ES256"))
@@ -474,7 +529,7 @@ async fn refused_requests_never_reach_temporal() {
         ),
     ];
     for (what, method, path, want) in &forbidden {
-        let (status, problem) = stack.call(method, path, Some(&t()), Some(&json!({}))).await;
+        let (status, problem) = stack.call(method, path, t(), Some(&json!({}))).await;
         assert_eq!(status, *want, "{what}: {problem}");
         assert_eq!(problem["status"], *want, "{what}: {problem}");
     }
@@ -493,9 +548,7 @@ async fn refused_requests_never_reach_temporal() {
             b
         }),
     ] {
-        let (status, problem) = stack
-            .call("POST", &stack.path("w"), Some(&t()), Some(&body))
-            .await;
+        let (status, problem) = stack.call("POST", &stack.path("w"), t(), Some(&body)).await;
         assert!(matches!(status, 403 | 404), "{what}: {status} {problem}");
     }
     assert_eq!(
@@ -503,6 +556,12 @@ async fn refused_requests_never_reach_temporal() {
         before,
         "a refused request reached Temporal"
     );
+    // The token tried above on other requests was not used up: its own request is let through
+    // (to the describe that finds no such run).
+    let (status, problem) = stack
+        .call("POST", &signal_a, Auth::Raw(for_a), Some(&json!({})))
+        .await;
+    assert_eq!(status, 404, "{problem}");
 
     // A run of a type the edge may not use: only the describe that finds out reaches Temporal.
     let (status, _) = stack
@@ -532,7 +591,7 @@ async fn refused_requests_never_reach_temporal() {
             "POST"
         };
         let (status, problem) = stack
-            .call(method, &stack.path(path), Some(&t()), Some(&json!({})))
+            .call(method, &stack.path(path), t(), Some(&json!({})))
             .await;
         assert_eq!(status, 404, "{path}: {problem}");
     }
@@ -549,21 +608,18 @@ async fn refused_requests_never_reach_temporal() {
     let next = EdgeKey::new("edge-2");
     let early = next.token(json!({}));
     assert_eq!(
-        stack
-            .call("GET", &stack.path("x"), Some(&early), None)
-            .await
-            .0,
+        stack.call("GET", &stack.path("x"), early, None).await.0,
         401
     );
     std::fs::write(stack.dir.path().join("jwks.json"), jwks(&[key, &next])).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, body) = stack
-        .call("GET", &stack.path("x"), Some(&next.token(json!({}))), None)
+        .call("GET", &stack.path("x"), next.token(json!({})), None)
         .await;
     assert_eq!(status, 404, "the new key's token was refused: {body}");
     assert_eq!(
         stack
-            .call("GET", &stack.path("x"), Some(&key.token(json!({}))), None)
+            .call("GET", &stack.path("x"), key.token(json!({})), None)
             .await
             .0,
         404
@@ -584,7 +640,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
         .call(
             "POST",
             &stack.path("gw-1"),
-            Some(&t()),
+            t(),
             Some(&start_body(
                 "gw-1",
                 "order",
@@ -617,7 +673,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
         .call(
             "POST",
             &stack.path("gw-1"),
-            Some(&t()),
+            t(),
             Some(&start_body(
                 "gw-1",
                 "order",
@@ -652,7 +708,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
             .call(
                 "POST",
                 &stack.path("gw-1/query/status"),
-                Some(&t()),
+                t(),
                 Some(&json!({"query": {}})),
             )
             .await;
@@ -691,7 +747,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
         .call(
             "POST",
             &stack.path("gw-1/signal/reject"),
-            Some(&t()),
+            t(),
             Some(&signal),
         )
         .await;
@@ -705,7 +761,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
     let close = |id: &str| {
         stack.path(&format!("{id}/history?historyEventFilterType=HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT&waitNewEvent=true"))
     };
-    let via = stack.call("GET", &close("gw-1"), Some(&t()), None).await;
+    let via = stack.call("GET", &close("gw-1"), t(), None).await;
     let direct = stack.direct("GET", &close("direct-1"), None).await;
     assert_eq!((via.0, direct.0), (200, 200), "{via:?}");
     assert_eq!(
@@ -715,9 +771,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
     assert_eq!(shape(&via.1), shape(&direct.1));
 
     // Describe: the caller is in the memo and search attributes, from the token.
-    let via = stack
-        .call("GET", &stack.path("gw-1"), Some(&t()), None)
-        .await;
+    let via = stack.call("GET", &stack.path("gw-1"), t(), None).await;
     let direct = stack.direct("GET", &stack.path("direct-1"), None).await;
     assert_eq!((via.0, direct.0), (200, 200));
     assert_eq!(shape(&via.1), shape(&direct.1));
@@ -752,20 +806,13 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
         let started = if direct {
             stack.direct("POST", &stack.path(id), Some(&body)).await
         } else {
-            stack
-                .call("POST", &stack.path(id), Some(&t()), Some(&body))
-                .await
+            stack.call("POST", &stack.path(id), t(), Some(&body)).await
         };
         assert_eq!(started.0, 200);
     }
     let cancel = json!({"identity": "x", "requestId": "c-1", "reason": "changed my mind"});
     let via = stack
-        .call(
-            "POST",
-            &stack.path("gw-2/cancel"),
-            Some(&t()),
-            Some(&cancel),
-        )
+        .call("POST", &stack.path("gw-2/cancel"), t(), Some(&cancel))
         .await;
     let direct = stack
         .direct("POST", &stack.path("direct-2/cancel"), Some(&cancel))
@@ -781,7 +828,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
         } else {
             format!("{}&nextPageToken={}", close("gw-2"), urlencode(&page))
         };
-        let via = stack.call("GET", &path, Some(&t()), None).await;
+        let via = stack.call("GET", &path, t(), None).await;
         assert_eq!(via.0, 200, "{via:?}");
         if let Some(event) = via.1["history"]["events"].get(0) {
             break event.clone();
@@ -807,9 +854,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
         let started = if direct {
             stack.direct("POST", &stack.path(id), Some(&body)).await
         } else {
-            stack
-                .call("POST", &stack.path(id), Some(&t()), Some(&body))
-                .await
+            stack.call("POST", &stack.path(id), t(), Some(&body)).await
         };
         assert_eq!(started.0, 200);
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -840,7 +885,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
         .call(
             "POST",
             &stack.path("gw-4/update/reject"),
-            Some(&t()),
+            t(),
             Some(&invalid("gw-4")),
         )
         .await;
@@ -872,7 +917,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
         .call(
             "POST",
             &stack.path("gw-4/update/reject"),
-            Some(&t()),
+            t(),
             Some(&update("gw-4")),
         )
         .await;
@@ -897,7 +942,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
 
     // Errors keep the HTTP API's status and shape.
     let missing = stack
-        .call("GET", &stack.path("no-such-run"), Some(&t()), None)
+        .call("GET", &stack.path("no-such-run"), t(), None)
         .await;
     let missing_direct = stack.direct("GET", &stack.path("no-such-run"), None).await;
     assert_eq!((missing.0, missing_direct.0), (404, 404));
@@ -906,7 +951,7 @@ async fn operations_answer_as_temporals_http_api_does_with_the_callers_identity(
         .call(
             "POST",
             &stack.path("gw-3"),
-            Some(&t()),
+            t(),
             Some(&json!({"workflowType": {"name": "order"}, "bogus": 1})),
         )
         .await;
@@ -941,16 +986,13 @@ async fn every_call_carries_the_api_key_and_namespace_and_a_rotated_key_is_used(
     );
     assert_eq!(
         stack
-            .call("POST", &stack.path("cred-1"), Some(&t()), Some(&body))
+            .call("POST", &stack.path("cred-1"), t(), Some(&body))
             .await
             .0,
         200
     );
     assert_eq!(
-        stack
-            .call("GET", &stack.path("cred-1"), Some(&t()), None)
-            .await
-            .0,
+        stack.call("GET", &stack.path("cred-1"), t(), None).await.0,
         200
     );
 
@@ -967,7 +1009,7 @@ async fn every_call_carries_the_api_key_and_namespace_and_a_rotated_key_is_used(
             .call(
                 "POST",
                 &stack.path("cred-1/signal/approve"),
-                Some(&t()),
+                t(),
                 Some(&signal)
             )
             .await
@@ -1040,7 +1082,6 @@ fn urlencode(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_long_poll_finish_then_exits_0() {
     let mut stack = Stack::up("gw-drain").await;
-    let t = stack.key.token(json!({}));
     let body = start_body(
         "drain-1",
         "order",
@@ -1053,7 +1094,7 @@ async fn sigterm_lets_an_in_flight_long_poll_finish_then_exits_0() {
             .call(
                 "POST",
                 &stack.path("drain-1"),
-                Some(&stack.key.token(json!({}))),
+                stack.key.token(json!({})),
                 Some(&body)
             )
             .await
@@ -1063,8 +1104,8 @@ async fn sigterm_lets_an_in_flight_long_poll_finish_then_exits_0() {
 
     let (http, url) = (stack.http.clone(), stack.gateway.url.clone());
     let poll = stack.path("drain-1/history?historyEventFilterType=HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT&waitNewEvent=true");
-    let in_flight =
-        tokio::spawn(async move { send(&http, &url, "GET", &poll, Some(&t), None).await });
+    let t = Auth::Raw(stack.key.bound("GET", &poll, b"", &json!({})));
+    let in_flight = tokio::spawn(async move { send(&http, &url, "GET", &poll, t, None).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     crate::common::signal(&stack.gateway.process.0, "TERM");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1130,38 +1171,14 @@ async fn keys_from_a_jwks_url_rotate_without_a_restart() {
     .await;
     let http = reqwest::Client::new();
     let path = "/api/v1/namespaces/default/workflows/no-such-run";
-    let (status, body) = send(
-        &http,
-        &gateway.url,
-        "GET",
-        path,
-        Some(&old.token(json!({}))),
-        None,
-    )
-    .await;
+    let (status, body) = send(&http, &gateway.url, "GET", path, old.token(json!({})), None).await;
     assert_eq!(status, 404, "the served key's token was refused: {body}");
-    let (status, _) = send(
-        &http,
-        &gateway.url,
-        "GET",
-        path,
-        Some(&new.token(json!({}))),
-        None,
-    )
-    .await;
+    let (status, _) = send(&http, &gateway.url, "GET", path, new.token(json!({})), None).await;
     assert_eq!(status, 401, "a key not yet published was accepted");
     keys.reset().await;
     publish(jwks(&[&old, &new])).mount(&keys).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, body) = send(
-        &http,
-        &gateway.url,
-        "GET",
-        path,
-        Some(&new.token(json!({}))),
-        None,
-    )
-    .await;
+    let (status, body) = send(&http, &gateway.url, "GET", path, new.token(json!({})), None).await;
     assert_eq!(
         status,
         404,

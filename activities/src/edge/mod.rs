@@ -2,7 +2,7 @@
 //!
 //! A Cloudflare Worker cannot long-poll a Temporal task queue, so the worker polls
 //! `<queue>.edge` for it and turns each attempt into one signed `POST <edge>/v1/activities/<name>`
-//! (protocol: docs/edge-activities.md). The edge declares its activities (names, input and
+//! (protocol: docs/architecture.md, "Activities at the edge"). The edge declares its activities (names, input and
 //! output JSON Schemas) in the committed manifest, `schemas/manifest.json` `edge_activities`;
 //! `build.rs` turns every entry into an activity definition, so the worker registers exactly the
 //! types the edge serves, each named `edge.<name>`:
@@ -440,8 +440,8 @@ mod runtime {
         Ok(bytes)
     }
 
-    /// The edge's answer as the activity's output or failure (docs/edge-activities.md,
-    /// "Responses").
+    /// The edge's answer as the activity's output or failure (docs/architecture.md,
+    /// "Activities at the edge", "The answer").
     fn answer(
         status: StatusCode,
         body: &[u8],

@@ -2,7 +2,7 @@
 //! activity and to the exact bytes of its body, valid for at most a minute, never reused (`jti`).
 //!
 //! The format is the one both directions share (worker → edge here, edge → gateway there), fixed
-//! in docs/edge-activities.md: protected header `{"alg":"ES256","typ":"JWT","kid":…}`; claims
+//! in docs/architecture.md, "Activities at the edge": protected header `{"alg":"ES256","typ":"JWT","kid":…}`; claims
 //! `iss`, `aud`, `iat`, `exp`, `jti`, `htm`, `htu`, `bsh` (base64url of SHA-256 of the body),
 //! `wid`, `aid`, `att`.
 

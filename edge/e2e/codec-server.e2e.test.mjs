@@ -12,7 +12,7 @@ import { startStack, startWorker, temporalCli } from "./harness.mjs";
 const KEY_ID = "k_codec";
 const KEY = randomBytes(32).toString("base64");
 const WORKER_KEYS = { EDGEFLOW__ENCRYPTION__ACTIVE_KEY_ID: KEY_ID, EDGEFLOW__ENCRYPTION__KEYS__K_CODEC__KEY: KEY };
-const EDGE_KEYS = { ENCRYPTION_KEYS: JSON.stringify({ [KEY_ID]: KEY }), ENCRYPTION_ACTIVE_KEY_ID: KEY_ID };
+const EDGE_KEYS = { ENCRYPTION_KEYS: JSON.stringify({ [KEY_ID]: KEY }), ENCRYPTION_ACTIVE_KEY_ID: KEY_ID, CALLER_HASH_KEY: Buffer.from("h".repeat(32)).toString("base64") };
 const EMAIL = `codec-${Math.random().toString(36).slice(2, 8)}@example.com`;
 
 let stack;

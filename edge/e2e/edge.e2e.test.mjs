@@ -6,7 +6,7 @@
 // full-stack.e2e.test.mjs adds the Rust worker.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { SEARCH_ATTRIBUTES, callbackToken, edgeStarter, edgeVars, signedHook, startStack, temporalApi } from "./harness.mjs";
+import { SEARCH_ATTRIBUTES, callbackToken, edgeStarter, edgeVars, scopedRunId, signedHook, startStack, temporalApi } from "./harness.mjs";
 
 let stack;
 let api;
@@ -48,7 +48,7 @@ async function edge(path, { token, body, headers = {}, method } = {}) {
 
 /** The workflow id the edge derives from an Idempotency-Key (the documented contract). */
 // An order's run is named after its order id.
-const idFor = (input) => `order-${input.order_id}`;
+const idFor = (input) => scopedRunId("order", stack.issuer.issuer, "carol", input.order_id);
 
 const start = (body, headers = {}, token = customer) => edge("/v1/workflows/order", { token, body, headers });
 

@@ -20,7 +20,7 @@
 //                    (e.g. `startWorker`) adds a worker once the rest is up.
 // Processes run in their own process group so stop() ends them and their children only.
 import { spawn } from "node:child_process";
-import { createHmac, randomUUID } from "node:crypto";
+import { createHash, createHmac, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect, createServer as createTcpServer } from "node:net";
@@ -215,6 +215,15 @@ export async function startGateway(temporal) {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The id the edge gives a run named after its input (an order's `order_id`) for this caller, when
+ * the edge has no CALLER_HASH_KEY (edge/src/scope.ts): `<workflow>-<scope>-<id>`.
+ */
+export function scopedRunId(workflow, issuer, subject, naturalId) {
+  const scope = createHash("sha256").update(`scope\n${issuer}\n${subject}`).digest("hex").slice(0, 20);
+  return `${workflow}-${scope}-${naturalId}`;
 }
 
 /** A loopback token issuer like the one `edgeflow dev` runs: `<issuer>/.well-known/jwks.json`. */

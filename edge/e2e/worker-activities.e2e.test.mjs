@@ -130,7 +130,8 @@ it("a Python workflow runs edge.kv.put at the edge, and an order writes its stat
   // Read the values back from the edge's own storage, once workerd has stopped writing.
   await edge.stop();
   assert.equal(kvGet(key), "from python");
-  const hint = JSON.parse(kvGet(`order-status/${orderId}`));
+  // Keyed like the order's row, by its run (two callers may send the same order_id).
+  const hint = JSON.parse(kvGet(`order-status/order-${orderId}`));
   assert.equal(hint.status, "completed");
   assert.match(hint.updated_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 });

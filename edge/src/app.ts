@@ -114,7 +114,7 @@ export async function handle(request: Request, env: Env, exec: ExecutionContext,
       trace,
       temporal: new TemporalClient({
         ...settings.temporal,
-        authorization: temporalAuthorization(settings.temporal, () => ctx?.caller?.subject, requestId),
+        authorization: temporalAuthorization(settings.temporal, () => ctx?.caller?.principal, requestId),
         fetch: deps.fetch,
         codec: async () => (settings.encryption ? codecFor(settings.encryption) : undefined),
       }),

@@ -10,6 +10,8 @@ import { HttpProblem, problem } from "./problem";
 import type { FetchFn } from "./temporal";
 
 export interface Caller {
+  /** The identity provider that vouched for the caller (OIDC issuer or Access team domain). */
+  issuer: string;
   subject: string;
   email: string | null;
   roles: string[];
@@ -140,7 +142,8 @@ function toCaller(claims: JWTPayload, settings: Settings, via: Caller["via"]): C
   const email = typeof claims.email === "string" ? claims.email : null;
   const roles = new Set(settings.roles.defaults);
   for (const r of rolesFrom(claimAt(claims, settings.roles.claim))) roles.add(r);
-  return { subject, email, roles: [...roles].sort(), via };
+  const issuer = via === "oidc" ? settings.oidc!.issuer : settings.access!.issuer;
+  return { issuer, subject, email, roles: [...roles].sort(), via };
 }
 
 /** Reads a claim by dotted path (e.g. `realm_access.roles`). */

@@ -10,12 +10,13 @@
 //    an origin in CODEC_ANONYMOUS_ORIGINS (loopback only, never in production: the dev UI, which
 //    has no login) needs none.
 // 3. `X-Namespace`, when sent, must be the edge's namespace (400): its keys are that namespace's.
-import { authenticate, canUseCodec } from "./auth";
+import { canUseCodec } from "./auth";
 import { CodecError, codecFor } from "./codec";
 import type { Settings } from "./config";
 import { fieldError, problem, type FieldError } from "./problem";
 import type { Ctx } from "./routes";
 import { readJson } from "./schemas";
+import { identify } from "./scope";
 import type { Payload } from "./temporal";
 
 /** Temporal's payload limit is 2 MB by default; in base64 and JSON a batch of them is larger. */
@@ -49,8 +50,7 @@ async function run(c: Ctx, each: (codec: Codec, p: Payload) => Promise<Payload>)
   if (origin !== null && !allowOrigin(c)) throw problem("forbidden", { detail: "This origin may not call the codec server (CODEC_CORS_ORIGINS)" });
   const anonymous = origin !== null && c.settings.codecServer.anonymousOrigins.includes(origin);
   if (!anonymous) {
-    c.caller = await authenticate(c.request, c.settings, c.fetch);
-    if (!canUseCodec(c.caller, c.settings)) throw problem("forbidden", { detail: "Your roles do not grant `codec`, which the codec server needs" });
+    if (!canUseCodec(await identify(c), c.settings)) throw problem("forbidden", { detail: "Your roles do not grant `codec`, which the codec server needs" });
   }
   const namespace = c.request.headers.get("X-Namespace");
   if (namespace !== null && namespace !== c.settings.temporal.namespace) {

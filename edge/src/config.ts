@@ -45,6 +45,16 @@ export interface Settings {
   encryption?: EncryptionSettings;
   /** The codec server (codecserver.ts): which browser origins may call it, and which without a token. */
   codecServer: CodecServerSettings;
+  /**
+   * `CALLER_HASH_KEY` (base64 of at least 32 bytes): when set, callers reach Temporal only as keyed
+   * hashes, and run ids and input digests are keyed (scope.ts). Required with `ENCRYPTION_KEYS`.
+   */
+  callerHashKey?: Uint8Array;
+  /**
+   * `LEGACY_RUN_IDS=true`: while upgrading, a start by natural id first looks for this caller's run
+   * under the older names (routes.ts `legacyRun`): one more Temporal call per start.
+   */
+  legacyRunIds: boolean;
   /** Edge activities (POST /v1/activities/{name}): the worker's keys; absent, the route answers 404. */
   activities?: ActivityKeySettings;
 }
@@ -105,6 +115,12 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
       return dflt;
     }
     return n;
+  };
+  const flag = (k: string): boolean => {
+    const v = str(k);
+    if (v === "" || v === "false") return false;
+    if (v !== "true") errors.push(`${k}: expected "true" or "false", got ${JSON.stringify(v.slice(0, 50))}`);
+    return v === "true";
   };
   const list = (k: string): string[] =>
     str(k)
@@ -239,6 +255,11 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
   }
 
   const encryption = encryptionSettings(str("ENCRYPTION_KEYS"), str("ENCRYPTION_ACTIVE_KEY_ID"), errors);
+  const callerHashKey = callerHashKeyOf(str("CALLER_HASH_KEY"), errors);
+  if (encryption && !callerHashKey && !errors.some((e) => e.startsWith("CALLER_HASH_KEY"))) {
+    // Encrypted payloads with the caller's subject in plaintext search attributes would defeat them.
+    errors.push("CALLER_HASH_KEY: missing (required with ENCRYPTION_KEYS, so that no subject reaches Temporal in plaintext; e.g. `openssl rand -base64 32`)");
+  }
 
   const origins = (k: string): string[] =>
     list(k).flatMap((v) => {
@@ -276,6 +297,8 @@ function parse(raw: Record<string, unknown>, catalog: Catalog): Loaded {
     callback,
     encryption,
     codecServer: { corsOrigins, anonymousOrigins },
+    callerHashKey,
+    legacyRunIds: flag("LEGACY_RUN_IDS"),
     activities: parseActivityKeys(raw, errors),
   };
   return errors.length ? { ok: false, errors } : { ok: true, settings };
@@ -323,6 +346,21 @@ function encryptionSettings(keysText: string, activeKeyId: string, errors: strin
     errors.push(`ENCRYPTION_ACTIVE_KEY_ID: \`${activeKeyId}\` names no key in ENCRYPTION_KEYS (it has ${Object.keys(parsed as object).map((id) => `\`${id}\``).join(", ") || "none"})`);
   }
   return { keys, activeKeyId };
+}
+
+/** `CALLER_HASH_KEY`: base64 of 32 bytes or more; errors never show the key. */
+function callerHashKeyOf(text: string, errors: string[]): Uint8Array | undefined {
+  if (!text) return undefined;
+  let key: Uint8Array | undefined;
+  try {
+    key = b64decode(text.trim());
+  } catch {
+    key = undefined;
+  }
+  if (!key) errors.push("CALLER_HASH_KEY: not base64 (expected the base64 of at least 32 random bytes, e.g. from `openssl rand -base64 32`)");
+  else if (key.length < 32) errors.push(`CALLER_HASH_KEY: ${key.length} bytes, expected at least 32`);
+  else return key;
+  return undefined;
 }
 
 /** `v` as a bare origin (`https://ui.example.com`, `http://127.0.0.1:8233`), or null if it is anything else. */

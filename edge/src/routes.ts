@@ -2,19 +2,20 @@
 // table; a test keeps them equal) and one handler per route. Handlers
 // authenticate, check the caller's rights and validate input before any call
 // to Temporal, and throw problems rather than build error responses.
-import { authenticate, can, mightSignal, type Caller } from "./auth";
+import { can, mightSignal } from "./auth";
 import { CALLBACK_PATH, completionCallback, verifyCallback } from "./callback";
 import type { Settings } from "./config";
 import { fieldError, pathPrefix, problem, runPath, type FieldError } from "./problem";
 import { traceHeader, type Trace } from "./trace";
 import { isTerminal, outcomeView, runningView, settle, viewOf, waitForOutcome, type RunView } from "./runs";
-import { canonicalHash, checkOrThrow, inputProblems, readBytes, readJson, SEARCH_ATTRIBUTES, sha256Hex, type Catalog, type MessageDef, type WorkflowDef } from "./schemas";
+import { checkOrThrow, inputProblems, readBytes, readJson, SEARCH_ATTRIBUTES, sha256Hex, type Catalog, type MessageDef, type WorkflowDef } from "./schemas";
 import { TemporalError, type Execution, type FetchFn, type TemporalClient, type TemporalFailure, type UpdateOutcome } from "./temporal";
 import { codecDecode, codecEncode, codecPreflight } from "./codecserver";
 import { INVALID_INPUT } from "./activities/activity";
 import { activityRoute } from "./activities/route";
 import type { ActivityRegistry } from "./activities";
 import { MAX_WEBHOOK_BYTES, parseCompletion, verifyWebhook } from "./webhook";
+import { identify, inputDigest, nameCaller, sameInput, startedBy, type NamedCaller } from "./scope";
 
 export interface Ctx {
   request: Request;
@@ -30,8 +31,8 @@ export interface Ctx {
   params: Record<string, string>;
   /** The request's trace: the caller's continued, or one the edge started. */
   trace: Trace;
-  /** Set once the caller is known, for the access log. */
-  caller?: Caller;
+  /** Set once the caller is known: for the access log, and the gateway token's subject. */
+  caller?: NamedCaller;
   /** The run this request started or addressed, for the access log. */
   workflowId?: string;
   /** Set on every answer to this request, problems included (CORS headers). */
@@ -70,10 +71,6 @@ async function health(): Promise<Response> {
   return json(200, { status: "ok" });
 }
 
-async function identify(c: Ctx): Promise<Caller> {
-  c.caller = await authenticate(c.request, c.settings, c.fetch);
-  return c.caller;
-}
 
 function param(c: Ctx, name: string, what: string): string {
   const v = c.params[name];
@@ -115,23 +112,29 @@ async function startWorkflow(c: Ctx): Promise<Response> {
  */
 async function startOrReplay(
   c: Ctx,
-  caller: Caller,
+  caller: NamedCaller,
   wf: WorkflowDef,
   input: unknown,
   key: string | null,
 ): Promise<{ workflowId: string; runId: string; replayed: Execution | null }> {
   const name = wf.name;
-  const inputHash = await canonicalHash(input);
+  const hashKey = c.settings.callerHashKey;
   // A run about one business object (an order) is named after it (the schema has checked the
   // field is a safe id), so sending the same order again finds the same run; otherwise the
-  // Idempotency-Key names it, scoped to the caller.
+  // Idempotency-Key names it, hashed with the caller's principal (their subject, without
+  // CALLER_HASH_KEY, as before the key existed). A natural id is prefixed with the
+  // caller's scope: another caller's order with the same id is another run (scope.ts).
   const natural = wf.idField ? (input as Record<string, unknown>)[wf.idField] : undefined;
   const workflowId =
     typeof natural === "string"
-      ? `${name}-${natural}`
+      ? `${name}-${caller.scope}-${natural}`
       : key
-        ? `${name}-${(await sha256Hex(`${caller.subject}\n${key}`)).slice(0, 32)}`
+        ? `${name}-${(await sha256Hex(`${caller.principal}\n${key}`)).slice(0, 32)}`
         : `${name}-${crypto.randomUUID().replaceAll("-", "")}`;
+  if (typeof natural === "string" && c.settings.legacyRunIds) {
+    const legacy = await legacyRun(c, caller, name, natural);
+    if (legacy) return replayOf(c, caller, wf, input, natural, legacy);
+  }
   const callback = c.settings.callback;
   try {
     const started = await c.temporal.start({
@@ -144,14 +147,14 @@ async function startOrReplay(
       requestId: crypto.randomUUID(),
       identity: temporalIdentity(caller),
       memo: {
-        edge_subject: caller.subject,
+        edge_subject: caller.principal,
         edge_email: caller.email,
         edge_roles: caller.roles,
         edge_request_id: c.requestId,
-        edge_input_sha256: inputHash,
+        ...(await inputDigest(input, hashKey)),
       },
-      searchAttributes: { [SEARCH_ATTRIBUTES.subject]: caller.subject, [SEARCH_ATTRIBUTES.requestId]: c.requestId },
-      header: traceHeader(c.trace, { edge_request_id: c.requestId, edge_subject: caller.subject }),
+      searchAttributes: { [SEARCH_ATTRIBUTES.subject]: caller.principal, [SEARCH_ATTRIBUTES.requestId]: c.requestId },
+      header: traceHeader(c.trace, { edge_request_id: c.requestId, edge_subject: caller.principal }),
       completionCallbacks: callback ? [await completionCallback(callback, c.settings.temporal.namespace, workflowId)] : [],
     });
     return { workflowId, runId: started.runId, replayed: null };
@@ -160,24 +163,56 @@ async function startOrReplay(
       console.error(JSON.stringify({ level: "error", msg: "Temporal refuses the completion callback: allow CALLBACK_URL's host in the cluster's callback.allowedAddresses, or unset CALLBACK_URL", error: e.message }));
     }
     if (!((key || typeof natural === "string") && e instanceof TemporalError && e.kind === "already-started")) throw e;
-    const existing = await c.temporal.describe(workflowId);
-    // Another caller's run (or one started outside the edge) says nothing about itself.
-    const visible = existing.memo.edge_subject === caller.subject || can(caller, c.settings, "read", name);
-    if (!visible) {
-      throw problem("already-started", { detail: `This ${wf.idField ?? "Idempotency-Key"} is already in use` });
-    }
-    if (existing.memo.edge_input_sha256 !== inputHash) {
-      throw problem("already-started", {
-        detail:
-          typeof natural === "string"
-            ? `${name} ${wf.idField} ${natural} already exists with a different input`
-            : "This Idempotency-Key was already used with a different input",
-        headers: { Location: runPath(workflowId) },
-        extra: { workflow_id: workflowId, run_id: existing.runId },
-      });
-    }
-    return { workflowId, runId: existing.runId, replayed: existing };
+    return replayOf(c, caller, wf, input, natural, await c.temporal.describe(workflowId));
   }
+}
+
+/** A start that met an existing run: the same run again (a replay), or a 409 saying why not. */
+async function replayOf(
+  c: Ctx,
+  caller: NamedCaller,
+  wf: WorkflowDef,
+  input: unknown,
+  natural: unknown,
+  existing: Execution,
+): Promise<{ workflowId: string; runId: string; replayed: Execution }> {
+  const workflowId = existing.workflowId;
+  // Another caller's run (or one started outside the edge) says nothing about itself.
+  const visible = startedBy(existing.memo, caller) || can(caller, c.settings, "read", wf.name);
+  if (!visible) {
+    throw problem("already-started", { detail: `This ${wf.idField ?? "Idempotency-Key"} is already in use` });
+  }
+  if (!(await sameInput(existing.memo, input, c.settings.callerHashKey))) {
+    throw problem("already-started", {
+      detail:
+        typeof natural === "string"
+          ? `${wf.name} ${wf.idField} ${natural} already exists with a different input`
+          : "This Idempotency-Key was already used with a different input",
+      headers: { Location: runPath(workflowId) },
+      extra: { workflow_id: workflowId, run_id: existing.runId },
+    });
+  }
+  return { workflowId, runId: existing.runId, replayed: existing };
+}
+
+/**
+ * With `LEGACY_RUN_IDS`, for upgrades: the run this caller may have started for this natural id
+ * under an older naming (unscoped `order-<id>`, or scoped by the unkeyed hash before
+ * `CALLER_HASH_KEY` was set), so that a client retrying across the change meets its run instead
+ * of starting a second one. Runs another caller started there are ignored.
+ */
+async function legacyRun(c: Ctx, caller: NamedCaller, name: string, natural: string): Promise<Execution | null> {
+  const ids = [`${name}-${natural}`];
+  if (c.settings.callerHashKey) ids.push(`${name}-${(await nameCaller(caller, undefined)).scope}-${natural}`);
+  for (const id of ids) {
+    try {
+      const existing = await c.temporal.describe(id);
+      if (startedBy(existing.memo, caller)) return existing;
+    } catch (e) {
+      if (!(e instanceof TemporalError && e.kind === "not-found")) throw e;
+    }
+  }
+  return null;
 }
 
 async function getRun(c: Ctx): Promise<Response> {
@@ -186,7 +221,7 @@ async function getRun(c: Ctx): Promise<Response> {
   c.workflowId = id;
   const wait = preferredWait(c.request.headers, c.settings.maxWaitSeconds);
   const exec = await describeKnown(c, id);
-  if (exec.memo.edge_subject !== caller.subject && !can(caller, c.settings, "read", exec.workflowType)) throw problem("forbidden");
+  if (!startedBy(exec.memo, caller) && !can(caller, c.settings, "read", exec.workflowType)) throw problem("forbidden");
   if (!isTerminal(exec.status) && wait > 0) {
     const outcome = await waitForOutcome(c.env, c.settings, c.temporal, id, wait, keep(c));
     const view: RunView = outcome ? outcomeView(id, exec.runId, exec.workflowType, outcome) : runningView(id, exec.runId, exec.workflowType, exec.status);
@@ -226,8 +261,8 @@ async function sendSignal(c: Ctx): Promise<Response> {
   if (isTerminal(exec.status)) throw problem("run-closed");
   const options = {
     identity: temporalIdentity(caller),
-    requestId: key ? uuidFromHex(await sha256Hex(`${caller.subject}\n${id}\n${name}\n${key}`)) : crypto.randomUUID(),
-    header: traceHeader(c.trace, { edge_request_id: c.requestId, edge_subject: caller.subject }),
+    requestId: key ? uuidFromHex(await sha256Hex(`${caller.principal}\n${id}\n${name}\n${key}`)) : crypto.randomUUID(),
+    header: traceHeader(c.trace, { edge_request_id: c.requestId, edge_subject: caller.principal }),
   };
   const links = { self: runPath(id) };
   if (!update) {
@@ -318,12 +353,12 @@ async function cancelRun(c: Ctx): Promise<Response> {
   const id = param(c, "id", "run");
   c.workflowId = id;
   const exec = await describeKnown(c, id);
-  if (exec.memo.edge_subject !== caller.subject && !can(caller, c.settings, "cancel", exec.workflowType)) throw problem("forbidden");
+  if (!startedBy(exec.memo, caller) && !can(caller, c.settings, "cancel", exec.workflowType)) throw problem("forbidden");
   if (isTerminal(exec.status)) throw problem("run-closed");
   await c.temporal.requestCancel(id, {
     identity: temporalIdentity(caller),
     requestId: crypto.randomUUID(),
-    reason: `canceled through the edge by ${caller.subject}`.slice(0, 500),
+    reason: `canceled through the edge by ${caller.principal}`.slice(0, 500),
   });
   return json(202, { workflow_id: id, run_id: exec.runId, status: "cancel_requested", links: { self: runPath(id) } });
 }
@@ -403,8 +438,8 @@ function limits(s: Settings) {
   return { maxBytes: s.maxBodyBytes, maxDepth: s.maxJsonDepth };
 }
 
-function temporalIdentity(caller: Caller): string {
-  return `edge:${caller.subject}`.slice(0, 200);
+function temporalIdentity(caller: NamedCaller): string {
+  return `edge:${caller.principal}`.slice(0, 200);
 }
 
 /** `Idempotency-Key` (a plain token or an RFC 8941 string); 400 when present but unusable. */

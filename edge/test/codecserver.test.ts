@@ -14,6 +14,7 @@ const DEV_UI = "http://127.0.0.1:8233";
 const ENC = {
   ENCRYPTION_KEYS: JSON.stringify({ k1: KEY, [vectors[0].key_id]: vectors[0].key }),
   ENCRYPTION_ACTIVE_KEY_ID: "k1",
+  CALLER_HASH_KEY: btoa("h".repeat(32)),
   CODEC_CORS_ORIGINS: UI,
   // Roles as the unit tests' default, plus one that may only use the codec server.
   ROLE_GRANTS: JSON.stringify({ customer: ["start:*"], approver: ["start:*", "signal:*", "read:*"], admin: ["*"], support: ["codec"] }),

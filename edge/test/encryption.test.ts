@@ -13,7 +13,7 @@ import { callWith, order, read } from "./helpers";
 const KEY_NEW = btoa(String.fromCharCode(...new Uint8Array(32).fill(0x5a)));
 const KEY_OLD = btoa(String.fromCharCode(...new Uint8Array(32).fill(0x3c)));
 const KEYS = { k2026_12: KEY_NEW, k2026_06: KEY_OLD };
-const ENC = { ENCRYPTION_KEYS: JSON.stringify(KEYS), ENCRYPTION_ACTIVE_KEY_ID: "k2026_12" };
+const ENC = { ENCRYPTION_KEYS: JSON.stringify(KEYS), ENCRYPTION_ACTIVE_KEY_ID: "k2026_12", CALLER_HASH_KEY: btoa("h".repeat(32)) };
 const EMAIL = "alice@example.com";
 
 const codec = (keys: Record<string, string> = KEYS, active = "k2026_12") =>
@@ -70,16 +70,24 @@ describe("with ENCRYPTION_KEYS set", () => {
     const sent = payloads(startCall.body);
     const sealed = sent.filter(({ at }) => at.startsWith("$.input") || at.startsWith("$.memo"));
     expect(sealed.map(({ at }) => at).sort()).toEqual(
-      ["$.input.payloads.0", ...["edge_email", "edge_input_sha256", "edge_request_id", "edge_roles", "edge_subject"].map((k) => `$.memo.fields.${k}`)].sort(),
+      ["$.input.payloads.0", ...["edge_email", "edge_input_hmac", "edge_request_id", "edge_roles", "edge_subject"].map((k) => `$.memo.fields.${k}`)].sort(),
     );
     for (const { at, p } of sealed) {
       expect(Object.keys(p.metadata), at).toEqual(["encoding", "encryption-key-id"]);
       expect(encoding(p), at).toBe("binary/encrypted");
       expect(text(p.metadata["encryption-key-id"]), at).toBe("k2026_12");
     }
-    // Search attributes and the trace header stay plaintext (not encryptable; no email in them).
-    for (const { at, p } of sent) expect(text(p.data), at).not.toContain(EMAIL);
+    // Search attributes, identity and the trace header stay plaintext (not encryptable): no email in
+    // them, and the caller only as a keyed hash (CALLER_HASH_KEY), in the run's id neither.
+    const subject = JSON.parse(atob(customer.split(".")[1])).sub as string;
+    for (const { at, p } of sent) {
+      expect(text(p.data), at).not.toContain(EMAIL);
+      expect(text(p.data), at).not.toContain(subject);
+    }
     expect(JSON.stringify(startCall.body)).not.toContain(EMAIL);
+    expect(JSON.stringify(startCall.body)).not.toContain(subject);
+    expect(startCall.body!.identity).toMatch(/^edge:h:[0-9a-f]{32}$/);
+    expect(r.body.workflow_id).toMatch(new RegExp(`^order-[0-9a-f]{20}-${input.order_id}$`));
     // The worker, with the same key, reads the caller's input.
     expect(up.temporal.runs.get(r.body.workflow_id)!.input).toEqual(input);
 
@@ -260,6 +268,14 @@ describe("encryption settings", () => {
   it("refuses keys without an active key id, and an active key id without keys", async () => {
     await refused({ ENCRYPTION_KEYS: JSON.stringify({ k1: KEY_NEW }), ENCRYPTION_ACTIVE_KEY_ID: "" }, "ENCRYPTION_ACTIVE_KEY_ID: missing (required with ENCRYPTION_KEYS: the id of the key that encrypts)");
     await refused({ ENCRYPTION_KEYS: "", ENCRYPTION_ACTIVE_KEY_ID: "k1" }, "ENCRYPTION_ACTIVE_KEY_ID: set, but ENCRYPTION_KEYS is empty (the active key must be one of them)");
+  });
+
+  it("refuses encryption without CALLER_HASH_KEY, and a caller hash key that is short or not base64", async () => {
+    const { CALLER_HASH_KEY: _, ...noHashKey } = ENC;
+    await refused(noHashKey, "CALLER_HASH_KEY: missing (required with ENCRYPTION_KEYS, so that no subject reaches Temporal in plaintext; e.g. `openssl rand -base64 32`)");
+    await refused({ ...ENC, CALLER_HASH_KEY: btoa("short") }, "CALLER_HASH_KEY: 5 bytes, expected at least 32");
+    await refused({ ...ENC, CALLER_HASH_KEY: "not base64!" }, "CALLER_HASH_KEY: not base64 (expected the base64 of at least 32 random bytes, e.g. from `openssl rand -base64 32`)");
+    await refused({ LEGACY_RUN_IDS: "yes" }, 'LEGACY_RUN_IDS: expected "true" or "false", got "yes"');
   });
 
   it("refuses an empty key set and a key id with spaces", async () => {

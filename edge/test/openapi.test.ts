@@ -126,7 +126,7 @@ async function hook(body: string, headers: Record<string, string> = {}) {
 
 // A deployment with payload keys and a UI origin: the codec server is on.
 const UI = "https://temporal-ui.example.com";
-const CODEC = { ENCRYPTION_KEYS: JSON.stringify({ k1: btoa("k".repeat(32)) }), ENCRYPTION_ACTIVE_KEY_ID: "k1", CODEC_CORS_ORIGINS: UI };
+const CODEC = { ENCRYPTION_KEYS: JSON.stringify({ k1: btoa("k".repeat(32)) }), ENCRYPTION_ACTIVE_KEY_ID: "k1", CALLER_HASH_KEY: btoa("h".repeat(32)), CODEC_CORS_ORIGINS: UI };
 const admin = () => up.issuer.mint({ claims: { roles: ["admin"] } });
 const codec = (op: string, o: Parameters<typeof call>[1] & { vars?: Record<string, string> } = {}) =>
   callWith(o.vars ?? CODEC, `/v1/codec/${op}`, { body: { payloads: [encodePayload({ a: 1 })] }, ...o });

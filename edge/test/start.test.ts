@@ -3,9 +3,11 @@
 // validation with field paths, idempotent starts, and Prefer: wait.
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { defaultDeps } from "../src/app";
-import { Catalog, SEARCH_ATTRIBUTES } from "../src/schemas";
+import { Catalog, canonicalHash, SEARCH_ATTRIBUTES } from "../src/schemas";
+import { encodePayload } from "../src/temporal";
 import { decode, installUpstreams, type Upstreams } from "./fakes";
 import { call, callWith, completion, order, postHook, read } from "./helpers";
+import { nameCaller } from "../src/scope";
 
 let up: Upstreams;
 let token: string;
@@ -23,8 +25,9 @@ describe("POST /v1/workflows/{name}", () => {
     const input = order();
     const r = await read(await start(input, { "X-Request-Id": "req-123" }));
     expect(r.status).toBe(202);
-    // An order's run is named after its order id: the same order is one run.
-    expect(r.body.workflow_id).toBe(`order-${input.order_id}`);
+    // An order's run is named after its order id, behind the caller's scope: the same order from the
+    // same caller is one run.
+    expect(r.body.workflow_id).toMatch(new RegExp(`^order-[0-9a-f]{20}-${input.order_id}$`));
     expect(r.headers.get("Location")).toBe(`/v1/runs/${r.body.workflow_id}`);
     expect(r.headers.get("X-Request-Id")).toBe("req-123");
     expect(r.body).toMatchObject({ status: "running", workflow_type: "order", links: { self: `/v1/runs/${r.body.workflow_id}` } });
@@ -288,20 +291,69 @@ describe("Idempotency-Key", () => {
     expect(up.temporal.runs.size).toBe(1);
   });
 
-  it("replays the same order sent again without a key, and tells another caller nothing about it", async () => {
+  it("replays the same order sent again without a key; another caller's order with that id is its own run", async () => {
     const input = order();
     const first = await read(await start(input));
     const again = await read(await start(input));
     expect(again.status).toBe(202);
     expect(again.headers.get("Idempotent-Replayed")).toBe("true");
     expect(again.body.run_id).toBe(first.body.run_id);
+    // Another customer cannot take, block or probe this order id: the same id starts their own run.
     const other = await up.issuer.mint({ claims: { sub: "someone-else", roles: ["customer"] } });
-    const stranger = await read(await start(input, {}, other));
-    expect(stranger.status).toBe(409);
-    expect(stranger.body.detail).toBe("This order_id is already in use");
-    expect(stranger.headers.get("Location")).toBeNull();
-    expect(stranger.body.workflow_id).toBeUndefined();
-    expect(up.temporal.runs.size).toBe(1);
+    const stranger = await read(await start({ ...input, currency: "USD" }, {}, other));
+    expect(stranger.status).toBe(202);
+    expect(stranger.headers.get("Idempotent-Replayed")).toBeNull();
+    expect(stranger.body.workflow_id).not.toBe(first.body.workflow_id);
+    expect(stranger.body.workflow_id.endsWith(`-${input.order_id}`)).toBe(true);
+    expect(up.temporal.runs.size).toBe(2);
+    // And neither may read the other's.
+    const peek = await read(await call(`/v1/runs/${first.body.workflow_id}`, { token: other }));
+    expect(peek.status).toBe(403);
+  });
+
+  it("with LEGACY_RUN_IDS, meets the caller's run under the unscoped id of an earlier release instead of starting a second", async () => {
+    const input = order();
+    const sub = JSON.parse(atob(token.split(".")[1])).sub as string;
+    const legacy = up.temporal.seed({
+      workflowId: `order-${input.order_id}`,
+      type: "order",
+      memo: { edge_subject: encodePayload(sub), edge_input_sha256: encodePayload(await canonicalHash(input)) },
+    });
+    // Another caller's run under the id of the next order: not theirs, so ignored.
+    const theirs = order();
+    up.temporal.seed({ workflowId: `order-${theirs.order_id}`, type: "order", memo: { edge_subject: encodePayload("someone-else") } });
+
+    const LEGACY = { LEGACY_RUN_IDS: "true" };
+    const again = await read(await callWith(LEGACY, "/v1/workflows/order", { token, body: input }));
+    expect(again.status).toBe(202);
+    expect(again.headers.get("Idempotent-Replayed")).toBe("true");
+    expect(again.body.workflow_id).toBe(legacy.workflowId);
+    expect(again.body.run_id).toBe(legacy.runId);
+    const changed = await read(await callWith(LEGACY, "/v1/workflows/order", { token, body: { ...input, currency: "USD" } }));
+    expect(changed.status).toBe(409);
+
+    const mine = await read(await callWith(LEGACY, "/v1/workflows/order", { token, body: theirs }));
+    expect(mine.status).toBe(202);
+    expect(mine.body.workflow_id).toMatch(new RegExp(`^order-[0-9a-f]{20}-${theirs.order_id}$`));
+    // Without the setting, the scoped id is all there is.
+    const plain = await read(await start(input));
+    expect(plain.body.workflow_id).not.toBe(legacy.workflowId);
+    expect(plain.headers.get("Idempotent-Replayed")).toBeNull();
+  });
+
+  it("scopes by issuer too: the same subject from another identity provider is another caller", async () => {
+    const base = { subject: "alice", email: null, roles: [], via: "oidc" as const };
+    const a = await nameCaller({ ...base, issuer: "https://a.example" }, undefined);
+    const b = await nameCaller({ ...base, issuer: "https://b.example" }, undefined);
+    expect(a.scope).not.toBe(b.scope);
+    // Keyed: the scope and principal depend on the key, so nobody without it can compute them.
+    const key = new Uint8Array(32).fill(7);
+    const k1 = await nameCaller({ ...base, issuer: "https://a.example" }, key);
+    const k2 = await nameCaller({ ...base, issuer: "https://a.example" }, new Uint8Array(32).fill(8));
+    expect(k1.scope).not.toBe(a.scope);
+    expect(k1.scope).not.toBe(k2.scope);
+    expect(k1.principal).toMatch(/^h:[0-9a-f]{32}$/);
+    expect(a.principal).toBe("alice");
   });
 
   it("gives each request without a key its own run", async () => {

@@ -23,10 +23,13 @@
 pub mod settings;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prost::Message;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -80,6 +83,49 @@ pub enum CodecError {
     #[error("payload of {0} bytes is above AES-GCM's limit")]
     TooLarge(usize),
 }
+
+impl CodecError {
+    /// The `reason` label of [`DECRYPT_FAILURES`]: a fixed set, never the key id (whoever writes a
+    /// payload chooses that).
+    fn reason(&self) -> &'static str {
+        match self {
+            CodecError::UnknownKey { .. } => "unknown_key",
+            CodecError::Unauthentic(_) => "unauthentic",
+            CodecError::NoKeyId | CodecError::TooShort { .. } | CodecError::NotAPayload(..) => {
+                "malformed"
+            }
+            CodecError::Plaintext(_) => "plaintext_refused",
+            CodecError::NoRandom | CodecError::TooLarge(_) => "other",
+        }
+    }
+}
+
+/// The `reason` label of [`DECRYPT_FAILURES`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecryptFailureLabels {
+    reason: &'static str,
+}
+
+/// `edgeflow_payload_decrypt_failures_total{reason}`: payloads this process could not decrypt. An
+/// `unknown_key` means a key is missing here (the alert `EdgeflowPayloadKeyMissing`); the log line
+/// the SDK writes with the error names the key id (and, for a workflow task, the run).
+pub static DECRYPT_FAILURES: LazyLock<Family<DecryptFailureLabels, Counter>> =
+    LazyLock::new(|| {
+        let family = Family::<DecryptFailureLabels, Counter>::default();
+        // Every reason from zero, so that `increase()` sees the first failure.
+        for reason in [
+            "unknown_key",
+            "unauthentic",
+            "malformed",
+            "plaintext_refused",
+            "other",
+        ] {
+            family
+                .get_or_create(&DecryptFailureLabels { reason })
+                .inc_by(0);
+        }
+        family
+    });
 
 /// AES-256-GCM over whole payloads, with every configured key by id.
 #[derive(Clone)]
@@ -156,8 +202,17 @@ impl EncryptionCodec {
     }
 
     /// Decrypts one payload with the key it names; passes a payload that is not encrypted
-    /// through, unless plaintext is refused.
+    /// through, unless plaintext is refused. Failures are counted in [`DECRYPT_FAILURES`].
     pub fn decrypt(&self, payload: Payload) -> Result<Payload, CodecError> {
+        self.open(payload).inspect_err(|e| {
+            let reason = e.reason();
+            DECRYPT_FAILURES
+                .get_or_create(&DecryptFailureLabels { reason })
+                .inc();
+        })
+    }
+
+    fn open(&self, payload: Payload) -> Result<Payload, CodecError> {
         let k = &self.0;
         let encoding = payload
             .metadata

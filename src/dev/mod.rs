@@ -332,16 +332,19 @@ fn edge_temporal_vars(
 
 /// The key of the edge's completion-callback tokens, made once per var dir (runs started before a
 /// restart keep callbacks the edge can still verify).
-fn callback_secret(var_dir: &std::path::Path) -> anyhow::Result<String> {
-    let path = var_dir.join("edge-callback.secret");
+/// A random 32-byte secret of the dev edge's, base64 after `prefix`, kept in `var_dir/file` so that
+/// runs started in an earlier session still verify (callback tokens) or keep their ids (the caller
+/// hash key).
+fn edge_secret(var_dir: &std::path::Path, file: &str, prefix: &str) -> anyhow::Result<String> {
+    let path = var_dir.join(file);
     if let Ok(secret) = std::fs::read_to_string(&path) {
         return Ok(secret.trim().to_string());
     }
     let mut key = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
-        .map_err(|_| anyhow::anyhow!("generating the edge's callback key"))?;
+        .map_err(|_| anyhow::anyhow!("generating the edge's {file}"))?;
     let secret = format!(
-        "whsec_{}",
+        "{prefix}{}",
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key)
     );
     std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
@@ -418,6 +421,11 @@ async fn start_edge(
             .collect();
         vars.push(("ENCRYPTION_KEYS", serde_json::to_string(&by_id)?));
         vars.push(("ENCRYPTION_ACTIVE_KEY_ID", keys.active_key_id));
+        // Encrypted payloads need callers hashed wherever Temporal keeps them in plaintext.
+        vars.push((
+            "CALLER_HASH_KEY",
+            edge_secret(&var, "edge-caller-hash.secret", "")?,
+        ));
         vars.push((
             "CODEC_ANONYMOUS_ORIGINS",
             format!("http://127.0.0.1:{}", dev.temporal_ui_port),
@@ -431,7 +439,10 @@ async fn start_edge(
                 dev.edge_port
             ),
         ));
-        vars.push(("CALLBACK_SECRETS", callback_secret(&var)?));
+        vars.push((
+            "CALLBACK_SECRETS",
+            edge_secret(&var, "edge-callback.secret", "whsec_")?,
+        ));
     }
     let text: String = vars.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect();
     std::fs::write(&env_file, text).with_context(|| format!("writing {}", env_file.display()))?;

@@ -121,6 +121,11 @@ impl Metrics {
             "Activity attempts running now, by the task queue they came from",
             in_flight.clone(),
         );
+        registry.register(
+            "payload_decrypt_failures",
+            "Payloads this worker could not decrypt, by reason (unknown_key: a key is missing here)",
+            crate::codec::DECRYPT_FAILURES.clone(),
+        );
         Arc::new(Self {
             registry,
             executions,

@@ -99,11 +99,22 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
     // The README's walkthrough, verbatim, twice in a row: the second time every step answers with
     // what already happened.
     let first = walkthrough(edge, &env);
+    // Through the edge, runs named after an order carry the caller's scope.
+    for order_id in ["ord-1002", "ord-2001"] {
+        assert!(
+            first.split(r#""workflow_id":"order-"#).skip(1).any(|rest| {
+                rest.split_once('"').is_some_and(|(id, _)| {
+                    id.len() == 21 + order_id.len()
+                        && id[..20].bytes().all(|b| b.is_ascii_hexdigit())
+                        && id[20..] == format!("-{order_id}")
+                })
+            }),
+            "walkthrough: no scoped run id for {order_id} in\n{first}"
+        );
+    }
     for expected in [
         r#""order_id": "ord-1001""#,
-        r#""workflow_id":"order-ord-1002","#,
         r#""order_id":"ord-1002""#,
-        r#""workflow_id":"order-ord-2001","#,
         r#""status":"applied""#,
         r#""approver":"boss""#,
         // The order's status hint, written at the edge by edge.kv.put, read from its KV.

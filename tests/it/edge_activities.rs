@@ -620,7 +620,8 @@ async fn an_order_writes_its_status_hint_through_the_edge() {
     assert_eq!(puts.len(), 1, "{puts:#?}");
     let put = &puts[0];
     assert_eq!(put.refused, None);
-    assert_eq!(put.body["key"], "order-status/ord-hint");
+    // Keyed like the order's row, by its run: another caller's `ord-hint` is another hint.
+    assert_eq!(put.body["key"], format!("order-status/{id}"));
     assert_eq!(put.body["expiration_ttl_secs"], 30 * 24 * 3600);
     let hint: Value = serde_json::from_str(put.body["value"].as_str().unwrap()).unwrap();
     assert_eq!(hint["status"], "completed", "{hint}");

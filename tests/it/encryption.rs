@@ -14,11 +14,11 @@ use edgeflow_testkit::tools::repo_root;
 
 use crate::common::{WorkerProcess, edgeflow, event_types, history, python, unique_queue};
 
-const KEY_A: [u8; 32] = *b"edgeflow-test-key-a-32-bytes-000";
-const KEY_B: [u8; 32] = *b"edgeflow-test-key-b-32-bytes-111";
+pub(crate) const KEY_A: [u8; 32] = *b"edgeflow-test-key-a-32-bytes-000";
+pub(crate) const KEY_B: [u8; 32] = *b"edgeflow-test-key-b-32-bytes-111";
 
 /// Settings that give key `key_a` inline, as an operator would through the environment.
-fn key_a_active() -> Vec<(&'static str, String)> {
+pub(crate) fn key_a_active() -> Vec<(&'static str, String)> {
     vec![
         (
             "EDGEFLOW__ENCRYPTION__KEYS__KEY_A__KEY",
@@ -64,7 +64,7 @@ fn meta(payload: &serde_json::Value, key: &str) -> String {
 }
 
 /// Whether `needle` is in any string of `value`, as written or base64-decoded.
-fn anywhere(value: &serde_json::Value, needle: &str) -> bool {
+pub(crate) fn anywhere(value: &serde_json::Value, needle: &str) -> bool {
     match value {
         serde_json::Value::String(s) => {
             s.contains(needle)

@@ -117,6 +117,7 @@ fn alert_rules_and_dashboard_query_what_the_worker_serves() {
         "EdgeflowTaskSlotsExhausted",
         "EdgeflowCompletionWebhooksFailing",
         "EdgeflowEdgeActivitiesUnanswered",
+        "EdgeflowPayloadKeyMissing",
     ] {
         assert!(alerts.contains(wanted), "{wanted} missing from {alerts:?}");
     }

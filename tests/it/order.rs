@@ -272,9 +272,9 @@ async fn happy_path_writes_once_emails_once_runs_three_jobs_and_notifies() {
     );
     let calls = stack.calls().await;
     for job in [
-        "/inventory/reservations/ord-happy",
-        "/payments/charges/ord-happy",
-        "/shipping/notices/ord-happy",
+        "/inventory/reservations/happy-1",
+        "/payments/charges/happy-1",
+        "/shipping/notices/happy-1",
     ] {
         assert_eq!(
             calls.iter().filter(|(_, p)| p == job).count(),
@@ -287,13 +287,33 @@ async fn happy_path_writes_once_emails_once_runs_three_jobs_and_notifies() {
     assert_eq!(events[0].1["type"], "workflow.completed");
     assert_eq!(events[0].1["data"]["workflow_id"], "happy-1");
     assert_eq!(events[0].1["data"]["result"]["order_id"], "ord-happy");
+
+    // Another customer's order with the same order id (the edge gives it its own run id): its own
+    // row and its own calls to the services, under its run's id; the first order's stay as they were.
+    stack.start_order("happy-2", &order("ord-happy", 4200));
+    let status = stack.ended("happy-2", Duration::from_secs(60)).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["result"]["order_id"], "ord-happy");
+    assert_eq!(stack.order_rows("ord-happy").await, 2);
+    let calls = stack.calls().await;
+    for run in ["happy-1", "happy-2"] {
+        for job in [
+            "/inventory/reservations/",
+            "/payments/charges/",
+            "/shipping/notices/",
+        ] {
+            let path = format!("{job}{run}");
+            let n = calls.iter().filter(|(_, p)| *p == path).count();
+            assert_eq!(n, 1, "{path}: {calls:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_fails_twice_then_succeeds_is_retried_with_the_same_idempotency_key() {
     let stack = Stack::up("order-retry").await;
     Mock::given(method("POST"))
-        .and(path("/payments/charges/ord-retry"))
+        .and(path("/payments/charges/retry-1"))
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(2)
         .with_priority(1)
@@ -311,7 +331,7 @@ async fn a_job_that_fails_twice_then_succeeds_is_retried_with_the_same_idempoten
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r.url.path() == "/payments/charges/ord-retry")
+        .filter(|r| r.url.path() == "/payments/charges/retry-1")
         .collect();
     assert_eq!(charges.len(), 3);
     let keys: std::collections::BTreeSet<_> = charges
@@ -344,7 +364,7 @@ async fn a_job_that_fails_twice_then_succeeds_is_retried_with_the_same_idempoten
 async fn a_job_that_fails_for_good_compensates_the_others_in_reverse_order_once() {
     let stack = Stack::up("order-saga").await;
     Mock::given(method("POST"))
-        .and(path("/shipping/notices/ord-saga"))
+        .and(path("/shipping/notices/saga-1"))
         .respond_with(ResponseTemplate::new(422).set_body_string("address is not deliverable"))
         .with_priority(1)
         .mount(&stack.mocks)
@@ -364,23 +384,23 @@ async fn a_job_that_fails_for_good_compensates_the_others_in_reverse_order_once(
     let calls = stack.calls().await;
     let refund = calls
         .iter()
-        .position(|c| c == &("POST".into(), "/payments/refunds/ord-saga".into()));
+        .position(|c| c == &("POST".into(), "/payments/refunds/saga-1".into()));
     let release = calls
         .iter()
-        .position(|c| c == &("DELETE".into(), "/inventory/reservations/ord-saga".into()));
+        .position(|c| c == &("DELETE".into(), "/inventory/reservations/saga-1".into()));
     assert!(refund.is_some() && release.is_some(), "{calls:?}");
     assert!(refund < release, "compensations out of order: {calls:?}");
     assert_eq!(
         calls
             .iter()
-            .filter(|(_, p)| p == "/payments/refunds/ord-saga")
+            .filter(|(_, p)| p == "/payments/refunds/saga-1")
             .count(),
         1
     );
     assert_eq!(
         calls
             .iter()
-            .filter(|(m, p)| m == "DELETE" && p == "/inventory/reservations/ord-saga")
+            .filter(|(m, p)| m == "DELETE" && p == "/inventory/reservations/saga-1")
             .count(),
         1
     );
@@ -388,7 +408,7 @@ async fn a_job_that_fails_for_good_compensates_the_others_in_reverse_order_once(
     assert_eq!(
         calls
             .iter()
-            .filter(|(_, p)| p == "/shipping/notices/ord-saga")
+            .filter(|(_, p)| p == "/shipping/notices/saga-1")
             .count(),
         1,
         "{calls:?}"
@@ -487,7 +507,7 @@ async fn a_worker_killed_mid_order_is_replaced_and_the_order_completes_with_one_
     let stack = Stack::up("order-kill").await;
     // Shipping answers slowly, so the worker dies while that job is in flight.
     Mock::given(method("POST"))
-        .and(path("/shipping/notices/ord-kill"))
+        .and(path("/shipping/notices/kill-1"))
         .respond_with(
             ResponseTemplate::new(200)
                 .set_delay(Duration::from_secs(2))
@@ -504,7 +524,7 @@ async fn a_worker_killed_mid_order_is_replaced_and_the_order_completes_with_one_
         .calls()
         .await
         .iter()
-        .any(|(_, p)| p == "/shipping/notices/ord-kill")
+        .any(|(_, p)| p == "/shipping/notices/kill-1")
     {
         assert!(
             Instant::now() < deadline,
@@ -1008,7 +1028,7 @@ async fn a_charge_that_timed_out_after_taking_effect_is_refunded_when_the_order_
         ),
     ]);
     Mock::given(method("POST"))
-        .and(path("/payments/charges/ord-slow"))
+        .and(path("/payments/charges/slow-1"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
         .with_priority(1)
         .mount(&stack.mocks)
@@ -1026,14 +1046,14 @@ async fn a_charge_that_timed_out_after_taking_effect_is_refunded_when_the_order_
     );
     let calls = stack.calls().await;
     let count = |m: &str, p: &str| calls.iter().filter(|c| c.0 == m && c.1 == p).count();
-    assert_eq!(count("POST", "/payments/charges/ord-slow"), 2, "{calls:?}");
+    assert_eq!(count("POST", "/payments/charges/slow-1"), 2, "{calls:?}");
     assert_eq!(
-        count("POST", "/payments/refunds/ord-slow"),
+        count("POST", "/payments/refunds/slow-1"),
         1,
         "a failed order kept the money: {calls:?}"
     );
     assert_eq!(
-        count("DELETE", "/inventory/reservations/ord-slow"),
+        count("DELETE", "/inventory/reservations/slow-1"),
         1,
         "{calls:?}"
     );
@@ -1041,4 +1061,144 @@ async fn a_charge_that_timed_out_after_taking_effect_is_refunded_when_the_order_
         error.contains("refund_payment run in case charge_payment took effect"),
         "{error}"
     );
+}
+
+/// Keys `key_b` and, `with_a`, `key_a` as settings; `active` is the one that encrypts.
+fn keys(active: &str, with_a: bool) -> Vec<(&'static str, String)> {
+    use base64::engine::general_purpose::STANDARD;
+    let mut env = vec![
+        (
+            "EDGEFLOW__ENCRYPTION__KEYS__KEY_B__KEY",
+            STANDARD.encode(crate::encryption::KEY_B),
+        ),
+        ("EDGEFLOW__ENCRYPTION__ACTIVE_KEY_ID", active.to_string()),
+    ];
+    if with_a {
+        env.push((
+            "EDGEFLOW__ENCRYPTION__KEYS__KEY_A__KEY",
+            STANDARD.encode(crate::encryption::KEY_A),
+        ));
+    }
+    env
+}
+
+/// A client of Temporal's Python SDK whose data converter carries the codec of Temporal's Python
+/// encryption sample starts `order` on an encrypting worker and reads its result; the history,
+/// read without a codec, holds no byte of the customer's email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_client_with_the_samples_codec_runs_an_encrypted_order() {
+    use base64::engine::general_purpose::STANDARD;
+    let mut stack = Stack::up("order-python-codec").await;
+    stack.env.extend(crate::encryption::key_a_active());
+    services_answer(&stack.mocks).await;
+    let _worker = stack.worker().await;
+    let request = serde_json::json!({
+        "address": stack.server.address(),
+        "task_queue": stack.queue,
+        "workflow": "order",
+        "workflow_id": "py-codec-1",
+        "input": order("ord-py", 2500),
+        "keys": {"key_a": STANDARD.encode(crate::encryption::KEY_A)},
+        "active_key_id": "key_a",
+    });
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(crate::common::python())
+            .arg(edgeflow_testkit::tools::repo_root().join("tests/python/payload_codec.py"))
+            .arg("start-order")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.to_string().as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(answer["result"]["order_id"], "ord-py", "{answer}");
+    assert_eq!(answer["result"]["status"], "completed", "{answer}");
+    assert_eq!(answer["result"]["jobs"].as_object().unwrap().len(), 3);
+
+    let address = stack.server.address();
+    let events = tokio::task::spawn_blocking(move || history(&address, "py-codec-1"))
+        .await
+        .unwrap();
+    let raw = serde_json::Value::Array(events);
+    assert!(!crate::encryption::anywhere(&raw, "ada@example.com"));
+    assert!(crate::encryption::anywhere(&raw, "binary/encrypted"));
+}
+
+/// A worker restarted without the key a waiting order was written under cannot run the order's
+/// workflow task: the task fails and is retried (the run stays open, the failure is counted),
+/// until a worker holding the key again takes it, and the order completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_removed_mid_run_stalls_the_order_until_it_is_back() {
+    let mut stack = Stack::deciding("order-key-removed").await;
+    services_answer(&stack.mocks).await;
+    let base = stack.env.clone();
+    stack.env = [base.clone(), keys("key_a", true)].concat();
+    let worker = stack.worker().await;
+    stack.start_order("keyloss-1", &order("ord-keyloss", 250_000));
+    stack.awaiting_approval("keyloss-1").await;
+    drop(worker);
+
+    // key_a removed: the decision (under key_b) wakes the run, whose input is under key_a.
+    stack.env = [base.clone(), keys("key_b", false)].concat();
+    let keyless = stack.worker().await;
+    let out = stack.cli(&[
+        "signal",
+        "keyloss-1",
+        "approve",
+        "--input",
+        r#"{"approver":"boss","reason":"ok"}"#,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let started = Instant::now();
+    loop {
+        let address = stack.server.address();
+        let events = tokio::task::spawn_blocking(move || history(&address, "keyloss-1"))
+            .await
+            .unwrap();
+        if event_types(&events)
+            .iter()
+            .any(|t| t == "EVENT_TYPE_WORKFLOW_TASK_FAILED")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no failed workflow task: {:?}\n{}",
+            event_types(&events),
+            keyless.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, metrics) = keyless.ops_get("/metrics");
+    let missing = metrics
+        .lines()
+        .find(|l| l.starts_with(r#"edgeflow_payload_decrypt_failures_total{reason="unknown_key"}"#))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(missing >= 1.0, "{metrics}");
+    assert!(keyless.logs().contains("key `key_a`"), "{}", keyless.logs());
+    let status = stack.cli(&["status", "keyloss-1"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+    assert_eq!(status["status"], "running", "{status}");
+    drop(keyless);
+
+    // The key is back: the order goes on from where it stood, approved.
+    stack.env = [base, keys("key_b", true)].concat();
+    let _worker = stack.worker().await;
+    let ended = stack.ended("keyloss-1", Duration::from_secs(90)).await;
+    assert_eq!(ended["status"], "completed", "{ended}");
+    assert_eq!(ended["result"]["approval"]["state"], "approved", "{ended}");
 }

@@ -13,14 +13,23 @@ Payloads are read and written as JSON in the protojson shape the codec server pr
   payload_codec.py vectors            prints test vectors (tests/vectors/payload-encryption.json)
   payload_codec.py decode < REQUEST   decrypts {"keys": {id: base64 key}, "payloads": [...]}
                                       and prints {"payloads": [...]}
+  payload_codec.py start-order < REQUEST
+      with a client of Temporal's Python SDK whose data converter carries this codec (as the
+      sample's starter does), starts {"workflow": ..., "input": ...} as {"workflow_id": ...} on
+      {"task_queue": ...} at {"address": ...}, under {"keys": ..., "active_key_id": ...}, waits
+      for the run and prints {"result": ...}
 """
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import sys
 from typing import Dict, Iterable, List
+
+import temporalio.converter
+from temporalio.client import Client
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
@@ -142,12 +151,32 @@ async def decode(request: dict) -> dict:
     return {"payloads": [to_json(p) for p in decoded]}
 
 
+async def start_order(request: dict) -> dict:
+    keys = {key_id: base64.b64decode(k) for key_id, k in request["keys"].items()}
+    client = await Client.connect(
+        request["address"],
+        data_converter=dataclasses.replace(
+            temporalio.converter.default(),
+            payload_codec=EncryptionCodec(keys, request["active_key_id"]),
+        ),
+    )
+    result = await client.execute_workflow(
+        request["workflow"],
+        request["input"],
+        id=request["workflow_id"],
+        task_queue=request["task_queue"],
+    )
+    return {"result": result}
+
+
 def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
     if mode == "vectors":
         result = asyncio.run(vectors())
     elif mode == "decode":
         result = asyncio.run(decode(json.load(sys.stdin)))
+    elif mode == "start-order":
+        result = asyncio.run(start_order(json.load(sys.stdin)))
     else:
         sys.exit(__doc__)
     json.dump(result, sys.stdout, indent=2, ensure_ascii=False)

@@ -23,6 +23,10 @@ const SQLITE: &[(&str, &str)] = &[
         "0002_orders.sql",
         include_str!("../../migrations/sqlite/0002_orders.sql"),
     ),
+    (
+        "0003_orders_keyed_by_run.sql",
+        include_str!("../../migrations/sqlite/0003_orders_keyed_by_run.sql"),
+    ),
 ];
 
 /// `migrations/postgres/`, by file name.
@@ -34,6 +38,10 @@ const POSTGRES: &[(&str, &str)] = &[
     (
         "0002_orders.sql",
         include_str!("../../migrations/postgres/0002_orders.sql"),
+    ),
+    (
+        "0003_orders_keyed_by_run.sql",
+        include_str!("../../migrations/postgres/0003_orders_keyed_by_run.sql"),
     ),
 ];
 
@@ -102,6 +110,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A database migrated by a build before orders were keyed by their run keeps its orders, each
+    /// under its `order_id` (what its runs still use), and then takes a second order with the same id.
+    #[tokio::test]
+    async fn orders_recorded_before_keying_by_run_keep_their_id_as_their_reference() {
+        use sqlx::Connection;
+        let mut db = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        Migrator::new(Embedded(&SQLITE[..2]))
+            .await
+            .unwrap()
+            .run(&mut db)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO orders (order_id, customer_email, total_cents) VALUES ('ord-1', 'a@example.com', 100)")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlite().await.unwrap().run(&mut db).await.unwrap();
+        let row: (String, String, i64) =
+            sqlx::query_as("SELECT order_ref, order_id, total_cents FROM orders")
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+        assert_eq!(row, ("ord-1".into(), "ord-1".into(), 100));
+        let insert = "INSERT INTO orders (order_ref, order_id, customer_email, total_cents) VALUES ($1, 'ord-1', 'b@example.com', 200)";
+        sqlx::query(insert)
+            .bind("order-b-ord-1")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        // One row per run: the same run recording twice is refused.
+        assert!(
+            sqlx::query(insert)
+                .bind("order-b-ord-1")
+                .execute(&mut db)
+                .await
+                .is_err()
+        );
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub enum Step {
     /// The input is being checked; invalid input fails the run at once.
     #[default]
     Validating,
-    /// `db.execute` of `insert_order`.
+    /// `db.execute` of `record_order` (`insert_order` in runs from before orders were keyed by run).
     Recording,
     /// `email.send` of `order_confirmation`.
     Confirming,

@@ -7,7 +7,8 @@
 //! 1. `validating`: the input is checked against the same rules the edge checks (its JSON Schema,
 //!    through [`Untrusted`]) plus the total; input that is invalid or does not even decode ends
 //!    the run (after step 7) in the `InvalidInput` failure, naming each field in its details.
-//! 2. `recording`: `db.execute` of `insert_order` (step `record-order`).
+//! 2. `recording`: `db.execute` of `record_order`, under the run's workflow id (step `record-order`;
+//!    `insert_order`, under the `order_id`, in runs from before [`PATCH_KEYED_BY_RUN`]).
 //! 3. `confirming`: `email.send` of `order_confirmation` (step `confirmation-email`).
 //! 4. `awaiting_approval` (only at or above `approval_threshold_cents`): the first `approve` or
 //!    `reject` decides, sent as an update (the caller hears at once whether it was applied) or
@@ -75,12 +76,14 @@ pub const PATCH_CONFIRMATION_LISTS_ITEMS: &str = "order-confirmation-lists-items
 pub const PATCH_COMPENSATE_UNKNOWN_OUTCOMES: &str = "order-compensate-unknown-outcomes";
 
 /// Patch id of the customer-facing status hint written at the edge (`edge.kv.put` of
-/// `order-status/<order_id>`). Runs started before it replay without the hint.
+/// `order-status/<reference>`). Runs started before it replay without the hint.
 pub const PATCH_STATUS_HINT_AT_THE_EDGE: &str = "order-status-hint-at-the-edge";
 
-/// The edge's KV key of an order's customer-facing status hint.
-pub fn status_hint_key(order_id: &str) -> String {
-    format!("order-status/{order_id}")
+/// The edge's KV key of an order's customer-facing status hint: `order-status/<reference>`, the
+/// order's key in the `orders` table (its run's workflow id; its `order_id` in runs from before
+/// [`PATCH_KEYED_BY_RUN`]).
+pub fn status_hint_key(reference: &str) -> String {
+    format!("order-status/{reference}")
 }
 
 /// How long the edge keeps a status hint: 30 days.
@@ -91,14 +94,20 @@ const STATUS_HINT_ATTEMPT: Duration = Duration::from_secs(30);
 
 /// The hint: `{"status": "completed"|"failed", "updated_at": RFC 3339}` under
 /// [`status_hint_key`], expiring after [`STATUS_HINT_TTL_SECS`].
-fn status_hint(order_id: &str, status: Step, at: Option<std::time::SystemTime>) -> edge::KvPut {
+fn status_hint(reference: &str, status: Step, at: Option<std::time::SystemTime>) -> edge::KvPut {
     let updated_at = at.map(edge::rfc3339);
     edge::KvPut {
-        key: status_hint_key(order_id),
+        key: status_hint_key(reference),
         value: json!({ "status": status, "updated_at": updated_at }).to_string(),
         expiration_ttl_secs: Some(STATUS_HINT_TTL_SECS),
     }
 }
+
+/// Patch id of orders recorded and sent to the services under their run's workflow id instead of
+/// their `order_id`: the edge names runs `order-<caller scope>-<order_id>`, so two customers may
+/// send the same `order_id`, and only the workflow id tells their orders apart. Runs from before
+/// the change keep the `order_id` for their row and their services' paths.
+pub const PATCH_KEYED_BY_RUN: &str = "order-keyed-by-run";
 
 /// The worker-side activities the order workflow needs besides the four families.
 pub struct OrderActivity;
@@ -199,6 +208,8 @@ pub struct OrderWorkflow {
     /// Whether this order waits for a human: known once its settings are read.
     needs_approval: Option<bool>,
     decision: Option<Decision>,
+    /// The order's key in the `orders` table and in the services' paths (see [`PATCH_KEYED_BY_RUN`]).
+    reference: String,
 }
 
 #[workflow_methods]
@@ -217,15 +228,17 @@ impl OrderWorkflow {
                     .build(),
             )
             .await?;
-        let order_id = input.0.as_ref().ok().map(|i| i.order_id.clone());
         let outcome = Self::process(ctx, input, &settings).await;
 
         set_step(ctx, Step::Notifying);
         // The customer-facing status hint, at the edge, beside the completion event; only when
-        // the worker runs edge activities, and not for an input that was refused (no order).
-        let hint = match (&settings.status_hint_task_queue, order_id, &outcome) {
-            (Some(queue), Some(order_id), Ok(_) | Err(NotCompleted::Failed(_)))
-                if ctx.patched(PATCH_STATUS_HINT_AT_THE_EDGE) =>
+        // the worker runs edge activities, and not for an input that was refused (no order). It
+        // is keyed like the order's row: by the run's reference (see [`PATCH_KEYED_BY_RUN`]), so
+        // two callers' orders with the same `order_id` never share a hint.
+        let reference = ctx.state(|s| s.reference.clone());
+        let hint = match (&settings.status_hint_task_queue, &outcome) {
+            (Some(queue), Ok(_) | Err(NotCompleted::Failed(_)))
+                if !reference.is_empty() && ctx.patched(PATCH_STATUS_HINT_AT_THE_EDGE) =>
             {
                 let status = if outcome.is_ok() {
                     Step::Completed
@@ -234,7 +247,7 @@ impl OrderWorkflow {
                 };
                 Some((
                     queue.clone(),
-                    status_hint(&order_id, status, ctx.workflow_time()),
+                    status_hint(&reference, status, ctx.workflow_time()),
                 ))
             }
             _ => None,
@@ -328,18 +341,28 @@ impl OrderWorkflow {
         ctx.state_mut(|s| s.needs_approval = Some(needs_approval));
 
         set_step(ctx, Step::Recording);
+        let (statement, reference) = if ctx.patched(PATCH_KEYED_BY_RUN) {
+            ("record_order", ctx.info().workflow_id().to_string())
+        } else {
+            ("insert_order", input.order_id.clone())
+        };
+        ctx.state_mut(|s| s.reference = reference.clone());
+        let mut params = object(json!({
+            "order_id": input.order_id,
+            "customer_email": input.customer_email,
+            "total_cents": input.amount_cents,
+            "currency": input.currency,
+        }));
+        if statement == "record_order" {
+            params.insert("order_ref".to_string(), json!(reference));
+        }
         ctx.execute_activity(
             Activity::db_execute,
             DbExecuteInput {
                 step: "record-order".to_string(),
                 statements: vec![DbStatementCall {
-                    name: "insert_order".to_string(),
-                    params: object(json!({
-                        "order_id": input.order_id,
-                        "customer_email": input.customer_email,
-                        "total_cents": input.amount_cents,
-                        "currency": input.currency,
-                    })),
+                    name: statement.to_string(),
+                    params,
                 }],
             },
             step_options(30),
@@ -529,7 +552,10 @@ impl OrderWorkflow {
                 service: job.service.clone(),
                 method: job.method,
                 path: job.path.clone(),
-                path_params: BTreeMap::from([("order_id".to_string(), input.order_id.clone())]),
+                path_params: BTreeMap::from([(
+                    "order_id".to_string(),
+                    ctx.state(|s| s.reference.clone()),
+                )]),
                 query: BTreeMap::new(),
                 body: Some(json!({
                     "order_id": input.order_id,

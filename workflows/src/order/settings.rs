@@ -36,7 +36,7 @@ pub struct OrderSettings {
     /// Undoes `charge_payment`.
     pub refund_payment: JobSettings,
     /// Task queue of the `edge.kv.put` that writes the order's customer-facing status hint
-    /// (`order-status/<order_id>` in the edge's activity KV). Filled in by the worker
+    /// (`order-status/<reference>` in the edge's activity KV). Filled in by the worker
     /// (`<queue>.edge`) when `[edge_activities]` is set; absent, no hint is written, so orders
     /// run the same with the edge's activities off.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -86,7 +86,8 @@ async def main() -> None:
                         completed = e.event_time.ToDatetime()
                 ms.append((completed - started).total_seconds() * 1000)
             out[kind] = {"n": len(ms), "failed": failed[:5], "failures": len(failed), "p50": pct(ms, 0.5), "p90": pct(ms, 0.9), "p99": pct(ms, 0.99), "max": round(max(ms), 2)}
-    out["overhead_ms"] = {p: round(out["edge.kv.put"][p] - out["http.call"][p], 2) for p in ["p50", "p90", "p99"]}
+    if "edge.kv.put" in out and "http.call" in out:
+        out["overhead_ms"] = {p: round(out["edge.kv.put"][p] - out["http.call"][p], 2) for p in ["p50", "p90", "p99"]}
     print(json.dumps(out))
 
 

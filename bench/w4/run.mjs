@@ -28,7 +28,7 @@ try {
   stops.push(edge.stop);
   const worker = await startWorker({
     temporal, webhookUrl: `${url}/v1/hooks/temporal`, webhookSecret: WEBHOOK_SECRET,
-    env: { EDGEFLOW__EDGE_ACTIVITIES__URL: url, EDGEFLOW__EDGE_ACTIVITIES__KEY_ID: "w4", EDGEFLOW__EDGE_ACTIVITIES__SIGNING_KEY_FILE: keyFile, EDGEFLOW__TELEMETRY__LOG_LEVEL: process.env.W4_LOGS ? "info" : "warn" },
+    env: { EDGEFLOW__EDGE_ACTIVITIES__URL: url, EDGEFLOW__EDGE_ACTIVITIES__KEY_ID: "w4", EDGEFLOW__EDGE_ACTIVITIES__SIGNING_KEY_FILE: keyFile, EDGEFLOW__TELEMETRY__LOG_LEVEL: process.env.W4_LOGS || "warn" },
   });
   stops.push(worker.stop);
   const python = process.env.EDGEFLOW_PYTHON || join(REPO_DIR, ".tools", "venv", "bin", "python");

@@ -31,7 +31,7 @@ class OneActivity:
     async def run(self, call: dict) -> Any:
         return await workflow.execute_activity(
             call["activity"], call["input"], task_queue=call["queue"],
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=timedelta(seconds=int(os.environ.get("W4_TIMEOUT_SECS", "30"))),
             retry_policy=RetryPolicy(maximum_attempts=1),
         )
 

@@ -24,6 +24,10 @@
 //! | webhook endpoint answered anything but 2xx | yes (the receiver may recover) |
 //! | email API idempotency key still in flight | yes |
 //! | credentials temporarily unavailable (token file unreadable) | yes |
+//! | edge activity: the edge refused the request (401, 404), failed (5xx) or gave no answer | yes (a rotation or deploy-order slip heals) |
+//! | edge activity: the handler threw `ActivityError` / anything else | as it said / yes |
+//! | edge activity: input or output breaks its schema | no |
+//! | edge activity: start-to-close timeout above `edge_activities.max_attempt_secs` | no |
 //! | anything unexpected | yes (bounded by the workflow's retry policy) |
 //!
 //! How an attempt *ended*, as the worker reports it (metrics, logs, the shutdown drain), is read
@@ -36,6 +40,10 @@ use temporalio_common::ActivityError;
 use temporalio_common::error::ApplicationFailure;
 
 use crate::untrusted::{INVALID_INPUT, InputError};
+
+/// The Temporal application-failure type of an edge activity whose output broke its schema;
+/// its details are shaped like [`INVALID_INPUT`]'s (`errors`, each with `path` and `message`).
+pub const INVALID_OUTPUT: &str = "InvalidOutput";
 
 /// The longest `Retry-After` honoured; a server asking for more gets this, so a typo on its side
 /// cannot park a workflow for a year.
@@ -147,6 +155,41 @@ pub enum Failure {
     /// The email API is still processing a request with this idempotency key.
     #[error("an earlier attempt with the same idempotency key is still in flight")]
     IdempotencyInFlight,
+    /// An edge activity's handler answered an output that breaks the output schema.
+    #[error("invalid output: {0}")]
+    InvalidOutput(InputError),
+    /// An edge activity was given a longer attempt than the edge may take: refused, never cut.
+    #[error(
+        "the attempt may take {timeout_secs} s (its start-to-close timeout), more than \
+         edge_activities.max_attempt_secs = {max_secs} s allows; schedule it with a shorter one"
+    )]
+    AttemptTooLong {
+        /// The attempt's own timeout, from its deadline and start.
+        timeout_secs: u64,
+        /// The setting.
+        max_secs: u64,
+    },
+    /// The edge did not run the activity's handler or gave no answer a handler gives: a refused
+    /// token (401), an undeclared name (404), a failure of its own (5xx), anything else.
+    #[error("the edge answered HTTP {status} ({reason}){}", excerpt_suffix(.excerpt))]
+    EdgeUnavailable {
+        /// Why, as the `reason` label of `edgeflow_edge_activity_failures_total`.
+        reason: &'static str,
+        /// The status code.
+        status: u16,
+        /// The start of the response body, at most [`EXCERPT_BYTES`].
+        excerpt: String,
+    },
+    /// An edge activity's handler failed: its error's type, message and retryability.
+    #[error("{message}")]
+    EdgeActivityFailed {
+        /// The handler's error type (`ActivityError`'s type name, or `Error`).
+        type_name: String,
+        /// Its message.
+        message: String,
+        /// Whether the handler said not to retry.
+        non_retryable: bool,
+    },
     /// Temporal cancelled the activity (or the worker is shutting down).
     #[error("cancelled")]
     Cancelled,
@@ -196,7 +239,16 @@ impl Failure {
             | ResponseTooLarge { .. }
             | Template { .. }
             | Constraint(_)
-            | DbRejected(_) => Retry::No,
+            | DbRejected(_)
+            | InvalidOutput(_)
+            | AttemptTooLong { .. } => Retry::No,
+            EdgeActivityFailed { non_retryable, .. } => {
+                if *non_retryable {
+                    Retry::No
+                } else {
+                    yes
+                }
+            }
             HttpStatus {
                 status,
                 retry_after,
@@ -218,8 +270,14 @@ impl Failure {
                     Retry::No
                 }
             }
-            Timeout(_) | Connection(_) | Credentials(_) | DbUnavailable(_) | DbConflict(_)
-            | IdempotencyInFlight | Internal(_) => yes,
+            Timeout(_)
+            | Connection(_)
+            | Credentials(_)
+            | DbUnavailable(_)
+            | DbConflict(_)
+            | IdempotencyInFlight
+            | Internal(_)
+            | EdgeUnavailable { .. } => yes,
             Cancelled => Retry::Cancelled,
         }
     }
@@ -246,6 +304,11 @@ impl Failure {
             DbConflict(_) => "DbConflict",
             SmtpRejected { .. } => "SmtpRejected",
             IdempotencyInFlight => "IdempotencyInFlight",
+            InvalidOutput(_) => INVALID_OUTPUT,
+            AttemptTooLong { .. } => "AttemptTooLong",
+            EdgeUnavailable { .. } => "EdgeUnavailable",
+            // The handler's own type, which only [`Failure::into_activity_error`] reports.
+            EdgeActivityFailed { .. } => "EdgeActivityFailed",
             Cancelled => "Cancelled",
             Internal(_) => "Internal",
         }
@@ -261,6 +324,10 @@ impl Failure {
                 Some(serde_json::json!({ "status": status }))
             }
             Failure::SmtpRejected { code, .. } => Some(serde_json::json!({ "code": code })),
+            Failure::EdgeUnavailable { status, .. } => {
+                Some(serde_json::json!({ "status": status }))
+            }
+            Failure::InvalidOutput(e) => serde_json::to_value(e.details()).ok(),
             _ => None,
         }
     }
@@ -278,6 +345,19 @@ impl Failure {
             // The same failure as a refused workflow input or update, so callers in any SDK read
             // one contract: type and details.
             Failure::InvalidInput(e) => return ActivityError::application(e.into_failure()),
+            // The handler's type name, as it threw it, so workflows match on what the edge said.
+            Failure::EdgeActivityFailed {
+                type_name,
+                message,
+                non_retryable,
+            } => {
+                return ActivityError::application(
+                    ApplicationFailure::builder(message)
+                        .type_name(type_name)
+                        .non_retryable(non_retryable)
+                        .build(),
+                );
+            }
             other => other,
         };
         let (non_retryable, next_retry_delay) = match failure.retry() {
@@ -649,6 +729,65 @@ mod tests {
                     retry_after: Some(Duration::from_secs(5)),
                 },
                 after(5),
+            ),
+            // edge activities: the edge's or the network's trouble retries, the handler decides
+            (
+                "edge 401 (key rotation, deploy order)",
+                Failure::EdgeUnavailable {
+                    reason: "unauthorized",
+                    status: 401,
+                    excerpt: String::new(),
+                },
+                YES,
+            ),
+            (
+                "edge 404 (activity not deployed yet)",
+                Failure::EdgeUnavailable {
+                    reason: "not_found",
+                    status: 404,
+                    excerpt: String::new(),
+                },
+                YES,
+            ),
+            (
+                "edge 502",
+                Failure::EdgeUnavailable {
+                    reason: "server_error",
+                    status: 502,
+                    excerpt: String::new(),
+                },
+                YES,
+            ),
+            (
+                "edge handler threw ActivityError(nonRetryable)",
+                Failure::EdgeActivityFailed {
+                    type_name: "OutOfStock".into(),
+                    message: "m".into(),
+                    non_retryable: true,
+                },
+                NO,
+            ),
+            (
+                "edge handler threw a plain Error",
+                Failure::EdgeActivityFailed {
+                    type_name: "Error".into(),
+                    message: "m".into(),
+                    non_retryable: false,
+                },
+                YES,
+            ),
+            (
+                "edge output breaks its schema",
+                Failure::InvalidOutput(InputError::at("$.key", "is required")),
+                NO,
+            ),
+            (
+                "start-to-close above max_attempt_secs",
+                Failure::AttemptTooLong {
+                    timeout_secs: 600,
+                    max_secs: 300,
+                },
+                NO,
             ),
             // other
             (

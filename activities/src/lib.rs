@@ -10,7 +10,10 @@
 //!   sent-ledger.
 //! - [`webhook`]: POSTs Standard-Webhooks-signed events to named endpoints (`webhook.notify`).
 //!
-//! Shared by all four:
+//! And [`edge`]: the `edge.*` activities the edge Worker runs, one per entry of its committed
+//! manifest, which the worker carries to it as signed requests.
+//!
+//! Shared by all:
 //! - [`failure`]: the one place that decides whether a failure is retryable, and how an attempt
 //!   ended ([`Outcome`], which the worker's activity interceptor reports on `/metrics` and in logs);
 //! - [`settings`]: the validation error type every settings check reports;
@@ -26,6 +29,7 @@
 
 pub mod db;
 pub mod echo;
+pub mod edge;
 pub mod email;
 pub mod http;
 mod untrusted;

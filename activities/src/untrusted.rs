@@ -358,6 +358,26 @@ fn check<T: DeserializeOwned + JsonSchema + 'static>(mut value: Value) -> Result
     })
 }
 
+/// Checks a JSON value against a compiled JSON Schema (rules 2 and 3, for inputs and outputs
+/// whose schema is not a Rust type, such as the edge's activities): the value with integral
+/// floats made integers, or every problem with its path.
+#[cfg(feature = "runtime")]
+pub fn check_against_schema(
+    validator: &jsonschema::Validator,
+    mut value: Value,
+) -> Result<Value, InputError> {
+    integral_floats_to_integers(&mut value);
+    let problems: Vec<InputProblem> = validator
+        .iter_errors(&value)
+        .flat_map(|e| problems_of(&e))
+        .collect();
+    if problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(InputError(problems))
+    }
+}
+
 /// `9470.0` → `9470`, for every number with a zero fraction that an integer type can hold exactly.
 fn integral_floats_to_integers(value: &mut Value) {
     match value {

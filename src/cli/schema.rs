@@ -5,14 +5,18 @@
 //! - `manifest.json`: `workflows` (those callers at the edge may start: name, task queue, the input
 //!   field a run's workflow id is made from (`workflow_id_from`, e.g. `order_id`), input, result,
 //!   signals, updates, queries), `internal_workflows` (operator-only, same shape),
-//!   `activities`, `edge_activities` (written by the edge, `edge/scripts/export-activities.mjs`,
-//!   with its schemas in `edge-activities/`; carried through from the committed manifest), `events` (bodies the worker posts: name, event types, body), `failures`
+//!   `activities`, `edge_activities` (see below), `events` (bodies the worker posts: name, event
+//!   types, body), `failures`
 //!   (application-failure types whose details are a contract: type, details) and
 //!   `search_attributes` (what each holds → its name and type);
 //! - `workflows/<name>.{input,result}.schema.json`, `workflows/<name>.<signal>.schema.json`,
 //!   `workflows/<name>.<update>.update.schema.json` and `.update-result.schema.json`,
 //!   `workflows/<name>.<query>.query.schema.json`;
 //! - `activities/<type>.{input,output}.schema.json`;
+//! - `edge-activities/<name>.{input,output}.schema.json` and the manifest's `edge_activities`:
+//!   the edge's activities, which the edge exports (`edge/scripts/export-activities.mjs`); the
+//!   worker compiles the committed copy in (`activities/build.rs`) and writes it back unchanged,
+//!   so this export and the edge's agree, and the worker registers what the edge declares;
 //! - `events/<name>.schema.json`;
 //! - `failures/<type>.details.schema.json`.
 
@@ -95,6 +99,18 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
             })
         })
         .collect();
+    let edge_activities: Vec<Value> = edgeflow_activities::edge::MANIFEST
+        .iter()
+        .map(|a| {
+            files.insert(a.input.to_string(), a.input_schema.to_string());
+            files.insert(a.output.to_string(), a.output_schema.to_string());
+            let mut entry = json!({ "name": a.name, "input": a.input, "output": a.output });
+            if let Some(max) = a.max_attempt_secs {
+                entry["max_attempt_secs"] = json!(max);
+            }
+            entry
+        })
+        .collect();
     let search_attributes: serde_json::Map<String, Value> = edgeflow_devserver::SEARCH_ATTRIBUTES
         .iter()
         .map(|a| {
@@ -109,25 +125,13 @@ pub fn render(settings: &Settings) -> anyhow::Result<BTreeMap<String, String>> {
         "workflows": edge,
         "internal_workflows": internal,
         "activities": activities,
-        "edge_activities": edge_activities(),
+        "edge_activities": edge_activities,
         "events": events,
         "failures": failures,
         "search_attributes": search_attributes,
     });
     files.insert("manifest.json".to_string(), pretty(&manifest));
     Ok(files)
-}
-
-/// The committed manifest, for the part the edge exports (`edge_activities`): the edge's activity
-/// definitions are TypeScript, so the edge writes that list and this export carries it through
-/// unchanged (each side's drift test then holds the whole file).
-const COMMITTED_MANIFEST: &str = include_str!("../../schemas/manifest.json");
-
-fn edge_activities() -> Value {
-    serde_json::from_str::<Value>(COMMITTED_MANIFEST)
-        .ok()
-        .and_then(|m| m.get("edge_activities").cloned())
-        .unwrap_or_else(|| json!([]))
 }
 
 /// `edgeflow schema check`: verdicts for each line of `input`, as the worker would decide them;

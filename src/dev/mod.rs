@@ -276,6 +276,38 @@ fn edge_signing_key(var_dir: &std::path::Path) -> anyhow::Result<(String, String
 }
 
 /// How the edge reaches Temporal: the variables that say so.
+/// A P-256 key pair for this session's edge activities: the private half in
+/// `<var>/edge-activities.pem` (made anew on every start, readable by its owner only) for the
+/// worker, whose `[edge_activities]` now point at the edge this command starts; returns the
+/// public half as the JWKS the edge takes in `ACTIVITY_KEYS`.
+fn edge_activities_session_key(settings: &mut Settings) -> anyhow::Result<String> {
+    use edgeflow_activities::edge::token::{SigningKey, generate_pem};
+    use std::os::unix::fs::OpenOptionsExt;
+    let pem = generate_pem().map_err(|e| anyhow::anyhow!(e))?;
+    let kid = "dev-session".to_string();
+    let jwk = SigningKey::from_pem(pem.as_bytes(), kid.clone())
+        .map_err(|e| anyhow::anyhow!("the session key {e}"))?
+        .public_jwk();
+    std::fs::create_dir_all(&settings.dev.var_dir)
+        .with_context(|| format!("creating {}", settings.dev.var_dir.display()))?;
+    let file = settings.dev.var_dir.join("edge-activities.pem");
+    let _ = std::fs::remove_file(&file);
+    std::io::Write::write_all(
+        &mut std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .with_context(|| format!("writing {}", file.display()))?,
+        pem.as_bytes(),
+    )?;
+    let edge = &mut settings.edge_activities;
+    edge.url = format!("http://127.0.0.1:{}", settings.dev.edge_port);
+    edge.key_id = Some(kid);
+    edge.signing_key_file = Some(file);
+    Ok(serde_json::json!({ "keys": [jwk] }).to_string())
+}
+
 fn edge_temporal_vars(
     settings: &Settings,
     gateway: Option<(SocketAddr, String)>,
@@ -326,6 +358,7 @@ async fn start_edge(
     settings: &Settings,
     temporal_vars: Vec<(&'static str, String)>,
     callbacks: bool,
+    activity_keys: Option<String>,
 ) -> anyhow::Result<Owned> {
     let dev = &settings.dev;
     let edge_dir = PathBuf::from("edge");
@@ -361,6 +394,15 @@ async fn start_edge(
         ("WEBHOOK_SECRETS", secrets.join(" ")),
     ];
     vars.extend(temporal_vars);
+    if let Some(jwks) = activity_keys {
+        // The worker's session key for edge activities; the audience is the edge's own origin,
+        // the worker's default for `edge_activities.audience`.
+        vars.push(("ACTIVITY_KEYS", jwks));
+        vars.push((
+            "EDGE_ACTIVITY_AUDIENCE",
+            format!("http://127.0.0.1:{}", dev.edge_port),
+        ));
+    }
     if let Some(keys) = settings
         .encryption
         .read_keys()
@@ -542,8 +584,22 @@ pub async fn run(
             "[dev] completion callbacks off: the reused server may not allow them ({CALLBACKS_ON_LOOPBACK})"
         );
     }
+    // Edge activities run at the edge this command starts, unless the settings point elsewhere.
+    let activity_keys = if dev.start_edge && !settings.edge_activities.enabled() {
+        Some(edge_activities_session_key(&mut settings)?)
+    } else {
+        None
+    };
     let edge = if dev.start_edge {
-        Some(start_edge(&settings, edge_temporal_vars(&settings, gateway), callbacks).await?)
+        Some(
+            start_edge(
+                &settings,
+                edge_temporal_vars(&settings, gateway),
+                callbacks,
+                activity_keys,
+            )
+            .await?,
+        )
     } else {
         None
     };

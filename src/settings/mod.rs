@@ -18,7 +18,7 @@
 //! [`crate::telemetry::settings`]; `[schedules.NAME]` in [`crate::schedules`]; `[gateway]` in
 //! [`crate::gateway::settings`]; `[encryption]` in [`crate::codec::settings`]; `[dev]` in
 //! [`crate::dev::settings`]; the activity families' and
-//! workflows' sections in their crates. Here:
+//! workflows' sections in their crates (`[edge_activities]` in `edgeflow_activities::edge`). Here:
 //! - [`layers`]: where settings come from and how the layers merge;
 //! - [`schema`]: the merged tree against the JSON Schema, in an operator's words;
 //! - [`redact`]: credentials kept out of `edgeflow config check`;
@@ -34,6 +34,7 @@ mod schema;
 use std::collections::{BTreeMap, BTreeSet};
 
 use edgeflow_activities::db::DbSettings;
+use edgeflow_activities::edge::EdgeActivitiesSettings;
 use edgeflow_activities::email::EmailSettings;
 use edgeflow_activities::http::HttpSettings;
 use edgeflow_activities::webhook::WebhookSettings;
@@ -74,6 +75,8 @@ pub struct Settings {
     pub email: EmailSettings,
     /// Named endpoints for `webhook.notify`.
     pub webhooks: WebhookSettings,
+    /// Where the edge Worker runs the `edge.*` activities, and the key that signs their requests.
+    pub edge_activities: EdgeActivitiesSettings,
     /// Settings each workflow reads (through a local activity, so they are in its history).
     pub workflows: WorkflowsSettings,
     /// Temporal Schedules that `edgeflow schedules sync` keeps in line, by name.
@@ -128,6 +131,7 @@ impl Settings {
         let database = read.section("database", DbSettings::validate);
         let email = read.section("email", EmailSettings::validate);
         let webhooks = read.section("webhooks", WebhookSettings::validate);
+        let edge_activities = read.section("edge_activities", EdgeActivitiesSettings::validate);
         let schedules = read.section("schedules", crate::schedules::validate);
         let encryption = read.section("encryption", EncryptionSettings::validate);
         let gateway = read.section("gateway", GatewaySettings::validate);
@@ -152,6 +156,7 @@ impl Settings {
                 database: database?,
                 email: email?,
                 webhooks: webhooks?,
+                edge_activities: edge_activities?,
                 workflows: workflows?,
                 schedules: schedules?,
                 encryption: encryption?,
@@ -596,6 +601,88 @@ mod tests {
             "[redacted]"
         );
         assert!(!format!("{s:?}").contains("dGVzdC1rZXkt"));
+    }
+
+    #[test]
+    fn edge_activities_are_off_by_default_and_on_need_a_readable_p256_key() {
+        let (_d, sources) = sources_with("", &[]);
+        let s = Settings::load(&sources).expect("loads");
+        assert!(!s.edge_activities.enabled());
+
+        let (dir, sources) = sources_with(
+            "[edge_activities]\nurl = \"https://edge.example.com\"\n\
+             signing_key_file = \"/nonexistent/edge.pem\"\n",
+            &[],
+        );
+        let errs = Settings::load(&sources).expect_err("no key").0;
+        let found: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            found,
+            ["edge_activities.key_id", "edge_activities.signing_key_file"],
+            "{errs:#?}"
+        );
+        assert!(
+            errs[1].message.contains("/nonexistent/edge.pem"),
+            "{errs:#?}"
+        );
+
+        // A file that is not a P-256 PKCS#8 key, and plain http off loopback.
+        let not_a_key = dir.path().join("edge.pem");
+        std::fs::write(
+            &not_a_key,
+            "-----BEGIN PRIVATE KEY-----\naGVsbG8=\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let (_d, sources) = sources_with(
+            &format!(
+                "[edge_activities]\nurl = \"http://edge.example.com\"\nkey_id = \"k1\"\n\
+                 signing_key_file = \"{}\"\n",
+                not_a_key.display()
+            ),
+            &[],
+        );
+        let errs = Settings::load(&sources).expect_err("bad key").0;
+        let found: Vec<(&str, bool)> = errs
+            .iter()
+            .map(|e| (e.path.as_str(), e.message.contains("not a P-256")))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("edge_activities.url", false),
+                ("edge_activities.signing_key_file", true)
+            ],
+            "{errs:#?}"
+        );
+
+        let good = dir.path().join("good.pem");
+        std::fs::write(
+            &good,
+            edgeflow_activities::edge::token::generate_pem().unwrap(),
+        )
+        .unwrap();
+        let (_d, sources) = sources_with(
+            &format!(
+                "[edge_activities]\nurl = \"http://127.0.0.1:8787\"\nkey_id = \"k1\"\n\
+                 signing_key_file = \"{}\"\n",
+                good.display()
+            ),
+            &[],
+        );
+        let s = Settings::load(&sources).expect("a good key loads");
+        assert!(s.edge_activities.enabled());
+    }
+
+    #[test]
+    fn a_service_may_not_be_called_edge() {
+        let (_d, sources) = sources_with(
+            "[services.edge]\nbase_url = \"https://edge.example.com/\"\n",
+            &[],
+        );
+        let errs = Settings::load(&sources).expect_err("reserved").0;
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(errs[0].path, "services.edge");
+        assert!(errs[0].message.contains("reserved"), "{errs:#?}");
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! Start-up order: the ops endpoints first (so `/healthz` answers and `/readyz` says why it is
 //! not ready yet), then the connection to Temporal (retried until it succeeds or a signal
 //! arrives), then one SDK worker per `[task_queues.NAME]`, registering workflows, activities or
-//! both as the queue says. While running, a checker keeps `/readyz` true to the Temporal server's
-//! reachability and a watcher rotates credentials. On SIGTERM or SIGINT the server is asked to
-//! complete every worker's polls ([`end_polls`]), then every worker stops polling and runs the
-//! workflow tasks it holds; in-flight activities get `shutdown.grace_period_secs` to finish, then
-//! are cancelled.
+//! both as the queue says; for a queue that runs activities, one more per service
+//! (`<queue>.<service>`) and, with `[edge_activities]`, one for the edge's (`<queue>.edge`). While
+//! running, a checker keeps `/readyz` true to the Temporal server's reachability and a watcher
+//! rotates credentials. On SIGTERM or SIGINT the server is asked to complete every worker's polls
+//! ([`end_polls`]), then every worker stops polling and runs the workflow tasks it holds;
+//! in-flight activities get `shutdown.grace_period_secs` to finish, then are cancelled.
 //!
 //! [`settings`]: the `[worker]`, `[task_queues.NAME]` and `[shutdown]` sections, and their checks.
 
@@ -67,6 +68,7 @@ pub async fn run(
         vec![
             Box::new(move || activity_metrics.render()),
             Box::new(observe::render_dropped_signals),
+            Box::new(observe::render_edge_failures),
         ],
         Some(prometheus.bound_addr),
         ops_stop.clone(),
@@ -165,11 +167,22 @@ pub async fn run(
         for (service, limits) in &settings.services.services {
             let service_queue = registry::service_task_queue(name, service);
             let slots = limits.max_concurrent.max(1) as usize;
-            let options = service_worker_options(&common, &service_queue, queue, slots)?;
+            let mut options = service_worker_options(&common, &service_queue, queue, slots)?;
+            activities.register(&mut options);
             let worker = Worker::new(&runtime, client.clone(), options)
                 .with_context(|| format!("creating the worker for task queue {service_queue}"))?;
             tracing::info!(task_queue = %service_queue, %service, slots, "registered service task queue");
             polls.push(Polls::of(&worker, false, true));
+            workers.push(worker);
+        }
+        if let Some(edge) = &activities.edge {
+            let edge_queue = edgeflow_activities::edge::task_queue(name);
+            let slots = settings.edge_activities.max_concurrent.max(1);
+            let mut options = service_worker_options(&common, &edge_queue, queue, slots)?;
+            edge.register(&mut options);
+            let worker = Worker::new(&runtime, client.clone(), options)
+                .with_context(|| format!("creating the worker for task queue {edge_queue}"))?;
+            tracing::info!(task_queue = %edge_queue, slots, edge = %settings.edge_activities.url, "registered edge task queue");
             workers.push(worker);
         }
     }
@@ -340,8 +353,9 @@ fn worker_options(
     Ok(options)
 }
 
-/// An activities-only worker on a service's task queue: it takes no more of that service's calls
-/// than the service's `max_concurrent` lets run, so the rest wait in Temporal, not in the worker.
+/// An activities-only worker on a service's task queue (or the edge's): it takes no more of that
+/// service's calls than the service's `max_concurrent` lets run, so the rest wait in Temporal, not
+/// in the worker. The caller registers its activities.
 fn service_worker_options(
     common: &Common,
     service_queue: &str,
@@ -360,7 +374,7 @@ fn service_worker_options(
         .activity_pollers
         .unwrap_or(w.activity_pollers)
         .min(slots);
-    let mut options = WorkerOptions::new(service_queue)
+    let options = WorkerOptions::new(service_queue)
         .deployment_options(deployment(common))
         .client_identity_override(common.identity.to_string())
         .tuner(tuner)
@@ -369,7 +383,6 @@ fn service_worker_options(
         .graceful_shutdown_period(Duration::from_secs(settings.shutdown.grace_period_secs))
         .worker_plugin(observe::plugin(common.metrics.clone()))
         .build();
-    common.activities.register(&mut options);
     Ok(options)
 }
 

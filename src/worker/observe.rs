@@ -294,6 +294,22 @@ pub fn render_dropped_signals() -> String {
     out
 }
 
+/// `edgeflow_edge_activity_failures_total{reason}`: edge activity attempts that got no answer
+/// from a handler (the edge refused the token or the name, failed, or was not reached in time).
+/// Every reason is served from the start, at 0, so alert rules always have a series to read.
+pub fn render_edge_failures() -> String {
+    let mut out = String::from(
+        "# HELP edgeflow_edge_activity_failures_total Edge activity attempts the edge did not answer with a handler's result (401, 404, 5xx, connection, timeout), by reason.\n\
+         # TYPE edgeflow_edge_activity_failures_total counter\n",
+    );
+    for (reason, n) in edgeflow_activities::edge::failure_counts() {
+        out.push_str(&format!(
+            "edgeflow_edge_activity_failures_total{{reason=\"{reason}\"}} {n}\n"
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

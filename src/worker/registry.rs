@@ -61,6 +61,8 @@ pub fn register_workflows(
 pub struct Activities {
     families: edgeflow_activities::Activities,
     workflow_settings: WorkflowSettingsActivities,
+    /// `edge.*`, registered only on `<queue>.edge`; `None` when `[edge_activities]` is off.
+    pub edge: Option<edgeflow_activities::edge::EdgeActivities>,
 }
 
 impl Activities {
@@ -76,11 +78,15 @@ impl Activities {
             })
             .await
             .context("setting up the activities")?;
+        let edge = edgeflow_activities::edge::EdgeActivities::new(&settings.edge_activities)
+            .context("setting up the edge activities")?;
         Ok(Self {
             families,
             workflow_settings: WorkflowSettingsActivities {
                 order: settings.workflows.order.clone(),
+                edge_activities: edge.is_some(),
             },
+            edge,
         })
     }
 
@@ -117,11 +123,14 @@ mod implemented_here {
     #[derive(Clone)]
     pub struct WorkflowSettingsActivities {
         pub order: OrderSettings,
+        /// Whether this worker runs edge activities (`[edge_activities] url` is set).
+        pub edge_activities: bool,
     }
 
     #[activities]
     impl WorkflowSettingsActivities {
-        /// The settings, each job's call routed to its service's task queue (unless configured).
+        /// The settings, each job's call routed to its service's task queue (unless configured),
+        /// and, when this worker runs edge activities, the status hint to the edge's.
         #[activity(definition = edgeflow_workflows::order::OrderSettingsDefinition)]
         pub async fn order(
             self: Arc<Self>,
@@ -141,6 +150,9 @@ mod implemented_here {
                 if job.task_queue.is_none() {
                     job.task_queue = Some(service_task_queue(queue, &job.service));
                 }
+            }
+            if self.edge_activities && order.status_hint_task_queue.is_none() {
+                order.status_hint_task_queue = Some(edgeflow_activities::edge::task_queue(queue));
             }
             Ok(order)
         }

@@ -10,7 +10,14 @@ use edgeflow_testkit::tools::repo_root;
 
 fn files_under(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for sub in ["", "workflows", "activities", "events", "failures"] {
+    for sub in [
+        "",
+        "workflows",
+        "activities",
+        "edge-activities",
+        "events",
+        "failures",
+    ] {
         if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
             for e in entries.flatten().filter(|e| e.path().is_file()) {
                 let name = Path::new(sub).join(e.file_name()).display().to_string();

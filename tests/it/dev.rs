@@ -117,6 +117,8 @@ fn dev_starts_temporal_and_the_worker_and_stops_both_on_ctrl_c() {
         r#""order_id":"ord-1002""#,
         r#""status":"applied""#,
         r#""approver":"boss""#,
+        // The order's status hint, written at the edge by edge.kv.put, read from its KV.
+        r#"{"status":"completed","updated_at":"#,
     ] {
         assert!(
             first.contains(expected),

@@ -12,6 +12,7 @@ mod contract;
 mod deploy;
 mod dev;
 mod drain;
+mod edge_activities;
 mod email;
 mod encryption;
 mod gateway;

@@ -116,6 +116,7 @@ fn alert_rules_and_dashboard_query_what_the_worker_serves() {
         "EdgeflowActivityScheduleToStartSlow",
         "EdgeflowTaskSlotsExhausted",
         "EdgeflowCompletionWebhooksFailing",
+        "EdgeflowEdgeActivitiesUnanswered",
         "EdgeflowPayloadKeyMissing",
     ] {
         assert!(alerts.contains(wanted), "{wanted} missing from {alerts:?}");

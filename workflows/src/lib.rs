@@ -8,12 +8,14 @@
 //! - [`dropped`]: signals dropped for breaking the input rules, logged and counted.
 //! - [`fanout`]: three `http.call`s in parallel, then `echo`; the benchmarks' I/O workload.
 //! - [`echo`]: one `echo` activity; a deployment check and the benchmark workload.
+//! - [`edge`]: typed helpers for the activities the edge Worker runs (`edge::kv_put`).
 //! - [`report`]: a named read query emailed; the scheduled workflow (`[schedules.*]`).
 //! - [`order`]: the flagship: record, confirm, approve, three jobs with a saga, notify the edge.
 
 pub mod catalog;
 pub mod dropped;
 pub mod echo;
+pub mod edge;
 pub mod fanout;
 pub mod order;
 pub mod report;

@@ -167,6 +167,12 @@ impl HttpSettings {
                     "",
                     "service names must be lower-case identifiers ([a-z][a-z0-9_]*)",
                 );
+            } else if name == crate::edge::QUEUE_SUFFIX {
+                p.add(
+                    "",
+                    "the name `edge` is reserved: `<queue>.edge` is the task queue of the edge \
+                     Worker's activities ([edge_activities]); name the service otherwise",
+                );
             }
             service.check(&mut p);
         }

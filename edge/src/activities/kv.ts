@@ -1,5 +1,5 @@
 // kv.put and kv.delete: cache hints in Workers KV (ACTIVITY_KV), next to the users who read
-// them. The order workflow writes `order-status/<order_id>` with kv.put (docs/architecture.md,
+// them. The order workflow writes `order-status/<workflow id>` with kv.put (docs/architecture.md,
 // "Activities at the edge"). Both are idempotent: a retried attempt writes or deletes the same
 // key again. Keys under the edge's own record prefixes are refused even though ACTIVITY_KV is
 // a namespace of its own: a deployment that binds one namespace twice must still not let an

@@ -48,6 +48,8 @@ use edgeflow_activities::webhook::{
 };
 use edgeflow_activities::{InputError, Untrusted};
 use serde_json::json;
+
+use crate::edge;
 use temporalio_common::protos::temporal::api::enums::v1::TimeoutType;
 use temporalio_common::protos::temporal::api::failure::v1::{Failure, failure::FailureInfo};
 use temporalio_common::{ActivityError, RetryPolicy};
@@ -72,6 +74,34 @@ pub const PATCH_CONFIRMATION_LISTS_ITEMS: &str = "order-confirmation-lists-items
 /// Patch id of the saga that also undoes jobs whose outcome is unknown (failed after attempts
 /// that may have had an effect). Runs that compensated before the change replay as they ran.
 pub const PATCH_COMPENSATE_UNKNOWN_OUTCOMES: &str = "order-compensate-unknown-outcomes";
+
+/// Patch id of the customer-facing status hint written at the edge (`edge.kv.put` of
+/// `order-status/<reference>`). Runs started before it replay without the hint.
+pub const PATCH_STATUS_HINT_AT_THE_EDGE: &str = "order-status-hint-at-the-edge";
+
+/// The edge's KV key of an order's customer-facing status hint: `order-status/<reference>`, the
+/// order's key in the `orders` table (its run's workflow id; its `order_id` in runs from before
+/// [`PATCH_KEYED_BY_RUN`]).
+pub fn status_hint_key(reference: &str) -> String {
+    format!("order-status/{reference}")
+}
+
+/// How long the edge keeps a status hint: 30 days.
+pub const STATUS_HINT_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// One attempt of the status hint's `edge.kv.put`.
+const STATUS_HINT_ATTEMPT: Duration = Duration::from_secs(30);
+
+/// The hint: `{"status": "completed"|"failed", "updated_at": RFC 3339}` under
+/// [`status_hint_key`], expiring after [`STATUS_HINT_TTL_SECS`].
+fn status_hint(reference: &str, status: Step, at: Option<std::time::SystemTime>) -> edge::KvPut {
+    let updated_at = at.map(edge::rfc3339);
+    edge::KvPut {
+        key: status_hint_key(reference),
+        value: json!({ "status": status, "updated_at": updated_at }).to_string(),
+        expiration_ttl_secs: Some(STATUS_HINT_TTL_SECS),
+    }
+}
 
 /// Patch id of orders recorded and sent to the services under their run's workflow id instead of
 /// their `order_id`: the edge names runs `order-<caller scope>-<order_id>`, so two customers may
@@ -201,6 +231,27 @@ impl OrderWorkflow {
         let outcome = Self::process(ctx, input, &settings).await;
 
         set_step(ctx, Step::Notifying);
+        // The customer-facing status hint, at the edge, beside the completion event; only when
+        // the worker runs edge activities, and not for an input that was refused (no order). It
+        // is keyed like the order's row: by the run's reference (see [`PATCH_KEYED_BY_RUN`]), so
+        // two callers' orders with the same `order_id` never share a hint.
+        let reference = ctx.state(|s| s.reference.clone());
+        let hint = match (&settings.status_hint_task_queue, &outcome) {
+            (Some(queue), Ok(_) | Err(NotCompleted::Failed(_)))
+                if !reference.is_empty() && ctx.patched(PATCH_STATUS_HINT_AT_THE_EDGE) =>
+            {
+                let status = if outcome.is_ok() {
+                    Step::Completed
+                } else {
+                    Step::Failed
+                };
+                Some((
+                    queue.clone(),
+                    status_hint(&reference, status, ctx.workflow_time()),
+                ))
+            }
+            _ => None,
+        };
         let (workflow_id, run_id) = {
             let info = ctx.info();
             (info.workflow_id().to_string(), info.run_id().to_string())
@@ -224,27 +275,38 @@ impl OrderWorkflow {
                 message: e.reason(),
             }),
         };
-        let notified = ctx
-            .execute_activity(
-                Activity::webhook_notify,
-                WebhookNotifyInput::completion(
-                    "completion",
-                    settings.completion_webhook.clone(),
-                    &completion,
-                ),
-                // Keep trying for about a day: the edge falls back to Temporal's own record
-                // meanwhile, and the order's outcome does not depend on the webhook.
-                ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-                    .retry_policy(
-                        RetryPolicy::builder()
-                            .initial_interval(Duration::from_secs(1))
-                            .maximum_interval(Duration::from_secs(300))
-                            .maximum_attempts(300)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await;
+        let hinted = async {
+            if let Some((queue, put)) = &hint {
+                // Best effort: a hint the edge could not take in ten attempts is not worth
+                // holding the order open for; the history shows the failure.
+                let _ = edge::kv_put(
+                    ctx,
+                    put,
+                    edge::options(queue.clone(), STATUS_HINT_ATTEMPT, 10),
+                )
+                .await;
+            }
+        };
+        let notify = ctx.execute_activity(
+            Activity::webhook_notify,
+            WebhookNotifyInput::completion(
+                "completion",
+                settings.completion_webhook.clone(),
+                &completion,
+            ),
+            // Keep trying for about a day: the edge falls back to Temporal's own record
+            // meanwhile, and the order's outcome does not depend on the webhook.
+            ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+                .retry_policy(
+                    RetryPolicy::builder()
+                        .initial_interval(Duration::from_secs(1))
+                        .maximum_interval(Duration::from_secs(300))
+                        .maximum_attempts(300)
+                        .build(),
+                )
+                .build(),
+        );
+        let (notified, ()) = join!(notify, hinted);
         let _ = notified; // A lost notification is visible in history; the order stands.
 
         match outcome {

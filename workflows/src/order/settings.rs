@@ -35,6 +35,12 @@ pub struct OrderSettings {
     pub release_inventory: JobSettings,
     /// Undoes `charge_payment`.
     pub refund_payment: JobSettings,
+    /// Task queue of the `edge.kv.put` that writes the order's customer-facing status hint
+    /// (`order-status/<reference>` in the edge's activity KV). Filled in by the worker
+    /// (`<queue>.edge`) when `[edge_activities]` is set; absent, no hint is written, so orders
+    /// run the same with the edge's activities off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_hint_task_queue: Option<String>,
 }
 
 impl OrderSettings {

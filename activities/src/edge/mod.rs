@@ -146,17 +146,15 @@ mod runtime {
     }
 
     impl Attempt {
-        /// The attempt a running activity is on.
-        pub fn from_activity(ctx: &ActivityContext) -> Self {
+        /// The attempt a running activity is on; its workflow, run and attempt as `call` names
+        /// them (one rule for an activity started outside a workflow).
+        pub fn from_activity(ctx: &ActivityContext, call: &CallContext) -> Self {
             let info = ctx.info();
             Self {
-                workflow_id: info
-                    .workflow_id
-                    .clone()
-                    .unwrap_or_else(|| format!("activity:{}", info.activity_id)),
-                run_id: info.workflow_run_id.clone().unwrap_or_default(),
+                workflow_id: call.workflow_id.clone(),
+                run_id: call.run_id.clone(),
                 activity_id: info.activity_id.clone(),
-                attempt: info.attempt,
+                attempt: call.attempt,
                 started: info.started_time.unwrap_or_else(SystemTime::now),
                 deadline: info.deadline,
             }
@@ -262,8 +260,8 @@ mod runtime {
                 return Err(Failure::Internal("edge activities are not set up".into())
                     .into_activity_error());
             };
-            let attempt = Attempt::from_activity(&ctx);
             let call = CallContext::from_activity(&ctx);
+            let attempt = Attempt::from_activity(&ctx, &call);
             this.call(spec, &call, &attempt, input.0)
                 .await
                 .map_err(Failure::into_activity_error)

@@ -92,6 +92,10 @@ mod runtime {
 
     /// How long connecting to the edge may take.
     const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long an attempt that reached its deadline waits before failing itself, so that
+    /// Temporal's start-to-close timeout (a `TimeoutFailure` the workflow can tell apart) fires
+    /// first. The server's answer to the late failure is ignored.
+    const AFTER_DEADLINE: Duration = Duration::from_secs(3);
 
     include!(concat!(env!("OUT_DIR"), "/edge_registered.rs"));
 
@@ -287,6 +291,13 @@ mod runtime {
                 .await;
             if let Err(failure) = &result {
                 count(failure);
+                let past_deadline = attempt.deadline.is_some_and(|d| SystemTime::now() >= d);
+                if matches!(failure, Failure::Timeout(_)) && past_deadline {
+                    // The request was dropped at the deadline. Temporal's own start-to-close
+                    // timeout is what the history should record, so the attempt answers only
+                    // after the server has had time to fire it.
+                    tokio::time::sleep(AFTER_DEADLINE).await;
+                }
             }
             result
         }

@@ -13,6 +13,11 @@
 //! Two scenarios: the only worker stopped mid-load and replaced late, and a rolling restart of
 //! two workers. Why a stop is free (no sticky queue, the patched SDK core's drain, one partition
 //! on this test's server) is in docs/architecture.md ("Stopping").
+//!
+//! To hunt a rare timeout: `EDGEFLOW_DRAIN_LOGS=DIR` keeps each scenario's dev server and worker
+//! logs, its trouble lines and the troubled runs' histories in a folder under DIR;
+//! `EDGEFLOW_DRAIN_RUST_LOG` sets the workers' `RUST_LOG` (e.g.
+//! `info,temporalio_sdk_core=debug`) and `EDGEFLOW_DRAIN_SERVER_LOG_LEVEL` the dev server's.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -39,7 +44,7 @@ const RUNS_PER_SEC: u32 = 20;
 /// A dev server, a stub service for `fanout`'s calls, a task queue and a client.
 struct Stage {
     server: edgeflow_devserver::DevServer,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     _mocks: MockServer,
     queue: String,
     env: Vec<(&'static str, String)>,
@@ -61,6 +66,9 @@ impl Stage {
             "matching.numTaskqueueReadPartitions=1".to_string(),
             "matching.numTaskqueueWritePartitions=1".to_string(),
         ];
+        if let Ok(level) = std::env::var("EDGEFLOW_DRAIN_SERVER_LOG_LEVEL") {
+            options.log_level = level;
+        }
         let server =
             tokio::task::spawn_blocking(move || edgeflow_devserver::DevServer::start(options))
                 .await
@@ -92,7 +100,10 @@ impl Stage {
             ),
             // Hashing the 600 MB debug executable for a build id takes seconds per start.
             ("EDGEFLOW__WORKER__BUILD_ID", "drain-test".to_string()),
-            ("RUST_LOG", "info".to_string()),
+            (
+                "RUST_LOG",
+                std::env::var("EDGEFLOW_DRAIN_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
+            ),
             // No sticky cache: the setting for a cheap stop (the shipped default keeps a cache
             // of 1000 for the CPU and the traces; docs/architecture.md, "Stopping").
             ("EDGEFLOW__WORKER__MAX_CACHED_WORKFLOWS", "0".to_string()),
@@ -111,7 +122,7 @@ impl Stage {
             Client::new(connection, ClientOptions::new("default").build()).expect("client");
         Self {
             server,
-            _dir: dir,
+            dir,
             _mocks: mocks,
             queue: unique_queue(test),
             env,
@@ -221,6 +232,49 @@ impl Stage {
             .collect();
         trouble.sort();
         trouble
+    }
+}
+
+impl Stage {
+    /// With `EDGEFLOW_DRAIN_LOGS=DIR` set (for hunting a rare timeout): copies the dev server's and
+    /// the workers' logs, the trouble lines and the troubled runs' histories to a folder of its
+    /// own under DIR before the stage (and its temp dir) goes.
+    async fn keep_logs(&self, test: &str, workers: &[&WorkerProcess], trouble: &[String]) {
+        let Ok(root) = std::env::var("EDGEFLOW_DRAIN_LOGS") else {
+            return;
+        };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let out = std::path::Path::new(&root).join(format!("{test}-{stamp}"));
+        std::fs::create_dir_all(&out).expect("logs dir");
+        let _ = std::fs::copy(
+            self.dir.path().join("temporal.log"),
+            out.join("temporal.log"),
+        );
+        for (i, w) in workers.iter().enumerate() {
+            let _ = std::fs::copy(&w.log, out.join(format!("worker-{i}-{}.log", w.child.id())));
+        }
+        let mut text = trouble.join("\n");
+        for line in trouble {
+            let Some(id) = line.split(' ').nth(1) else {
+                continue;
+            };
+            let events = self
+                .client
+                .get_workflow_handle::<UntypedWorkflow>(id.to_string())
+                .fetch_history(Default::default())
+                .into_events()
+                .await
+                .expect("history");
+            text.push_str(&format!("\n\n== {id}\n"));
+            for e in events {
+                text.push_str(&format!("{e:?}\n"));
+            }
+        }
+        std::fs::write(out.join("trouble.txt"), text).expect("trouble.txt");
+        eprintln!("logs kept in {}", out.display());
     }
 }
 
@@ -372,6 +426,7 @@ async fn sigterm_then_a_late_replacement(test: &str) {
         .await;
     eprintln!("{} all {} runs completed", at(t0), ids.len());
     let trouble = stage.task_trouble(&ids).await;
+    stage.keep_logs(test, &[&first, &second], &trouble).await;
     drop((first, second));
     check(&trouble);
 }
@@ -405,6 +460,9 @@ async fn a_rolling_restart_of_two_workers(test: &str) {
         .await;
     eprintln!("{} all {} runs completed", at(t0), ids.len());
     let trouble = stage.task_trouble(&ids).await;
+    stage
+        .keep_logs(test, &workers.iter().collect::<Vec<_>>(), &trouble)
+        .await;
     drop(workers);
     check(&trouble);
 }

@@ -471,19 +471,14 @@ impl Polls {
     }
 }
 
-/// How long the SDK workers go on running after the server completed their polls, so a task
-/// matched to a poll in that instant reaches a workflow stream that is still alive.
-const POLLS_SETTLE: Duration = Duration::from_millis(500);
-
 /// The first step of a stop, before the SDK's own shutdown: `ShutdownWorker` for every SDK worker
-/// (its instance key, queue and task types), so the server completes their outstanding polls and
-/// refuses new ones (for 30 s) while the SDK workers still run, and a task the server matched to
-/// one of those polls in that instant is delivered and run. The SDK's shutdown, started right
-/// after, ends core's workflow stream as soon as its runs are idle without waiting for its pollers
-/// (`temporalio-sdk-core` 0.10.1, `workflow_stream.rs` `shutdown_done`): a task a poll delivered
-/// after that would be dropped and time out (start-to-close). Best effort: an error is logged and
-/// the stop goes on (the SDK sends its own `ShutdownWorker` anyway). See docs/architecture.md,
-/// "Stopping".
+/// (its instance key, queue and task types), so the server completes their outstanding polls at
+/// once and refuses new ones (for 30 s). The SDK's shutdown, started right after, waits for those
+/// polls to come back and runs every task they bring (the patched core's workflow stream ends only
+/// after its pollers, `vendor/temporalio-sdk-core.patch`). Core would send `ShutdownWorker` only
+/// after its workflow stream ended, so without this step its polls would be left waiting for the
+/// server's long-poll timeout. Best effort: an error is logged and the stop goes on (the polls
+/// then end at that timeout). See docs/architecture.md, "Stopping".
 async fn end_polls(connection: &Connection, namespace: &str, identity: &str, polls: &[Polls]) {
     use temporalio_common::protos::temporal::api::enums::v1::TaskQueueType;
     use temporalio_common::protos::temporal::api::workflowservice::v1::ShutdownWorkerRequest;
@@ -520,7 +515,6 @@ async fn end_polls(connection: &Connection, namespace: &str, identity: &str, pol
         }
     });
     futures_util::future::join_all(calls).await;
-    tokio::time::sleep(POLLS_SETTLE).await;
     tracing::info!(
         workers = polls.len(),
         took_ms = started.elapsed().as_millis() as u64,

@@ -773,9 +773,12 @@ impl
         )>,
     > {
         if let Some(sq) = self.sticky_poller.as_ref() {
+            // [edgeflow patch] Dead only when both are: the first to end used to end the
+            // stream and drop the tasks the other still held.
             tokio::select! {
-                r = self.normal_poller.poll() => r,
-                r = sq.poll() => r,
+                Some(r) = self.normal_poller.poll() => Some(r),
+                Some(r) = sq.poll() => Some(r),
+                else => None,
             }
         } else {
             self.normal_poller.poll().await

@@ -945,10 +945,17 @@ impl Worker {
                             let stream = if !client.is_mock() {
                                 // Some replay tests combine a mock client with real pollers,
                                 // and they don't need to use the external stream
+                                // [edgeflow patch] End with the pollers, not with both
+                                // inputs: the eager-start channel stays open until the worker
+                                // is dropped, so the combined stream never ended and the
+                                // workflow stream could not wait for its pollers (see
+                                // `WFStream::shutdown_done`).
                                 stream::select(
-                                    stream,
-                                    UnboundedReceiverStream::new(external_wft_rx),
+                                    stream.map(Some).chain(stream::once(async { None })),
+                                    UnboundedReceiverStream::new(external_wft_rx).map(Some),
                                 )
+                                .take_while(|wft| std::future::ready(wft.is_some()))
+                                .filter_map(std::future::ready)
                                 .left_stream()
                             } else {
                                 stream.right_stream()

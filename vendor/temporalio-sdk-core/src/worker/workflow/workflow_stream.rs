@@ -35,6 +35,9 @@ pub(super) struct WFStream {
 
     history_fetch_refcounter: Arc<HistfetchRC>,
     shutdown_token: CancellationToken,
+    /// [edgeflow patch] The workflow task pollers have ended (`PollerDead`): every task a poll
+    /// returned has reached this stream.
+    pollers_done: bool,
     ignore_evicts_on_shutdown: bool,
 
     metrics: MetricsContext,
@@ -96,6 +99,7 @@ impl WFStream {
                 basics.metrics.clone(),
             ),
             shutdown_token: basics.shutdown_token,
+            pollers_done: false,
             ignore_evicts_on_shutdown: basics.worker_config.ignore_evicts_on_shutdown,
             metrics: basics.metrics,
             runs_needing_fetching: Default::default(),
@@ -193,6 +197,7 @@ impl WFStream {
                     }
                     WFStreamInput::PollerDead => {
                         debug!("WFT poller died, beginning shutdown");
+                        state.pollers_done = true;
                         state.shutdown_token.cancel();
                         None
                     }
@@ -611,6 +616,14 @@ impl WFStream {
         // [edgeflow patch] Tasks buffered until a cache slot frees were started on the server:
         // run every one before ending, or they time out (start-to-close) on the server.
         if !self.buffered_polls_need_cache_slot.is_empty() {
+            return false;
+        }
+        // [edgeflow patch] A poll outstanding when shutdown began can still return a task the
+        // server has started (it completes a stopping worker's polls, with a task it matched
+        // just before): wait until the pollers have ended and handed over everything they got.
+        // The pollers end once the server has completed their polls, which `ShutdownWorker`
+        // makes it do at once.
+        if !self.pollers_done {
             return false;
         }
         if self.shutdown_token.is_cancelled() {

@@ -132,7 +132,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History { id, out, config } => {
             operator::save_history(Settings::load(&Sources::from_env(config))?, id, out).await
         }
-        Command::Replay { paths } => replay::run(&paths).await,
+        Command::Replay { paths, config } => {
+            let settings = Settings::load(&Sources::from_env(config))?;
+            replay::run(&paths, &settings.encryption).await
+        }
         Command::Schedules {
             command: SchedulesCommand::Sync { config },
         } => {

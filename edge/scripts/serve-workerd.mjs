@@ -12,7 +12,10 @@
 //   - clients connect to a socket that workerd itself listens on and that leads straight
 //     to the Worker's fetch handler (Miniflare's `unsafeDirectSockets`): no node process
 //     and no entry worker between the client and the edge Worker.
-// Node only starts workerd and relays its stdout/stderr (the Worker's console lines).
+// Node only starts workerd and relays its stdout/stderr (the Worker's console lines). Whoever
+// starts this script must keep reading its output, or send it to a file: workerd writes console
+// lines from its one event-loop thread, so once a pipe left unread is full, the Worker stops
+// answering every request (e2e/harness.mjs writes to files).
 // Usage: node scripts/serve-workerd.mjs --port P [--ip 127.0.0.1] [--env-file F] [--persist-to D]
 // (without --persist-to, KV and Durable Object state live in memory)
 // Prints `ready <url>` once the Worker listens on <url>; SIGTERM/SIGINT stop it and workerd.

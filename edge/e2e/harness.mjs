@@ -373,8 +373,9 @@ export async function startEdge(vars, port) {
  * same `vars`, env file and wrangler.jsonc bindings as `startEdge`, but without wrangler
  * dev: the bundle `wrangler deploy` would upload, served on a socket workerd listens on
  * that leads straight to the Worker. State lives in a temp dir, or in `stateDir` (kept).
+ * `entry`: a test entry bundled instead of src/index.ts (e2e/fixtures/), same bindings.
  */
-export async function startEdgeWorkerd(vars, port, { stateDir } = {}) {
+export async function startEdgeWorkerd(vars, port, { stateDir, entry } = {}) {
   port ??= await freePort();
   const { dir, envFile } = varsDir(vars);
   const proc = launch(
@@ -386,6 +387,7 @@ export async function startEdgeWorkerd(vars, port, { stateDir } = {}) {
       "--port", String(port),
       "--env-file", envFile,
       "--persist-to", stateDir ?? join(dir, "state"),
+      ...(entry ? ["--entry", entry] : []),
     ],
     { cwd: EDGE_DIR, env: { ...process.env, ...OFFLINE_ENV } },
   );

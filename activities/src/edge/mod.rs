@@ -96,6 +96,9 @@ mod runtime {
     /// Temporal's start-to-close timeout (a `TimeoutFailure` the workflow can tell apart) fires
     /// first. The server's answer to the late failure is ignored.
     const AFTER_DEADLINE: Duration = Duration::from_secs(3);
+    /// The type the edge fails an attempt with when its handler was still running at the
+    /// deadline (edge/src/activities/route.ts).
+    const EDGE_DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
 
     include!(concat!(env!("OUT_DIR"), "/edge_registered.rs"));
 
@@ -289,15 +292,21 @@ mod runtime {
                 .attempt(spec, call, attempt, input)
                 .instrument(span)
                 .await;
-            if let Err(failure) = &result {
+            if let (Err(failure), Some(deadline)) = (&result, attempt.deadline) {
                 count(failure);
-                let past_deadline = attempt.deadline.is_some_and(|d| SystemTime::now() >= d);
-                if matches!(failure, Failure::Timeout(_)) && past_deadline {
-                    // The request was dropped at the deadline. Temporal's own start-to-close
-                    // timeout is what the history should record, so the attempt answers only
-                    // after the server has had time to fire it.
-                    tokio::time::sleep(AFTER_DEADLINE).await;
+                // At the deadline the worker drops the request and the edge aborts the handler
+                // (answering 422 `DeadlineExceeded`), whichever comes first. Temporal's own
+                // start-to-close timeout is what the history should record, so such an attempt
+                // answers only after the server has had time to fire it.
+                let now = SystemTime::now();
+                let edge_deadline = matches!(failure,
+                    Failure::EdgeActivityFailed { type_name, .. } if type_name == EDGE_DEADLINE_EXCEEDED);
+                if now >= deadline || edge_deadline {
+                    let wait = (deadline + AFTER_DEADLINE).duration_since(now);
+                    tokio::time::sleep(wait.unwrap_or(Duration::ZERO)).await;
                 }
+            } else if let Err(failure) = &result {
+                count(failure);
             }
             result
         }

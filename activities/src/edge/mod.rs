@@ -293,21 +293,19 @@ mod runtime {
                 .attempt(spec, call, attempt, input)
                 .instrument(span)
                 .await;
-            if let (Err(failure), Some(deadline)) = (&result, attempt.deadline) {
+            if let Err(failure) = &result {
                 count(failure);
                 // At the deadline the worker drops the request and the edge aborts the handler
                 // (answering 422 `DeadlineExceeded`), whichever comes first. Temporal's own
                 // start-to-close timeout is what the history should record, so such an attempt
                 // answers only after the server has had time to fire it.
-                let now = SystemTime::now();
                 let edge_deadline = matches!(failure,
                     Failure::EdgeActivityFailed { type_name, .. } if type_name == EDGE_DEADLINE_EXCEEDED);
-                if now >= deadline || edge_deadline {
+                let now = SystemTime::now();
+                if let Some(deadline) = attempt.deadline.filter(|d| now >= *d || edge_deadline) {
                     let wait = (deadline + AFTER_DEADLINE).duration_since(now);
                     tokio::time::sleep(wait.unwrap_or(Duration::ZERO)).await;
                 }
-            } else if let Err(failure) = &result {
-                count(failure);
             }
             result
         }

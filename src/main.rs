@@ -132,7 +132,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History { id, out, config } => {
             operator::save_history(Settings::load(&Sources::from_env(config))?, id, out).await
         }
-        Command::Replay { paths } => replay::run(&paths).await,
+        Command::Replay { paths, config } => {
+            let settings = Settings::load(&Sources::from_env(config))?;
+            replay::run(&paths, &settings.encryption).await
+        }
         Command::Schedules {
             command: SchedulesCommand::Sync { config },
         } => {
@@ -224,11 +227,19 @@ async fn serve(settings: Settings, dev_stack: bool) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// `gateway`: the key source for the edge's tokens → telemetry → serve until a signal.
+/// `gateway`: the key source for the edge's tokens, and no payload key → telemetry → serve until
+/// a signal.
 async fn serve_gateway(settings: Settings) -> anyhow::Result<ExitCode> {
-    let missing = settings.gateway.check_serving();
-    if !missing.is_empty() {
-        return Err(settings::error::SettingsErrors(missing).into());
+    let mut problems = settings.gateway.check_serving();
+    if !settings.encryption.keys.is_empty() {
+        // It passes the edge's ciphertext through and must never be able to read it.
+        problems.push(settings::error::problem(
+            "encryption.keys",
+            "the gateway never holds a payload key: give [encryption] to the worker only (docs/encryption.md, \"Who holds which key\")",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(settings::error::SettingsErrors(problems).into());
     }
     let identity = connection::identity(&settings, gateway::PROGRAM);
     let _telemetry = telemetry::init(&settings.telemetry, &identity)?;

@@ -25,6 +25,8 @@
 //! | email API idempotency key still in flight | yes |
 //! | credentials temporarily unavailable (token file unreadable) | yes |
 //! | edge activity: the edge refused the request (401, 404), failed (5xx) or gave no answer | yes (a rotation or deploy-order slip heals) |
+//! | edge activity: 400, the deadline not in the future by the edge's clock | yes (skew or a slow request; the next attempt has a fresh deadline) |
+//! | edge activity: 413, the input over the edge's body cap | no (`InvalidInput`: the same input always is) |
 //! | edge activity: the handler threw `ActivityError` / anything else | as it said / yes |
 //! | edge activity: input or output breaks its schema | no |
 //! | edge activity: start-to-close timeout above `edge_activities.max_attempt_secs` | no |
@@ -748,6 +750,20 @@ mod tests {
                     excerpt: String::new(),
                 },
                 YES,
+            ),
+            (
+                "edge 400 (deadline past by the edge's clock: skew, a slow request)",
+                Failure::EdgeUnavailable {
+                    reason: "bad_request",
+                    status: 400,
+                    excerpt: String::new(),
+                },
+                YES,
+            ),
+            (
+                "edge 413 (input over the edge's body cap)",
+                Failure::InvalidInput(InputError::at("$", "too large")),
+                NO,
             ),
             (
                 "edge 502",

@@ -4,8 +4,8 @@
 // [edge_activities] on and the demo services; then bench/w4/dispatch.py drives both kinds.
 // Usage: node bench/w4/run.mjs [N] [CONCURRENCY]   (EDGEFLOW_BIN picks the binary; default debug)
 // W4_RELAY=1 puts a plain TCP relay (Node `net`, bytes copied both ways) between the worker and
-// workerd: straight to workerd's socket, edge calls stall after ~167
-// (results/20261206-w4-dispatch-partial.md); through the relay they do not.
+// workerd: how runs got past the stall after ~167 edge calls before its cause (workerd's output
+// pipe left unread, results/20261206-w4-dispatch-partial.md) was found and fixed.
 import { execFile } from "node:child_process";
 import { createConnection, createServer } from "node:net";
 import { generateKeyPairSync } from "node:crypto";

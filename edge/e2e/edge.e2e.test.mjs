@@ -5,6 +5,7 @@
 // a completion event must arrive, it signs one as the worker would.
 // full-stack.e2e.test.mjs adds the Rust worker.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { SEARCH_ATTRIBUTES, callbackToken, edgeStarter, edgeVars, scopedRunId, signedHook, startStack, temporalApi } from "./harness.mjs";
 
@@ -298,5 +299,21 @@ describe("edge in workerd against the Temporal dev server", () => {
     } finally {
       await prod.stop();
     }
+  });
+
+  it("keeps answering while this process blocks: its log lines go to a file, not a pipe left unread", () => {
+    // ~2 MB of access-log lines (an 8 KiB path each), far past what a pipe holds, while this
+    // process's event loop is blocked in execFileSync, as a test driving Python or a bench is.
+    // workerd writes console lines on its one event-loop thread: with a full pipe it stopped
+    // answering anyone (bench W4, bench/results/20261206-w4-dispatch-partial.md).
+    const script = `let ok = 0;
+      for (let i = 0; i < 250; i++) {
+        const res = await fetch(${JSON.stringify(stack.edge.url)} + "/" + "x".repeat(8192), { signal: AbortSignal.timeout(5000) });
+        await res.arrayBuffer();
+        if (res.status === 404) ok++;
+      }
+      console.log(ok);`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(out.trim(), "250");
   });
 });

@@ -21,7 +21,7 @@
 // Processes run in their own process group so stop() ends them and their children only.
 import { spawn } from "node:child_process";
 import { createHash, createHmac, randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect, createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -93,24 +93,59 @@ function killGroup(child, signal) {
   }
 }
 
-/** Spawns a process in its own group, keeping the tail of its output for failure messages. */
+// Every child's stdout and stderr go to a file, never to a pipe this process reads: a test or
+// bench that blocks its own event loop (execFileSync of a driver) would stop reading, the pipe
+// would fill, and the child would block on its next log line. workerd writes the Worker's console
+// lines from its only event-loop thread, so a full pipe stalled the whole edge (bench W4: every
+// edge call after ~167 got no answer: bench/results/20261206-w4-dispatch-partial.md).
+const LOG_DIR = mkdtempSync(join(tmpdir(), "edgeflow-e2e-logs-"));
+process.on("exit", () => rmSync(LOG_DIR, { recursive: true, force: true }));
+const TAIL_BYTES = 64 * 1024;
+let launched = 0;
+
+/** A file's bytes from `start` (negative: that many from the end). */
+function readFrom(file, start) {
+  const fd = openSync(file, "r");
+  try {
+    const size = fstatSync(fd).size;
+    const from = start < 0 ? Math.max(0, size + start) : Math.min(start, size);
+    const buf = Buffer.alloc(size - from);
+    readSync(fd, buf, 0, buf.length, from);
+    return buf;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Spawns a process in its own group, its output in a log file whose tail failure messages show. */
 function launch(name, cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { ...opts, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const logFile = join(LOG_DIR, `${++launched}-${name}.log`);
+  const out = openSync(logFile, "a");
+  const child = spawn(cmd, args, { ...opts, detached: true, stdio: ["ignore", out, out] });
+  closeSync(out);
   running.add(child);
-  const tail = [];
-  const keep = (chunk) => {
-    tail.push(...chunk.toString().split("\n").filter(Boolean));
-    if (tail.length > 200) tail.splice(0, tail.length - 200);
-    if (process.env.E2E_VERBOSE) process.stderr.write(`[${name}] ${chunk}`);
+  let shown = 0;
+  const show = () => {
+    const fresh = readFrom(logFile, shown);
+    shown += fresh.length;
+    for (const line of fresh.toString().split("\n").filter(Boolean)) process.stderr.write(`[${name}] ${line}\n`);
   };
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
+  const verbose = process.env.E2E_VERBOSE ? setInterval(show, 200).unref() : undefined;
   const exited = new Promise((r) => child.on("exit", (code, sig) => r({ code, sig })));
-  child.on("exit", () => running.delete(child));
+  child.on("exit", () => {
+    running.delete(child);
+    if (verbose) {
+      clearInterval(verbose);
+      show();
+    }
+  });
   return {
     child,
     exited,
-    output: () => tail.join("\n"),
+    /** The last 200 lines (for failure messages). */
+    output: () => readFrom(logFile, -TAIL_BYTES).toString().split("\n").slice(-200).join("\n"),
+    /** Everything it has written. */
+    log: () => readFileSync(logFile, "utf8"),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       killGroup(child, "SIGTERM");
@@ -292,6 +327,7 @@ async function edgeUp(url, proc, name, dir, keepDir = false) {
   return {
     url,
     output: proc.output,
+    log: proc.log,
     async stop() {
       await proc.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -337,8 +373,9 @@ export async function startEdge(vars, port) {
  * same `vars`, env file and wrangler.jsonc bindings as `startEdge`, but without wrangler
  * dev: the bundle `wrangler deploy` would upload, served on a socket workerd listens on
  * that leads straight to the Worker. State lives in a temp dir, or in `stateDir` (kept).
+ * `entry`: a test entry bundled instead of src/index.ts (e2e/fixtures/), same bindings.
  */
-export async function startEdgeWorkerd(vars, port, { stateDir } = {}) {
+export async function startEdgeWorkerd(vars, port, { stateDir, entry } = {}) {
   port ??= await freePort();
   const { dir, envFile } = varsDir(vars);
   const proc = launch(
@@ -350,6 +387,7 @@ export async function startEdgeWorkerd(vars, port, { stateDir } = {}) {
       "--port", String(port),
       "--env-file", envFile,
       "--persist-to", stateDir ?? join(dir, "state"),
+      ...(entry ? ["--entry", entry] : []),
     ],
     { cwd: EDGE_DIR, env: { ...process.env, ...OFFLINE_ENV } },
   );

@@ -12,14 +12,19 @@
 //   - clients connect to a socket that workerd itself listens on and that leads straight
 //     to the Worker's fetch handler (Miniflare's `unsafeDirectSockets`): no node process
 //     and no entry worker between the client and the edge Worker.
-// Node only starts workerd and relays its stdout/stderr (the Worker's console lines).
-// Usage: node scripts/serve-workerd.mjs --port P [--ip 127.0.0.1] [--env-file F] [--persist-to D]
-// (without --persist-to, KV and Durable Object state live in memory)
+// Node only starts workerd and relays its stdout/stderr (the Worker's console lines). Whoever
+// starts this script must keep reading its output, or send it to a file: workerd writes console
+// lines from its one event-loop thread, so once a pipe left unread is full, the Worker stops
+// answering every request (e2e/harness.mjs writes to files).
+// Usage: node scripts/serve-workerd.mjs --port P [--ip 127.0.0.1] [--env-file F] [--persist-to D] [--entry FILE]
+// (without --persist-to, KV and Durable Object state live in memory; --entry bundles FILE instead
+// of wrangler.jsonc's `main`, with the same bindings: for test entries such as
+// e2e/fixtures/failing-kv-put.ts, never deployed)
 // Prints `ready <url>` once the Worker listens on <url>; SIGTERM/SIGINT stop it and workerd.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Log, LogLevel, Miniflare } from "miniflare";
@@ -32,10 +37,11 @@ const { values: args } = parseArgs({
     port: { type: "string" },
     "env-file": { type: "string" },
     "persist-to": { type: "string" },
+    entry: { type: "string" },
   },
 });
 if (!args.port) {
-  console.error("usage: node scripts/serve-workerd.mjs --port P [--ip 127.0.0.1] [--env-file F] [--persist-to D]");
+  console.error("usage: node scripts/serve-workerd.mjs --port P [--ip 127.0.0.1] [--env-file F] [--persist-to D] [--entry FILE]");
   process.exit(2);
 }
 
@@ -49,7 +55,11 @@ process.on("exit", cleanup);
 const outdir = join(work, "bundle");
 const built = spawnSync(
   process.execPath,
-  [join(EDGE_DIR, "node_modules", "wrangler", "bin", "wrangler.js"), "deploy", "--dry-run", "--outdir", outdir],
+  [
+    join(EDGE_DIR, "node_modules", "wrangler", "bin", "wrangler.js"),
+    "deploy", "--dry-run", "--outdir", outdir,
+    ...(args.entry ? [resolve(args.entry)] : []),
+  ],
   {
     cwd: EDGE_DIR,
     stdio: ["ignore", "inherit", "inherit"],
@@ -69,7 +79,8 @@ const mf = new Miniflare({
   ...workerOptions,
   name: "edgeflow-edge",
   modules: true,
-  scriptPath: join(outdir, "index.js"),
+  // The bundle is named after its entry: index.js for src/index.ts.
+  scriptPath: join(outdir, `${basename(args.entry ?? "index.ts").replace(/\.[cm]?[jt]s$/, "")}.js`),
   modulesRoot: outdir,
   // Miniflare's own entry socket (unused by clients) on a free port.
   host: args.ip,

@@ -44,6 +44,10 @@ describe("POST /v1/activities/{name}: refusals run nothing", () => {
     ["a query string the token does not name", () => postActivity("test.count", { vars, key: k1, body, mint: { claims: { htu: "/v1/activities/test.count?x=1" } } }), 401, "binding_mismatch"],
     ["missing binding claims", () => postActivity("test.count", { vars, key: k1, body, mint: { claims: { bsh: undefined } } }), 401, "malformed_token"],
     ["undeclared name", () => postActivity("test.nope", { vars, key: k1, body }), 404, null],
+    // The worker fails a 400 retryably (skew heals; the next attempt has a fresh deadline), a 413 for good.
+    ["a deadline already past by the edge's clock", () => postActivity("test.count", { vars, key: k1, body, deadline: Date.now() - 1000 }), 400, null],
+    ["no deadline", () => postActivity("test.count", { vars, key: k1, body, headers: { "Edgeflow-Deadline": "" } }), 400, null],
+    ["a body over 1 MiB", () => postActivity("test.count", { vars, key: k1, body: JSON.stringify({ n: 1, pad: "x".repeat(1024 * 1024) }) }), 413, null],
     ["edge activities off (no ACTIVITY_KEYS)", () => postActivity("test.count", { vars: { ACTIVITY_KEYS: "" }, key: k1, body }), 404, null],
   ];
   for (const [name, send, status, code] of refusals) {

@@ -42,11 +42,14 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Replay recorded histories (files or folders of JSON) against the current workflow code;
-    /// exit 1 if any is nondeterministic.
+    /// Replay recorded histories (files or folders of JSON) against the current workflow code,
+    /// decrypting with `[encryption]`'s keys; exit 1 if any is nondeterministic.
     Replay {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Settings to read `[encryption]` keys from, for histories of encrypted runs.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Save a workflow's history as JSON, for `edgeflow replay` (e.g. under tests/histories/).
     History {

@@ -175,6 +175,11 @@ impl EncryptionCodec {
         }))))
     }
 
+    /// Whether a payload encrypted under `key_id` can be decrypted.
+    pub fn holds(&self, key_id: &str) -> bool {
+        self.0.keys.contains_key(key_id)
+    }
+
     /// The id new payloads are encrypted with; `None` while `decrypt_only`.
     pub fn encrypts_with(&self) -> Option<&str> {
         (!self.0.decrypt_only).then_some(self.0.active_key_id.as_str())

@@ -419,6 +419,33 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_version_that_the_server_would_misread_is_refused() {
+        let (_d, sources) = sources_with(
+            "[worker]\ndeployment_name = \"shop.eu\"\nbuild_id = \" \"\n",
+            &[("EDGEFLOW__WORKER__PROMOTE", "sometimes")],
+        );
+        let errs = Settings::load(&sources).expect_err("bad version").0;
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["worker.promote"],
+            "the type is checked first: {errs:#?}"
+        );
+        let (_d, sources) = sources_with(
+            "[worker]\ndeployment_name = \"shop.eu\"\nbuild_id = \" \"\n",
+            &[],
+        );
+        let errs = Settings::load(&sources).expect_err("bad version").0;
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["worker.deployment_name", "worker.build_id"],
+            "{errs:#?}"
+        );
+        assert!(errs[0].message.contains("without `.`"), "{errs:#?}");
+    }
+
+    #[test]
     fn the_order_workflow_may_only_name_configured_services_and_webhooks() {
         let (_d, sources) = sources_with(
             "[workflows.order.charge_payment]\nservice = \"billing\"\nmethod = \"POST\"\npath = \"x\"\ntimeout_secs = 1\nmax_attempts = 1\ninitial_retry_secs = 1\nmax_retry_secs = 1\n[workflows.order]\ncompletion_webhook = \"nowhere\"\n",

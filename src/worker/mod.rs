@@ -15,6 +15,7 @@
 pub mod observe;
 pub mod registry;
 pub mod settings;
+pub mod versioning;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -129,12 +130,7 @@ pub async fn run(
     }
     let activities = registry::Activities::build(&settings).await?;
 
-    // Hashing the executable takes seconds for a large binary: once per process.
-    let build_id = settings
-        .worker
-        .build_id
-        .clone()
-        .unwrap_or_else(|| temporalio_common::worker::build_id_from_current_exe().to_string());
+    let build_id = versioning::build_id(&settings.worker);
     let common = Common {
         settings: &settings,
         identity: &identity,
@@ -213,6 +209,17 @@ pub async fn run(
         background.clone(),
     ));
 
+    if settings.worker.use_worker_versioning {
+        tokio::spawn(report_version(
+            connection.clone(),
+            settings.temporal.namespace.clone(),
+            settings.worker.clone(),
+            identity.clone(),
+            build_id.clone(),
+            background.clone(),
+        ));
+    }
+
     let grace = Duration::from_secs(settings.shutdown.grace_period_secs);
     let runs = futures_util::future::join_all(workers.iter_mut().map(|w| {
         let running = running.clone();
@@ -277,6 +284,56 @@ pub async fn run(
     Ok(())
 }
 
+/// With worker versioning on: logs which version this process is and whether it is current,
+/// after making it current first if `worker.promote = "first"` and the deployment has none. A
+/// worker whose version is not current polls but gets no task, so that is a warning naming the
+/// command that changes it.
+async fn report_version(
+    connection: Connection,
+    namespace: String,
+    w: settings::WorkerSettings,
+    identity: String,
+    build_id: String,
+    stop: CancellationToken,
+) {
+    use settings::Promote;
+    let deployment = &w.deployment_name;
+    let promotion = match w.promote {
+        Promote::First => {
+            versioning::promote_if_none(
+                &connection,
+                &namespace,
+                deployment,
+                &build_id,
+                &identity,
+                &stop,
+            )
+            .await
+        }
+        Promote::Never => {
+            tracing::info!(%deployment, %build_id, "worker versioning on; this version becomes current only by the operator (worker.promote = \"never\")");
+            return;
+        }
+    };
+    match promotion {
+        Ok(versioning::Promotion::Promoted) => {
+            tracing::info!(%deployment, %build_id, "made this version current: the deployment had none")
+        }
+        Ok(versioning::Promotion::AlreadyCurrent) => {
+            tracing::info!(%deployment, %build_id, "this version is current")
+        }
+        Ok(versioning::Promotion::OtherIsCurrent(current)) => tracing::warn!(
+            %deployment,
+            %build_id,
+            %current,
+            "this version is not current: it runs only the runs pinned to it and gets no new ones until `temporal worker deployment set-current-version --deployment-name {deployment} --build-id {build_id}` (or a ramp)"
+        ),
+        Err(error) => {
+            tracing::warn!(%deployment, %build_id, "could not make this version current: {error:#}")
+        }
+    }
+}
+
 /// What every SDK worker of this process shares.
 struct Common<'a> {
     settings: &'a Settings,
@@ -286,11 +343,14 @@ struct Common<'a> {
     activities: &'a registry::Activities,
 }
 
+/// This process's Worker Deployment version. With versioning on, a workflow task completes with
+/// its type's behavior (`versioning::behaviors`, set on the options by `worker_options`) and
+/// anything else auto-upgrades.
 fn deployment(common: &Common) -> WorkerDeploymentOptions {
     let w = &common.settings.worker;
     WorkerDeploymentOptions::new(
         WorkerDeploymentVersion::builder()
-            .deployment_name(w.deployment_name.clone().unwrap_or_default())
+            .deployment_name(w.deployment_name.clone())
             .build_id(common.build_id.to_string())
             .build(),
     )
@@ -342,6 +402,11 @@ fn worker_options(
         .maybe_max_worker_activities_per_second(queue.max_activities_per_sec)
         .graceful_shutdown_period(Duration::from_secs(settings.shutdown.grace_period_secs))
         .worker_plugin(observe::plugin(common.metrics.clone()))
+        .workflow_versioning_behaviors(if w.use_worker_versioning {
+            versioning::behaviors()
+        } else {
+            Default::default()
+        })
         .build();
     if queue.runs.workflows() {
         registry::register_workflows(&mut options)

@@ -50,6 +50,13 @@ pub fn register_workflows(
     registry: &mut impl WorkflowRegistry,
 ) -> Result<(), WorkflowRegistrationError> {
     registry.add::<edgeflow_workflows::EchoWorkflow>()?;
+    #[cfg(debug_assertions)]
+    if std::env::var_os("EDGEFLOW_TEST_INCOMPATIBLE_ORDER").is_some() {
+        registry.add::<edgeflow_workflows::incompatible_order::IncompatibleOrder>()?;
+    } else {
+        registry.add::<edgeflow_workflows::OrderWorkflow>()?;
+    }
+    #[cfg(not(debug_assertions))]
     registry.add::<edgeflow_workflows::OrderWorkflow>()?;
     registry.add::<edgeflow_workflows::ReportWorkflow>()?;
     registry.add::<edgeflow_workflows::FanoutWorkflow>()?;

@@ -13,11 +13,13 @@ use crate::settings::error::{SettingError, problem};
 pub struct WorkerSettings {
     /// Identity shown in Temporal's UI and history (default: `edgeflow-<pid>@<host>`).
     pub identity: Option<String>,
-    /// Build id of this worker (default: a hash of the running executable).
+    /// Build id of this worker (default: `<version>-<CRC-32 of the running executable>`).
     pub build_id: Option<String>,
     /// Worker Deployment name; with `use_worker_versioning`, tasks are routed by version.
-    pub deployment_name: Option<String>,
+    pub deployment_name: String,
     pub use_worker_versioning: bool,
+    /// With `use_worker_versioning`: who makes a version current when the deployment has none.
+    pub promote: Promote,
     pub max_cached_workflows: usize,
     /// Defaults for every task queue; each `[task_queues.NAME]` may override them.
     pub max_concurrent_activities: usize,
@@ -32,6 +34,17 @@ pub struct WorkerSettings {
     pub readiness_check_secs: u64,
     /// Run `edgeflow schedules sync` before polling.
     pub sync_schedules_on_start: bool,
+}
+
+/// With worker versioning, a worker gets no task until its version is current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Promote {
+    /// The worker makes its own version current when the deployment has no current version (its
+    /// first deploy), so a first worker is never idle; later versions are the operator's call.
+    First,
+    /// Only the operator makes a version current (`temporal worker deployment set-current-version`).
+    Never,
 }
 
 /// What a task queue runs in this process.
@@ -106,6 +119,20 @@ impl WorkerSettings {
         }
         if w.readiness_check_secs == 0 {
             out.push(problem("worker.readiness_check_secs", "must be at least 1"));
+        }
+        // The server names a version `<deployment>.<build id>` in places, so neither may be
+        // empty, and the deployment name may not hold the dot.
+        if w.deployment_name.trim().is_empty() || w.deployment_name.contains('.') {
+            out.push(problem(
+                "worker.deployment_name",
+                "must be a non-empty name without `.`",
+            ));
+        }
+        if w.build_id.as_ref().is_some_and(|b| b.trim().is_empty()) {
+            out.push(problem(
+                "worker.build_id",
+                "must not be empty (leave it unset for the default)",
+            ));
         }
         out
     }

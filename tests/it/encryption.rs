@@ -184,6 +184,32 @@ fn temporal_stores_only_ciphertext_and_the_python_sample_reads_it() {
             .iter()
             .all(|p| meta(p, "encoding") != "binary/encrypted")
     );
+
+    // `edgeflow replay` replays the encrypted history with the worker's keys, and without them
+    // says which key it lacks.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("echo-encrypted.json");
+    let id = format!("enc-{}", std::process::id());
+    let saved = cli(
+        server,
+        "unused",
+        &["history", &id, file.to_str().unwrap()],
+        &[],
+    );
+    assert!(saved.status.success(), "{saved:?}");
+    let replay = |settings: &[(&'static str, String)]| {
+        edgeflow(&["replay", file.to_str().unwrap()], settings)
+            .output()
+            .expect("edgeflow replay")
+    };
+    let with_keys = replay(&settings);
+    assert!(with_keys.status.success(), "{with_keys:?}");
+    let without = replay(&[]);
+    let said = String::from_utf8_lossy(&without.stdout);
+    assert!(
+        !without.status.success() && said.contains("FAILED") && said.contains("key_a"),
+        "{without:?}"
+    );
 }
 
 #[test]

@@ -20,4 +20,5 @@ mod observability;
 mod order;
 mod service_queues;
 mod trace;
+mod versioning;
 mod worker;

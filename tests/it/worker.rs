@@ -134,6 +134,27 @@ fn bad_settings_exit_2_and_list_every_problem() {
 }
 
 #[test]
+fn the_gateway_refuses_to_start_with_a_payload_key() {
+    // The systemd units give both processes /etc/edgeflow/edgeflow.env: a key put there for the
+    // worker would reach the gateway, which must never be able to read what the edge encrypts.
+    let env = [
+        (
+            "EDGEFLOW__ENCRYPTION__KEYS__K1__KEY",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]),
+        ),
+        ("EDGEFLOW__ENCRYPTION__ACTIVE_KEY_ID", "k1".to_string()),
+        ("EDGEFLOW__GATEWAY__JWKS_FILE", "/dev/null".to_string()),
+    ];
+    let out = edgeflow(&["gateway"], &env).output().expect("run edgeflow");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("encryption.keys") && stderr.contains("never holds a payload key"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn config_check_prints_settings_with_secrets_redacted() {
     let out = edgeflow(
         &["config", "check"],

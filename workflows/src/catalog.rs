@@ -6,6 +6,7 @@
 use edgeflow_activities::{InputError, Untrusted};
 use schemars::{JsonSchema, Schema, schema_for};
 use serde::de::DeserializeOwned;
+use temporalio_common::worker::VersioningBehavior;
 use temporalio_common::{QueryDefinition, SignalDefinition, UpdateDefinition};
 
 use crate::echo::{EchoInput, EchoWorkflow};
@@ -25,6 +26,10 @@ pub struct WorkflowSpec {
     /// The input field that names the business object a run is about (an order id): the
     /// workflow id is `<name>-<value>`, so the same object is one run however often it is sent.
     pub id_field: Option<&'static str>,
+    /// With worker versioning on: `Pinned` runs finish on the build they started on, so the next
+    /// build may change them incompatibly; `AutoUpgrade` runs move to the current build at their
+    /// next workflow task, so their changes ship behind `patched`.
+    pub versioning: VersioningBehavior,
     pub input: Schema,
     pub check_input: Check,
     pub result: Schema,
@@ -130,6 +135,8 @@ pub fn workflows() -> Vec<WorkflowSpec> {
             name: OrderWorkflow::name(),
             edge: true,
             id_field: Some("order_id"),
+            // An order waits for a person for days; it must never meet code it cannot replay.
+            versioning: VersioningBehavior::Pinned,
             input: schema_for!(OrderInput),
             check_input: check_order,
             result: schema_for!(OrderResult),
@@ -147,6 +154,7 @@ pub fn workflows() -> Vec<WorkflowSpec> {
             name: ReportWorkflow::name(),
             edge: false,
             id_field: None,
+            versioning: VersioningBehavior::AutoUpgrade,
             input: schema_for!(ReportInput),
             check_input: check::<ReportInput>,
             result: schema_for!(ReportResult),
@@ -158,6 +166,7 @@ pub fn workflows() -> Vec<WorkflowSpec> {
             name: FanoutWorkflow::name(),
             edge: false,
             id_field: None,
+            versioning: VersioningBehavior::AutoUpgrade,
             input: schema_for!(FanoutInput),
             check_input: check::<FanoutInput>,
             result: schema_for!(serde_json::Value),
@@ -169,6 +178,7 @@ pub fn workflows() -> Vec<WorkflowSpec> {
             name: EchoWorkflow::name(),
             edge: false,
             id_field: None,
+            versioning: VersioningBehavior::AutoUpgrade,
             input: schema_for!(EchoInput),
             check_input: check::<EchoInput>,
             result: schema_for!(serde_json::Value),

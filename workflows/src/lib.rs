@@ -17,6 +17,8 @@ pub mod dropped;
 pub mod echo;
 pub mod edge;
 pub mod fanout;
+#[cfg(debug_assertions)]
+pub mod incompatible_order;
 pub mod order;
 pub mod report;
 

@@ -96,6 +96,9 @@ mod runtime {
     /// Temporal's start-to-close timeout (a `TimeoutFailure` the workflow can tell apart) fires
     /// first. The server's answer to the late failure is ignored.
     const AFTER_DEADLINE: Duration = Duration::from_secs(3);
+    /// The type the edge fails an attempt with when its handler was still running at the
+    /// deadline (edge/src/activities/route.ts).
+    const EDGE_DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
 
     include!(concat!(env!("OUT_DIR"), "/edge_registered.rs"));
 
@@ -167,16 +170,17 @@ mod runtime {
 
     /// The `reason` label values of `edgeflow_edge_activity_failures_total`: why an attempt got
     /// no answer from a handler.
-    pub const FAILURE_REASONS: [&str; 7] = [
+    pub const FAILURE_REASONS: [&str; 8] = [
         "unauthorized",
         "not_found",
+        "bad_request",
         "server_error",
         "unexpected_status",
         "bad_answer",
         "connection",
         "timeout",
     ];
-    static FAILURES: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+    static FAILURES: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
     /// Attempts that got no answer from a handler, by reason, since the process started.
     pub fn failure_counts() -> Vec<(&'static str, u64)> {
@@ -291,12 +295,16 @@ mod runtime {
                 .await;
             if let Err(failure) = &result {
                 count(failure);
-                let past_deadline = attempt.deadline.is_some_and(|d| SystemTime::now() >= d);
-                if matches!(failure, Failure::Timeout(_)) && past_deadline {
-                    // The request was dropped at the deadline. Temporal's own start-to-close
-                    // timeout is what the history should record, so the attempt answers only
-                    // after the server has had time to fire it.
-                    tokio::time::sleep(AFTER_DEADLINE).await;
+                // At the deadline the worker drops the request and the edge aborts the handler
+                // (answering 422 `DeadlineExceeded`), whichever comes first. Temporal's own
+                // start-to-close timeout is what the history should record, so such an attempt
+                // answers only after the server has had time to fire it.
+                let edge_deadline = matches!(failure,
+                    Failure::EdgeActivityFailed { type_name, .. } if type_name == EDGE_DEADLINE_EXCEEDED);
+                let now = SystemTime::now();
+                if let Some(deadline) = attempt.deadline.filter(|d| now >= *d || edge_deadline) {
+                    let wait = (deadline + AFTER_DEADLINE).duration_since(now);
+                    tokio::time::sleep(wait.unwrap_or(Duration::ZERO)).await;
                 }
             }
             result
@@ -468,8 +476,18 @@ mod runtime {
                 check_against_schema(output_schema, output).map_err(Failure::InvalidOutput)
             }
             422 => Err(handler_failure(body).unwrap_or_else(|| unavailable("bad_answer"))),
+            // The one 400 the route answers: `Edgeflow-Deadline` is not in the future by the
+            // edge's clock. The worker always sends one, so that is clock skew (or a request
+            // that sat in transit to its deadline): retried with a fresh deadline, and counted,
+            // because skew that outlasts every attempt's timeout needs an operator.
+            400 => Err(unavailable("bad_request")),
             401 => Err(unavailable("unauthorized")),
             404 => Err(unavailable("not_found")),
+            // The body is over the edge's cap (1 MiB): the same input always will be.
+            413 => Err(Failure::InvalidInput(InputError::at(
+                "$",
+                "the edge refused the input as too large (HTTP 413; it takes at most 1 MiB)",
+            ))),
             500..=599 => Err(unavailable("server_error")),
             _ => Err(unavailable("unexpected_status")),
         }
@@ -627,8 +645,22 @@ mod runtime {
                     Retry::Yes { after: None },
                 ),
                 (
-                    "400",
+                    "400 deadline not in the future by the edge's clock",
                     400,
+                    Vec::new(),
+                    "EdgeUnavailable",
+                    Retry::Yes { after: None },
+                ),
+                (
+                    "413 body over the edge's cap",
+                    413,
+                    Vec::new(),
+                    "InvalidInput",
+                    Retry::No,
+                ),
+                (
+                    "418",
+                    418,
                     Vec::new(),
                     "EdgeUnavailable",
                     Retry::Yes { after: None },

@@ -46,7 +46,8 @@ export async function activityRoute(c: Ctx): Promise<Response> {
   const deadlineText = c.request.headers.get("Edgeflow-Deadline") ?? "";
   const deadline = Number(deadlineText);
   if (!/^[0-9]{1,16}$/.test(deadlineText) || deadline <= Date.now()) {
-    throw problem("invalid-request", { detail: "Edgeflow-Deadline must be a future time in unix epoch milliseconds" });
+    // The edge's clock in the detail: the worker keeps it in the failure, so skew shows there.
+    throw problem("invalid-request", { detail: `Edgeflow-Deadline must be a future time in unix epoch milliseconds; the edge's clock reads ${Date.now()}` });
   }
   const info: ActivityInfo = {
     name: entry.activity.name,

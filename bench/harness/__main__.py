@@ -1,4 +1,4 @@
-"""`bench/run [--quick] [--workloads w1,w2,w3,e,g] [--reps N] [--n N] [--workers ...]`
+"""`bench/run [--quick] [--workloads w1,w2,w3,w4,e,g] [--reps N] [--n N] [--workers ...]`
 
 Runs each workload `reps` times, alternating the workers (A B C A B C …) so drift hits them
 all; every run gets a fresh dev server and task queue. Writes one JSON file per run to
@@ -27,7 +27,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from . import edge, gateway, report
+from . import edge, gateway, inflight, report
 from .driver import drive
 from .procs import Sampler, stop_all
 from .servers import (BENCH, ROOT, TEMPORAL_CLI, received_webhooks, start_demo_services, start_dev_server,
@@ -36,6 +36,7 @@ from .workers import LIMITS, WORKERS, WorkerSpec, start_worker, workspace_of
 from .workloads import WORKLOADS, Workload
 
 STUB_DELAY_MS = 20.0
+DEFAULT_WORKLOADS = ("w1", "w2", "w3", "w4", "e", "g")
 
 
 def percentile(sorted_xs: list[float], p: float) -> float:
@@ -285,7 +286,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny N, one repetition, debug edgeflow build")
-    p.add_argument("--workloads", default="w1,w2,w3,e,g", help="comma-separated: w1, w2, w3, e, g (default all)")
+    p.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
+                   help="comma-separated: w1, w2, w3, w4, e, g (default all)")
     p.add_argument("--workers", default=",".join(WORKERS), help="comma-separated subset of edgeflow,python,typescript")
     p.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     p.add_argument("--n", type=int, help="workflows per run, overriding each workload's N")
@@ -321,9 +323,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     os.environ["EDGEFLOW_BIN"] = str(args.edgeflow_bin)
     args.workload_keys = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.worker_list = [w.strip() for w in args.workers.split(",") if w.strip()]
+    args.workers_given = args.workers != ",".join(WORKERS)
     for w in args.workload_keys:
-        if w not in WORKLOADS and w not in ("e", "g"):
-            p.error(f"unknown workload {w!r}; expected w1, w2, w3, e or g")
+        if w not in WORKLOADS and w not in ("w4", "e", "g"):
+            p.error(f"unknown workload {w!r}; expected w1, w2, w3, w4, e or g")
     for w in args.worker_list:
         if w not in WORKERS:
             p.error(f"unknown worker {w!r}; expected one of {', '.join(WORKERS)}")
@@ -332,11 +335,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def write_report(out_dir: Path, meta: dict[str, Any], records: list[dict[str, Any]],
                  edge_records: list[dict[str, Any]], publish: bool) -> str:
-    """summary.md and summary.json in `out_dir`; with `publish`, results/latest.md and the README."""
-    table = report.markdown(meta, records, edge_records)
+    """summary.md and summary.json in `out_dir`; with `publish`, results/latest.md and the README.
+    W4's records (`workload == "w4"`) have their own table."""
+    inflight_records = [r for r in records if r["workload"] == "w4"]
+    records = [r for r in records if r["workload"] != "w4"]
+    table = report.markdown(meta, records, edge_records, inflight_records)
     (out_dir / "summary.md").write_text(table)
     (out_dir / "summary.json").write_text(json.dumps(
-        {"meta": meta, "workloads": report.summarize(records), "edge": report.summarize_edge(edge_records)},
+        {"meta": meta, "workloads": report.summarize(records), "edge": report.summarize_edge(edge_records),
+         "inflight": report.summarize_inflight(inflight_records)},
         indent=2))
     if publish:
         (BENCH / "results" / "latest.md").write_text(table)
@@ -350,7 +357,7 @@ def rebuild_report(out_dir: Path) -> int:
     records = [r for r in runs if r.get("workload") != "e"]
     edge_records = [r for r in runs if r.get("workload") == "e"]
     publish = meta["mode"] == "full" and out_dir.resolve().parent == (BENCH / "results").resolve() \
-        and not out_dir.name.startswith("profile-")
+        and not out_dir.name.startswith("profile-") and meta.get("complete", True)
     print(write_report(out_dir, meta, records, edge_records, publish))
     return 0
 
@@ -389,6 +396,8 @@ async def main(argv: list[str]) -> int:
         "otlp": args.otlp,
         "encryption": args.encryption,
         "grpc_compression": args.grpc_compression,
+        # Every workload and worker ran: only such a run replaces the published tables.
+        "complete": set(args.workload_keys) >= set(DEFAULT_WORKLOADS) and set(args.worker_list) == set(WORKERS),
     }
     meta["versions_text"] = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -414,6 +423,25 @@ async def main(argv: list[str]) -> int:
                     (out_dir / f"g-{rep}.json").write_text(json.dumps(rec, indent=2))
                     passed, failed = (passed + 1, failed) if rec["ok"] else (passed, failed + 1)
                     print(f"bench: {label}: {summary}", file=sys.stderr, flush=True)
+                    continue
+                if key == "w4":
+                    n = args.n or (inflight.N_QUICK if args.quick else inflight.N_FULL)
+                    # The quick run checks W4's harness on edgeflow alone, to stay under a minute
+                    # (the peers' `http.call` is the code W2 runs), unless --workers names them.
+                    w4_workers = ["edgeflow"] if args.quick and not args.workers_given else args.worker_list
+                    for worker in w4_workers:
+                        rec = await inflight.run(worker, rep, args, n, out_dir)
+                        records.append(rec)
+                        (out_dir / f"w4-{worker}-{rep}.json").write_text(json.dumps(rec, indent=2))
+                        passed, failed = (passed + 1, failed) if rec["ok"] else (passed, failed + 1)
+                        if rec["ok"]:
+                            detail = (f"held {rec['held']}, RSS {rec['idle_rss_mib']:.1f} → {rec['holding_rss_mib']:.1f} MiB "
+                                      f"({rec['rss_kib_per_inflight']:.1f} KiB/activity), "
+                                      f"{rec['accumulate_cpu_ms_per_activity']:.3f} CPU-ms/activity to start, "
+                                      f"{rec['hold_cpu_ms_per_s']:.1f} CPU-ms/s holding")
+                        else:
+                            detail = "FAILED: " + "; ".join(rec["errors"])[:600]
+                        print(f"bench: w4 {worker} #{rep}: {detail}", file=sys.stderr, flush=True)
                     continue
                 if key == "e":
                     rec = await asyncio.to_thread(edge.run, args.edge_n, out_dir / "logs" / f"e-{rep}")
@@ -445,7 +473,7 @@ async def main(argv: list[str]) -> int:
         stop_all()
 
     table = write_report(out_dir, meta, records, edge_records,
-                         publish=not args.quick and not experiment and args.out is None)
+                         publish=not args.quick and not experiment and args.out is None and meta["complete"])
     print(table)
     print(f"bench: results in {out_dir} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
     # One word and a colon before the counts: the closing-line form test runners are read by.

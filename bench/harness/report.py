@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from .inflight import counts
 from .workloads import WORKLOADS
 
 PEERS = ("python", "typescript")
@@ -90,6 +91,77 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# W4's table: (record key, column title, decimals).
+INFLIGHT_COLUMNS = [
+    ("held", "held at once", 0),
+    ("idle_rss_mib", "idle RSS MiB", 1),
+    ("holding_rss_mib", "RSS holding MiB", 1),
+    ("rss_kib_per_inflight", "RSS KiB / in-flight", 2),
+    ("pss_kib_per_inflight", "PSS KiB / in-flight", 2),
+    ("accumulate_cpu_ms_per_activity", "CPU-ms to put one in flight", 3),
+    ("hold_cpu_ms_per_s", "CPU-ms/s while holding", 2),
+    ("hold_cpu_ms_per_s_per_1000", "CPU-ms/s per 1,000 held (− idle)", 3),
+    ("release_cpu_ms_per_activity", "CPU-ms to complete one after release", 3),
+    ("server_hold_cpu_ms_per_s", "server CPU-ms/s while holding", 1),
+    ("accumulate_s", "s to reach N", 0),
+]
+
+
+def summarize_inflight(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """{worker: {metric: stats}} over W4's runs that completed every held activity."""
+    if not records:
+        return None
+    out: dict[str, Any] = {}
+    for worker in dict.fromkeys(r["worker"] for r in records):
+        runs = [r for r in records if r["worker"] == worker]
+        ok = [r for r in runs if counts(r)]
+        out[worker] = {"runs": len(runs), "ok_runs": len(ok),
+                       **{col: stats([r[col] for r in ok if r.get(col) is not None]) for col, *_ in INFLIGHT_COLUMNS}}
+    return out
+
+
+def inflight_markdown(records: list[dict[str, Any]]) -> list[str]:
+    s = summarize_inflight(records)
+    if not s:
+        return []
+    r0 = records[0]
+    loads = ", ".join(f"{r['worker']} #{r['rep']} {r['load_at_start'][0]:.1f}" for r in records)
+    lines = [
+        f"## W4 `inflight` — N = {r0['n']}: `http.call`s held by a local service until released; what "
+        "each held activity costs the worker", "",
+        f"Each worker: max_concurrent_activities = {r0['limits']['max_concurrent_activities']} and as many "
+        f"HTTP connections; the driver's `w4-hold` workflows ({r0['per_driver_workflow']} activities each) "
+        "schedule the activities on the worker's task queue. Idle baseline after the warm-up over "
+        f"{r0['idle_window_s']:.0f} s; holding window {r0['hold_window_s']:.0f} s; RSS and PSS per in-flight "
+        "activity = (holding − idle) ÷ held. Load average (1 min) at each run's start: " + loads + ".", "",
+        "| worker | runs ok | " + " | ".join(c[1] for c in INFLIGHT_COLUMNS) + " |",
+        "|---|---|" + "---|" * len(INFLIGHT_COLUMNS),
+    ]
+    for worker, v in s.items():
+        cells = [_cell(v[col], d) for col, _, d in INFLIGHT_COLUMNS]
+        lines.append(f"| {worker} | {v['ok_runs']}/{v['runs']} | " + " | ".join(cells) + " |")
+    ef = s.get("edgeflow")
+    peers = [p for p in PEERS if p in s and s[p]["ok_runs"]]
+    if ef and ef["ok_runs"] and peers:
+        lines += ["", "edgeflow ÷ peer (medians; below 1 is better):", "",
+                  "| metric | " + " | ".join(f"÷ {p}" for p in peers) + " |", "|---|" + "---|" * len(peers)]
+        ratio_cols = ("rss_kib_per_inflight", "pss_kib_per_inflight", "accumulate_cpu_ms_per_activity",
+                      "hold_cpu_ms_per_s", "release_cpu_ms_per_activity")
+        for col, title, _ in [c for c in INFLIGHT_COLUMNS if c[0] in ratio_cols]:
+            cells = []
+            for p in peers:
+                a, b = ef[col], s[p][col]
+                cells.append(f"{a['median'] / b['median']:.2f}×" if a and b and b["median"] > 0 else "–")
+            lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    for r in records:
+        if not counts(r):
+            lines.append(f"\n- run {r['worker']} #{r['rep']} did not count: {'; '.join(r['errors'][:3])}")
+        for note in r.get("notes", []):
+            lines.append(f"\n- run {r['worker']} #{r['rep']}: {note}")
+    lines.append("")
+    return lines
+
+
 def summarize_edge(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     ok = [r for r in records if r.get("ok")]
     if not records:
@@ -118,7 +190,8 @@ def _cell(s: dict[str, float] | None, decimals: int) -> str:
     return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
 
 
-def markdown(meta: dict[str, Any], records: list[dict[str, Any]], edge_records: list[dict[str, Any]]) -> str:
+def markdown(meta: dict[str, Any], records: list[dict[str, Any]], edge_records: list[dict[str, Any]],
+             inflight_records: list[dict[str, Any]] | None = None) -> str:
     summary = summarize(records)
     lines = [
         f"# edgeflow benchmarks — {meta['started_at']}",
@@ -172,6 +245,7 @@ def markdown(meta: dict[str, Any], records: list[dict[str, Any]], edge_records: 
         for r in failed:
             lines.append(f"\n- run {r['worker']} #{r['rep']} did not count: {'; '.join(r['errors'][:3])}")
         lines.append("")
+    lines += inflight_markdown(inflight_records or [])
     e = summarize_edge(edge_records)
     if e:
         n = edge_records[0].get("starts", "?")

@@ -59,11 +59,11 @@ def edgeflow_bin() -> Path:
 
 
 async def start_dev_server(run_dir: Path, timeout_s: float = 90.0, db_file: Path | None = None,
-                           again: DevServer | None = None) -> DevServer:
+                           again: DevServer | None = None, dynamic_config: tuple[str, ...] = ()) -> DevServer:
     """Starts a dev server on free ports and waits until it answers. In memory, unless `db_file`
     names its SQLite file (put it on tmpfs: on disk the file store measures fsync, and under load
     times out sticky tasks by itself). `again`: start on that stopped server's ports (its clients
-    reconnect), with its database file."""
+    reconnect), with its database file. `dynamic_config`: further `KEY=VALUE` dynamic config."""
     starts = (again.starts + 1) if again else 1
     suffix = "" if starts == 1 else f"-{starts}"
     argv = [str(edgeflow_bin()), "dev", "server", "--json", "--log-level", "error",
@@ -72,6 +72,8 @@ async def start_dev_server(run_dir: Path, timeout_s: float = 90.0, db_file: Path
         argv += ["--port", str(again.port), "--http-port", str(again.http_port)]
     if db_file:
         argv += ["--db-filename", str(db_file)]
+    for value in dynamic_config:
+        argv += ["--dynamic-config-value", value]
     proc = Proc("temporal", argv, run_dir / f"dev-server{suffix}.log", cwd=ROOT)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

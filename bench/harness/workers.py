@@ -44,18 +44,31 @@ class WorkerSpec:
     grpc_compression: str = "none"
     # The workload's own edgeflow settings (W3: database, services, webhook receiver).
     settings_env: dict[str, str] | None = None
+    # The workload's own slot limits (W4: 10,000 activity slots), the same for every worker.
+    limits: dict[str, int] | None = None
+    # Each peer's timeout for one `http.call` request (edgeflow's is the service's `timeout_secs`
+    # in `edgeflow_config`).
+    http_timeout_s: int = 30
+    # edgeflow's `--config` file with the stub's service settings (it wins over the environment).
+    edgeflow_config: Path = BENCH / "edgeflow.toml"
+
+
+def limits_of(spec: WorkerSpec) -> dict[str, int]:
+    return {**LIMITS, **(spec.limits or {})}
 
 
 def _peer_env(spec: WorkerSpec) -> dict[str, str]:
+    limits = limits_of(spec)
     env = {
         "BENCH_TEMPORAL_ADDRESS": spec.temporal_address,
         "BENCH_TASK_QUEUE": spec.task_queue,
-        "BENCH_MAX_ACTIVITIES": str(LIMITS["max_concurrent_activities"]),
-        "BENCH_MAX_WORKFLOW_TASKS": str(LIMITS["max_concurrent_workflow_tasks"]),
-        "BENCH_MAX_LOCAL_ACTIVITIES": str(LIMITS["max_concurrent_local_activities"]),
-        "BENCH_MAX_CACHED": str(LIMITS["max_cached_workflows"]),
-        "BENCH_WORKFLOW_POLLERS": str(LIMITS["workflow_pollers"]),
-        "BENCH_ACTIVITY_POLLERS": str(LIMITS["activity_pollers"]),
+        "BENCH_MAX_ACTIVITIES": str(limits["max_concurrent_activities"]),
+        "BENCH_MAX_WORKFLOW_TASKS": str(limits["max_concurrent_workflow_tasks"]),
+        "BENCH_MAX_LOCAL_ACTIVITIES": str(limits["max_concurrent_local_activities"]),
+        "BENCH_MAX_CACHED": str(limits["max_cached_workflows"]),
+        "BENCH_WORKFLOW_POLLERS": str(limits["workflow_pollers"]),
+        "BENCH_ACTIVITY_POLLERS": str(limits["activity_pollers"]),
+        "BENCH_HTTP_TIMEOUT_SECS": str(spec.http_timeout_s),
     }
     if spec.stub_url:
         env["BENCH_STUB_URL"] = spec.stub_url
@@ -66,17 +79,18 @@ def _peer_env(spec: WorkerSpec) -> dict[str, str]:
 def start_worker(spec: WorkerSpec, run_dir: Path, timeout_s: float = 90.0) -> Proc:
     """Starts one worker and returns once it is ready to poll."""
     log = run_dir / f"worker-{spec.kind}.log"
+    limits = limits_of(spec)
     if spec.kind == "edgeflow":
         ops_port = free_port()
         env = {
             "EDGEFLOW__TEMPORAL__ADDRESS": f"http://{spec.temporal_address}",
             "EDGEFLOW__TASK_QUEUES__MAIN__NAME": spec.task_queue,
-            "EDGEFLOW__WORKER__MAX_CONCURRENT_ACTIVITIES": str(LIMITS["max_concurrent_activities"]),
-            "EDGEFLOW__WORKER__MAX_CONCURRENT_WORKFLOW_TASKS": str(LIMITS["max_concurrent_workflow_tasks"]),
-            "EDGEFLOW__WORKER__MAX_CONCURRENT_LOCAL_ACTIVITIES": str(LIMITS["max_concurrent_local_activities"]),
-            "EDGEFLOW__WORKER__MAX_CACHED_WORKFLOWS": str(LIMITS["max_cached_workflows"]),
-            "EDGEFLOW__WORKER__WORKFLOW_POLLERS": str(LIMITS["workflow_pollers"]),
-            "EDGEFLOW__WORKER__ACTIVITY_POLLERS": str(LIMITS["activity_pollers"]),
+            "EDGEFLOW__WORKER__MAX_CONCURRENT_ACTIVITIES": str(limits["max_concurrent_activities"]),
+            "EDGEFLOW__WORKER__MAX_CONCURRENT_WORKFLOW_TASKS": str(limits["max_concurrent_workflow_tasks"]),
+            "EDGEFLOW__WORKER__MAX_CONCURRENT_LOCAL_ACTIVITIES": str(limits["max_concurrent_local_activities"]),
+            "EDGEFLOW__WORKER__MAX_CACHED_WORKFLOWS": str(limits["max_cached_workflows"]),
+            "EDGEFLOW__WORKER__WORKFLOW_POLLERS": str(limits["workflow_pollers"]),
+            "EDGEFLOW__WORKER__ACTIVITY_POLLERS": str(limits["activity_pollers"]),
             "EDGEFLOW__OPS__LISTEN": f"127.0.0.1:{ops_port}",
             "EDGEFLOW__TELEMETRY__LOG_LEVEL": "warn",
             "EDGEFLOW__TEMPORAL__GRPC_COMPRESSION": spec.grpc_compression,
@@ -94,7 +108,7 @@ def start_worker(spec: WorkerSpec, run_dir: Path, timeout_s: float = 90.0) -> Pr
         if spec.stub_url:
             # The stub's settings; its port is picked per run, so its URL comes by environment.
             env["EDGEFLOW__SERVICES__BENCH_STUB__BASE_URL"] = spec.stub_url
-            argv += ["--config", str(BENCH / "edgeflow.toml")]
+            argv += ["--config", str(spec.edgeflow_config)]
         proc = Proc("edgeflow", argv, log, env=env, cwd=workspace, drop_env_prefix="EDGEFLOW")
         _wait_ready(proc, f"http://127.0.0.1:{ops_port}/readyz", timeout_s)
         return proc

@@ -5,7 +5,8 @@ shared aiohttp session, with an `Idempotency-Key` like edgeflow's), with the sam
 edgeflow's defaults. Settings come from the environment:
 BENCH_TEMPORAL_ADDRESS, BENCH_TASK_QUEUE, BENCH_STUB_URL (optional), and the limits
 BENCH_MAX_ACTIVITIES, BENCH_MAX_WORKFLOW_TASKS, BENCH_MAX_LOCAL_ACTIVITIES, BENCH_MAX_CACHED,
-BENCH_WORKFLOW_POLLERS, BENCH_ACTIVITY_POLLERS; BENCH_GRPC_COMPRESSION (gzip or none). Prints `READY` once it polls.
+BENCH_WORKFLOW_POLLERS, BENCH_ACTIVITY_POLLERS; BENCH_GRPC_COMPRESSION (gzip or none);
+BENCH_HTTP_TIMEOUT_SECS (one `http.call` request, default 30). Prints `READY` once it polls.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ async def main() -> None:
     # At most as many connections as activity slots, like edgeflow's `max_concurrent` for the stub.
     connector = aiohttp.TCPConnector(limit=env_int("BENCH_MAX_ACTIVITIES"))
     async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=int(os.environ.get("BENCH_HTTP_TIMEOUT_SECS", "30"))),
     ) as session:
         acts = Activities(session, services)
         worker = Worker(

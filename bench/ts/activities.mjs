@@ -1,8 +1,9 @@
 // The TypeScript SDK peer's activities: `echo` returns its input's message; `http.call` GETs a
-// named service through Node's fetch (keep-alive), with an Idempotency-Key like edgeflow's.
+// named service through Node's fetch (keep-alive), with an Idempotency-Key like edgeflow's, and
+// gives up on a request after `timeoutMs` (BENCH_HTTP_TIMEOUT_SECS; 30 s by default).
 import { Context } from '@temporalio/activity';
 
-export function makeActivities(services) {
+export function makeActivities(services, timeoutMs = 30_000) {
   return {
     async echo(input) {
       if (input.delay_ms) await new Promise((r) => setTimeout(r, input.delay_ms));
@@ -15,7 +16,7 @@ export function makeActivities(services) {
       const res = await fetch(url, {
         method: input.method ?? 'GET',
         headers: { 'Idempotency-Key': `${workflowExecution.workflowId}/${input.step}` },
-        signal: AbortSignal.timeout(30_000),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       const body = await res.arrayBuffer();
       if (res.status >= 400) throw new Error(`${url} answered ${res.status}`);

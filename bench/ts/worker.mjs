@@ -25,7 +25,7 @@ const worker = await Worker.create({
   namespace: 'default',
   taskQueue: env('BENCH_TASK_QUEUE'),
   workflowBundle: { codePath: `${here}dist/workflows-bundle.js` },
-  activities: makeActivities(services),
+  activities: makeActivities(services, Number.parseInt(process.env.BENCH_HTTP_TIMEOUT_SECS ?? '30', 10) * 1000),
   maxConcurrentActivityTaskExecutions: int('BENCH_MAX_ACTIVITIES'),
   maxConcurrentWorkflowTaskExecutions: int('BENCH_MAX_WORKFLOW_TASKS'),
   maxConcurrentLocalActivityExecutions: int('BENCH_MAX_LOCAL_ACTIVITIES'),

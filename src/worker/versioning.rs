@@ -49,6 +49,16 @@ pub enum Promotion {
     OtherIsCurrent(String),
 }
 
+/// The server is busy or briefly away: a deployment's first moments, when every worker of it
+/// registers at once, answer `ResourceExhausted` ("too many requests issued to Worker
+/// Deployment").
+fn busy(code: Code) -> bool {
+    matches!(
+        code,
+        Code::ResourceExhausted | Code::Unavailable | Code::DeadlineExceeded
+    )
+}
+
 /// How long the first worker keeps trying: the server knows a version only once one of its
 /// pollers has reached it, which takes a moment after the worker starts.
 const PROMOTE_FOR: Duration = Duration::from_secs(60);
@@ -87,8 +97,12 @@ pub async fn promote_if_none(
             .await;
         let described = match described {
             Ok(d) => d.into_inner(),
-            Err(status) if status.code() == Code::NotFound => {
-                retry(format!("the server did not know deployment `{deployment}`")).await?;
+            Err(status) if status.code() == Code::NotFound || busy(status.code()) => {
+                retry(format!(
+                    "the server did not describe deployment `{deployment}` ({})",
+                    status.message()
+                ))
+                .await?;
                 continue;
             }
             Err(status) => anyhow::bail!("describing deployment `{deployment}`: {status}"),
@@ -125,7 +139,7 @@ pub async fn promote_if_none(
                 if matches!(
                     status.code(),
                     Code::NotFound | Code::FailedPrecondition | Code::Aborted
-                ) =>
+                ) || busy(status.code()) =>
             {
                 retry(format!(
                     "the server refused version `{build_id}` ({})",

@@ -255,6 +255,38 @@ impl Stage {
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
+    /// `set-current-version`, as an operator runs it once the new workers are up: the server
+    /// refuses while the new version has not yet polled every task queue the current one has
+    /// ("missing active task queues"), so it is run again until it takes.
+    async fn set_current(&self, build_id: &str) {
+        let started = Instant::now();
+        loop {
+            let out = std::process::Command::new(temporal_cli())
+                .args(["worker", "deployment", "set-current-version"])
+                .args([
+                    "--deployment-name",
+                    "edgeflow",
+                    "--build-id",
+                    build_id,
+                    "--yes",
+                ])
+                .args(["--address", &self.server.grpc_address().to_string()])
+                .args(["--namespace", NAMESPACE])
+                .output()
+                .expect("temporal worker deployment set-current-version");
+            let said = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                said.contains("missing active task queues")
+                    && started.elapsed() < Duration::from_secs(30),
+                "set-current-version {build_id}: {said}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     fn current_build(&self) -> Option<String> {
         let described = self.deployment(&["describe", "--name", "edgeflow"]);
         described["routingConfig"]["currentVersionBuildID"]
@@ -326,16 +358,9 @@ async fn pinned_orders_finish_on_their_build_while_new_ones_start_on_the_next() 
         )
         .await;
     assert_eq!(stage.current_build().as_deref(), Some("v1"));
-    let set = stage.deployment(&[
-        "set-current-version",
-        "--deployment-name",
-        "edgeflow",
-        "--build-id",
-        "v2",
-        "--yes",
-    ]);
+    stage.set_current("v2").await;
     let switched = Instant::now();
-    assert_eq!(stage.current_build().as_deref(), Some("v2"), "{set}");
+    assert_eq!(stage.current_build().as_deref(), Some("v2"));
     let load = load.await.expect("load");
     for id in &waiting {
         stage.approve(id).await;

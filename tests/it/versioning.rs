@@ -11,6 +11,7 @@
 //! the switch. A v1 order that reached v2 would fail its workflow task (nondeterminism); one that
 //! finished on v2 would carry v2's result.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::{WorkerProcess, temporal_cli, unique_queue};
@@ -310,7 +311,7 @@ fn task_trouble(id: &str, events: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_orders_finish_on_their_build_while_new_ones_start_on_the_next() {
-    let stage = std::sync::Arc::new(Stage::new().await);
+    let stage = Arc::new(Stage::new().await);
     let mut v1 = stage.worker("v1", &[]).await;
 
     // The deployment's first version makes itself current: its worker is not left idle.
@@ -330,17 +331,25 @@ async fn pinned_orders_finish_on_their_build_while_new_ones_start_on_the_next() 
     for id in &waiting {
         stage.start_order(id, 250_000).await;
     }
-    // An `echo` whose activity outlasts the switch: it auto-upgrades.
-    stage.start_echo("echo-across", 8_000).await;
-
     // Orders keep coming, ten a second, from before v2 starts until after it is current.
+    // Twenty more are started once the switch is done, however long it takes.
+    let switch_done = Arc::new(tokio::sync::Notify::new());
     let load = {
-        let stage = stage.clone();
+        let (stage, switch_done) = (stage.clone(), switch_done.clone());
         tokio::spawn(async move {
             let mut started = Vec::new();
             let mut tick = tokio::time::interval(Duration::from_millis(100));
-            for i in 0..80 {
-                tick.tick().await;
+            let mut after_switch = None;
+            let switched = switch_done.notified();
+            tokio::pin!(switched);
+            for i in 0.. {
+                tokio::select! {
+                    () = &mut switched, if after_switch.is_none() => after_switch = Some(i + 20),
+                    _ = tick.tick() => {}
+                }
+                if after_switch.is_some_and(|end| i >= end) {
+                    break;
+                }
                 let id = format!("load-{i}");
                 stage.start_order(&id, 1_000).await;
                 started.push((id, Instant::now()));
@@ -349,6 +358,10 @@ async fn pinned_orders_finish_on_their_build_while_new_ones_start_on_the_next() 
         })
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // An `echo` started on v1 whose activity outlasts the switch by far (v2's start and the
+    // switch take a few seconds): at its next task it moves to v2, as auto-upgrade runs do.
+    stage.start_echo("echo-across", 15_000).await;
 
     // v2 starts beside v1 and is not current yet: it gets nothing until the operator says so.
     let v2 = stage
@@ -360,7 +373,13 @@ async fn pinned_orders_finish_on_their_build_while_new_ones_start_on_the_next() 
     assert_eq!(stage.current_build().as_deref(), Some("v1"));
     stage.set_current("v2").await;
     let switched = Instant::now();
+    let echo = stage.describe("echo-across");
+    assert_eq!(
+        echo["status"], "WORKFLOW_EXECUTION_STATUS_RUNNING",
+        "the echo ended before the switch: {echo}"
+    );
     assert_eq!(stage.current_build().as_deref(), Some("v2"));
+    switch_done.notify_one();
     let load = load.await.expect("load");
     for id in &waiting {
         stage.approve(id).await;
@@ -394,7 +413,7 @@ async fn pinned_orders_finish_on_their_build_while_new_ones_start_on_the_next() 
                 assert!(result.get("completed_by").is_none(), "{id}: {result}");
                 assert_eq!(result["order_id"], id.as_str(), "{id}: {result}");
                 assert!(
-                    started_at.is_none_or(|at| at < switched + Duration::from_secs(1)),
+                    started_at.is_none_or(|at| at < switched + Duration::from_secs(3)),
                     "{id} started on v1 {:?} after the switch",
                     started_at.map(|at| at - switched)
                 );

@@ -371,6 +371,7 @@ async fn pinned_orders_finish_on_their_build_while_new_ones_start_on_the_next() 
         )
         .await;
     assert_eq!(stage.current_build().as_deref(), Some("v1"));
+    let switching = Instant::now();
     stage.set_current("v2").await;
     let switched = Instant::now();
     let echo = stage.describe("echo-across");
@@ -420,6 +421,10 @@ async fn pinned_orders_finish_on_their_build_while_new_ones_start_on_the_next() 
             }
             Some("v2") => {
                 on_v2 += 1;
+                assert!(
+                    started_at.is_some_and(|at| at > switching),
+                    "{id} ran on v2, which was not current when it started"
+                );
                 assert_eq!(result["completed_by"], "incompatible-order", "{id}");
             }
             other => panic!("{id} ran on {other:?}: {info}"),

@@ -297,6 +297,16 @@ impl Stage {
     }
 }
 
+/// An RFC 3339 time from the server (`...T15:25:11.25873Z`) with its fraction padded to
+/// nanoseconds, so two of them compare as text.
+fn server_time(text: &str) -> String {
+    let (whole, fraction) = text
+        .trim_end_matches('Z')
+        .split_once('.')
+        .unwrap_or((text.trim_end_matches('Z'), ""));
+    format!("{whole}.{fraction:0<9}Z")
+}
+
 /// The run's workflow-task failures and timeouts, one line each.
 fn task_trouble(id: &str, events: &[Value]) -> Vec<String> {
     events
@@ -371,9 +381,14 @@ async fn pinned_orders_finish_on_their_build_while_new_ones_start_on_the_next() 
         )
         .await;
     assert_eq!(stage.current_build().as_deref(), Some("v1"));
-    let switching = Instant::now();
     stage.set_current("v2").await;
     let switched = Instant::now();
+    let v2_current_since = server_time(
+        stage.deployment(&["describe", "--name", "edgeflow"])["routingConfig"]
+            ["currentVersionChangedTime"]
+            .as_str()
+            .expect("currentVersionChangedTime"),
+    );
     let echo = stage.describe("echo-across");
     assert_eq!(
         echo["status"], "WORKFLOW_EXECUTION_STATUS_RUNNING",
@@ -421,9 +436,16 @@ async fn pinned_orders_finish_on_their_build_while_new_ones_start_on_the_next() 
             }
             Some("v2") => {
                 on_v2 += 1;
+                // v2 took none of a run's tasks before it was current.
+                let events = stage.events(id);
+                let first_task_done = events
+                    .iter()
+                    .find(|e| e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED")
+                    .and_then(|e| e["eventTime"].as_str())
+                    .map(server_time);
                 assert!(
-                    started_at.is_some_and(|at| at > switching),
-                    "{id} ran on v2, which was not current when it started"
+                    first_task_done.as_ref() >= Some(&v2_current_since),
+                    "{id} ran a task on v2 at {first_task_done:?}, before it was current ({v2_current_since})"
                 );
                 assert_eq!(result["completed_by"], "incompatible-order", "{id}");
             }

@@ -155,30 +155,24 @@ impl Stage {
             "amount_cents": amount_cents,
             "currency": "EUR",
         });
-        let res = self
-            .http
-            .post(self.api(&format!("workflows/{id}")))
-            .json(&json!({
-                "workflowId": id,
-                "workflowType": {"name": "order"},
-                "taskQueue": {"name": self.queue},
-                "input": Self::payloads(&input),
-            }))
-            .send()
-            .await
-            .expect("start");
-        assert!(res.status().is_success(), "{:?}", res.text().await);
+        self.start("order", id, &input).await;
     }
 
     async fn start_echo(&self, id: &str, delay_ms: u64) {
+        self.start("echo", id, &json!({"message": id, "delay_ms": delay_ms}))
+            .await;
+    }
+
+    /// Starts `workflow` as `id` on the stage's queue, through the HTTP API.
+    async fn start(&self, workflow: &str, id: &str, input: &Value) {
         let res = self
             .http
             .post(self.api(&format!("workflows/{id}")))
             .json(&json!({
                 "workflowId": id,
-                "workflowType": {"name": "echo"},
+                "workflowType": {"name": workflow},
                 "taskQueue": {"name": self.queue},
-                "input": Self::payloads(&json!({"message": id, "delay_ms": delay_ms})),
+                "input": Self::payloads(input),
             }))
             .send()
             .await
@@ -239,15 +233,20 @@ impl Stage {
     }
 
     /// `temporal worker deployment ARGS --output json` against this stage's server.
-    fn deployment(&self, args: &[&str]) -> Value {
-        let out = std::process::Command::new(temporal_cli())
+    /// `temporal worker deployment ARGS` against this stage's server and namespace.
+    fn deployment_command(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(temporal_cli())
             .args(["worker", "deployment"])
             .args(args)
-            .args(["--output", "json"])
             .args(["--address", &self.server.grpc_address().to_string()])
             .args(["--namespace", NAMESPACE])
             .output()
-            .expect("temporal worker deployment");
+            .expect("temporal worker deployment")
+    }
+
+    /// `temporal worker deployment ARGS --output json`.
+    fn deployment(&self, args: &[&str]) -> Value {
+        let out = self.deployment_command(&[args, &["--output", "json"]].concat());
         assert!(
             out.status.success(),
             "temporal worker deployment {args:?}: {}",
@@ -262,19 +261,14 @@ impl Stage {
     async fn set_current(&self, build_id: &str) {
         let started = Instant::now();
         loop {
-            let out = std::process::Command::new(temporal_cli())
-                .args(["worker", "deployment", "set-current-version"])
-                .args([
-                    "--deployment-name",
-                    "edgeflow",
-                    "--build-id",
-                    build_id,
-                    "--yes",
-                ])
-                .args(["--address", &self.server.grpc_address().to_string()])
-                .args(["--namespace", NAMESPACE])
-                .output()
-                .expect("temporal worker deployment set-current-version");
+            let out = self.deployment_command(&[
+                "set-current-version",
+                "--deployment-name",
+                "edgeflow",
+                "--build-id",
+                build_id,
+                "--yes",
+            ]);
             let said = String::from_utf8_lossy(&out.stderr);
             if out.status.success() {
                 return;
